@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ActivationApiConfig(AppConfig):
+    name = "activation_api"
+    verbose_name = "Activation API"

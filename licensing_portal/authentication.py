@@ -1,0 +1,71 @@
+"""Partner API keys as DRF authentication, and the Actor behind any request."""
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from rest_framework import authentication, exceptions
+
+from smartaccounts.actors import Actor
+from smartaccounts.models import ApiKey, Organization
+from smartaccounts.selectors import authenticate_api_key
+from smartaccounts.services import API_KEY_PREFIX
+
+
+class ApiKeyPrincipal:
+    """What `request.user` is when a partner system calls with an API key."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+        self.organization: Organization = api_key.organization
+        self.pk = None
+
+    def __str__(self) -> str:
+        return f"API key {self.api_key.prefix}…"
+
+
+def bearer_token(request: HttpRequest) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Any) -> tuple[ApiKeyPrincipal, ApiKey] | None:
+        token = bearer_token(request)
+        if token is None or not token.startswith(API_KEY_PREFIX):
+            return None
+        api_key = authenticate_api_key(token)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return ApiKeyPrincipal(api_key), api_key
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="api"'
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The caller's address; behind TRUSTED_PROXY_COUNT proxies, from X-Forwarded-For."""
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if proxies:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [p for p in forwarded if p]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def actor_for(request: Any) -> Actor:
+    address = client_address(request)
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiKey):
+        return Actor.for_api_key(auth, address)
+    return Actor.for_user(request.user, address)

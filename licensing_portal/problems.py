@@ -1,0 +1,125 @@
+"""RFC 9457 problem details for every API error, with the contract's stable `code`."""
+
+from http import HTTPStatus
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from .errors import DomainError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+STATUS_FOR_CODE: dict[str, int] = {
+    "validation_error": 400,
+    "not_authenticated": 401,
+    "token_invalid": 401,
+    "credential_revoked": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "unsupported_media_type": 415,
+    "idempotency_conflict": 409,
+    "insufficient_capacity": 409,
+    "order_locked": 409,
+    "token_used": 409,
+    "fingerprint_mismatch": 409,
+    "server_not_pending": 409,
+    "token_expired": 410,
+    "subscription_requires_online": 422,
+    "rate_limited": 429,
+    "service_unavailable": 503,
+    "server_error": 500,
+}
+
+
+def problem(
+    status: int, code: str, detail: str, *, title: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra)
+    return body
+
+
+def _flatten_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error tree as {"lines.0.quantity": ["..."]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = key if not prefix else f"{prefix}.{key}"
+            if key == "non_field_errors":
+                name = prefix or "non_field_errors"
+            flat.update(_flatten_errors(value, name))
+    elif isinstance(data, list):
+        if all(not isinstance(item, dict | list) for item in data):
+            flat.setdefault(prefix or "non_field_errors", []).extend(str(item) for item in data)
+        else:
+            for index, item in enumerate(data):
+                if item:
+                    flat.update(
+                        _flatten_errors(item, f"{prefix}.{index}" if prefix else str(index))
+                    )
+    else:
+        flat.setdefault(prefix or "non_field_errors", []).append(str(data))
+    return flat
+
+
+def _first_message(errors: dict[str, list[str]]) -> str:
+    for field, messages in errors.items():
+        if messages:
+            return f"{field}: {messages[0]}" if field != "non_field_errors" else messages[0]
+    return "The request is not valid."
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        status = STATUS_FOR_CODE.get(exc.code, 400)
+        body = problem(status, exc.code, exc.detail, **exc.extra)
+        if exc.errors:
+            body["errors"] = exc.errors
+    elif isinstance(exc, exceptions.ValidationError):
+        errors = _flatten_errors(exc.detail)
+        body = problem(400, "validation_error", _first_message(errors), errors=errors)
+    elif isinstance(exc, Http404 | exceptions.NotFound):
+        body = problem(404, "not_found", "Not found.")
+    elif isinstance(exc, PermissionDenied | exceptions.PermissionDenied):
+        detail = getattr(exc, "detail", None) or "You may not perform this action."
+        body = problem(403, "permission_denied", str(detail))
+    elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        body = problem(401, "not_authenticated", str(exc.detail))
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    elif isinstance(exc, exceptions.Throttled):
+        body = problem(429, "rate_limited", str(exc.detail))
+        if exc.wait:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+    elif isinstance(exc, exceptions.MethodNotAllowed):
+        body = problem(405, "method_not_allowed", str(exc.detail))
+    elif isinstance(exc, exceptions.NotAcceptable):
+        body = problem(406, "not_acceptable", str(exc.detail))
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        body = problem(415, "unsupported_media_type", str(exc.detail))
+    elif isinstance(exc, exceptions.ParseError):
+        body = problem(400, "validation_error", str(exc.detail))
+    elif isinstance(exc, exceptions.APIException):
+        body = problem(exc.status_code, "server_error", str(exc.detail))
+    else:
+        return None
+    response = Response(body, status=body["status"], headers=headers)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def problem_response(request: HttpRequest, status: int, code: str, detail: str) -> JsonResponse:
+    return JsonResponse(
+        problem(status, code, detail), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )

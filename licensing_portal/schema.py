@@ -1,0 +1,38 @@
+"""Schema pieces shared by every API view: the problem+json error body."""
+
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+from .problems import STATUS_FOR_CODE
+
+ProblemSerializer = inline_serializer(
+    name="Problem",
+    fields={
+        "type": serializers.CharField(),
+        "title": serializers.CharField(),
+        "status": serializers.IntegerField(),
+        "detail": serializers.CharField(),
+        "code": serializers.ChoiceField(choices=sorted(STATUS_FOR_CODE)),
+        "errors": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), required=False
+        ),
+    },
+)
+
+_DESCRIPTIONS = {
+    400: "Invalid input (`validation_error`).",
+    401: "Missing or invalid credentials.",
+    403: "The caller's role or organization may not do this (`permission_denied`).",
+    404: "No such object visible to the caller (`not_found`).",
+    409: "Conflict with the current state.",
+    410: "Gone (expired).",
+    422: "Refused by a business rule.",
+    429: "Too many failed attempts (`rate_limited`).",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {
+        status: OpenApiResponse(ProblemSerializer, description=_DESCRIPTIONS.get(status, ""))
+        for status in statuses
+    }

@@ -1,0 +1,36 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class OutboundEmail(models.Model):
+    """One e-mail to send, written in the same transaction as the business change.
+
+    The message is rendered at send time by the renderer registered for `kind`, so secrets that
+    go into links are minted then and never stored in clear.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=32, db_index=True)
+    object_id = models.CharField(max_length=64)
+    to = models.JSONField(default=list, help_text="Recipient addresses.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "outbound e-mail"
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(sent_at__isnull=True),
+                name="outbox_unsent_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {', '.join(self.to)}"

@@ -1,0 +1,209 @@
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from licensing_portal.authentication import actor_for
+from licensing_portal.pagination import Pagination
+from licensing_portal.schema import problem_responses
+from smartaccounts.models import License
+from smartaccounts.selectors import resellers_of
+
+from . import services
+from .models import Order, OrderLine
+from .selectors import get_order_for, orders_with_lines_for
+
+
+class OrgRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class CustomerRefSerializer(OrgRefSerializer):
+    email = serializers.EmailField()
+
+
+class LicenseOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    product = serializers.CharField(source="product.code")
+    kind = serializers.ChoiceField(choices=License.Kind.choices)
+    quantity = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=License.State.choices)
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField(allow_null=True)
+    care_ends_at = serializers.DateTimeField(allow_null=True)
+    care_status = serializers.SerializerMethodField()
+    auto_renew = serializers.BooleanField()
+
+    def get_care_status(self, obj: License) -> str:
+        return obj.care_status(self.context.get("now") or timezone.now())
+
+
+class OrderLineOutputSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=OrderLine.Action.choices)
+    product = serializers.CharField(source="product.code")
+    kind = serializers.ChoiceField(choices=License.Kind.choices)
+    quantity = serializers.IntegerField(allow_null=True)
+    ends_at = serializers.DateTimeField(allow_null=True)
+    care_ends_at = serializers.DateTimeField(allow_null=True)
+    auto_renew = serializers.BooleanField()
+    license = serializers.UUIDField(source="license_id")
+
+
+class OrderOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    reference = serializers.CharField()
+    state = serializers.ChoiceField(choices=Order.State.choices)
+    created_at = serializers.DateTimeField()
+    unlocked_at = serializers.DateTimeField(allow_null=True)
+    placed_by = OrgRefSerializer()
+    reseller = OrgRefSerializer()
+    customer = CustomerRefSerializer()
+    account = OrgRefSerializer()
+    lines = OrderLineOutputSerializer(many=True, source="lines.all")
+    licenses = serializers.SerializerMethodField()
+
+    @extend_schema_field(LicenseOutputSerializer(many=True))
+    def get_licenses(self, obj: Order) -> list[dict[str, Any]]:
+        """The licenses the order created or renewed, once each, in line order."""
+        seen: dict[object, License] = {}
+        for line in obj.lines.all():
+            seen.setdefault(line.license_id, line.license)
+        return LicenseOutputSerializer(list(seen.values()), many=True, context=self.context).data
+
+
+def _order_body(order_id: object, request: Request) -> dict[str, Any]:
+    order = get_order_for(actor_for(request), order_id)
+    return OrderOutputSerializer(order, context={"now": timezone.now()}).data
+
+
+class CustomerInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField()
+    external_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, allow_blank=True)
+
+
+class LineInputSerializer(serializers.Serializer):
+    product = serializers.CharField(max_length=64, required=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    kind = serializers.ChoiceField(choices=License.Kind.choices, required=False)
+    ends_at = serializers.DateTimeField(required=False)
+    care_ends_at = serializers.DateTimeField(required=False)
+    auto_renew = serializers.BooleanField(required=False)
+    renews = serializers.UUIDField(required=False, help_text="Renewal lines: the license renewed.")
+
+
+class OrderListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reference = serializers.CharField(max_length=100)
+        customer = CustomerInputSerializer()
+        reseller = serializers.UUIDField(
+            required=False, help_text="Distributors only: the reseller ordered for."
+        )
+        lines = LineInputSerializer(many=True, allow_empty=False, max_length=200)
+
+        def to_order_data(self) -> services.OrderData:
+            data = self.validated_data
+            customer = data["customer"]
+            return services.OrderData(
+                reference=data["reference"],
+                reseller=data.get("reseller"),
+                customer=services.CustomerData(
+                    name=customer["name"],
+                    email=customer["email"].lower(),
+                    external_id=customer.get("external_id", ""),
+                    country=customer.get("country", "").upper(),
+                ),
+                lines=[services.LineData(**line) for line in data["lines"]],
+            )
+
+    @extend_schema(
+        operation_id="orders_list",
+        summary="Orders placed by the caller (or for it, as reseller)",
+        responses={200: OrderOutputSerializer(many=True), **problem_responses(401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        paginator = Pagination()
+        orders = orders_with_lines_for(actor_for(request)).order_by("-created_at")
+        page = paginator.paginate_queryset(orders, request, view=self)
+        data = OrderOutputSerializer(page, many=True, context={"now": timezone.now()}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(
+        operation_id="orders_create",
+        summary="Place an order",
+        description=(
+            "New and expansion lines create locked licenses in the customer's Smart Account; "
+            "renewal lines (`renews`) extend a license at once. Replaying a reference with the "
+            "same body answers 200 with the same order and sends no second e-mail. An order "
+            "made only of renewal lines has nothing to unlock and is `unlocked` at once."
+        ),
+        request=InputSerializer,
+        responses={
+            201: OrderOutputSerializer,
+            200: OpenApiResponse(OrderOutputSerializer, description="Replay of the same order."),
+            **problem_responses(400, 401, 403, 409),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        actor = actor_for(request)
+        order, created = services.place_order(
+            placed_by=actor.organization, data=serializer.to_order_data(), actor=actor
+        )
+        return Response(
+            _order_body(order.pk, request),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class OrderDetailApi(APIView):
+    @extend_schema(
+        operation_id="orders_retrieve",
+        summary="An order and its licenses",
+        responses={200: OrderOutputSerializer, **problem_responses(401, 404)},
+    )
+    def get(self, request: Request, order_id: str) -> Response:
+        return Response(_order_body(order_id, request))
+
+
+class OrderUnlockApi(APIView):
+    @extend_schema(
+        operation_id="orders_unlock",
+        summary="Unlock an order's licenses",
+        description="Idempotent: unlocking an unlocked order changes nothing and answers 200.",
+        request=None,
+        responses={200: OrderOutputSerializer, **problem_responses(401, 403, 404)},
+    )
+    def post(self, request: Request, order_id: str) -> Response:
+        actor = actor_for(request)
+        order = get_order_for(actor, order_id)
+        services.unlock_order(order=order, actor=actor)
+        return Response(_order_body(order.pk, request))
+
+
+class ResellerListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        name = serializers.CharField()
+
+    @extend_schema(
+        operation_id="resellers_list",
+        summary="A distributor's resellers, to name in its orders",
+        responses={200: OutputSerializer(many=True), **problem_responses(401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        actor = actor_for(request)
+        org = actor.organization
+        if org is None or org.kind != org.Kind.DISTRIBUTOR:
+            raise PermissionDenied("Only distributors have resellers.")
+        paginator = Pagination()
+        page = paginator.paginate_queryset(resellers_of(org), request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

@@ -1,0 +1,50 @@
+"""The one e-mail per order: details and the unlock link, minted when it is sent."""
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from notifications.models import OutboundEmail
+from notifications.renderers import register
+from smartaccounts.secrets import new_secret
+
+from .models import Order
+from .services import ORDER_EMAIL, set_unlock_secret
+
+
+def unlock_url(secret: str) -> str:
+    return settings.SITE_URL + reverse("orders:unlock", args=[secret])
+
+
+@register(ORDER_EMAIL)
+def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
+    order = (
+        Order.objects.select_related("placed_by", "reseller", "customer", "account")
+        .prefetch_related("lines__product", "lines__license")
+        .filter(pk=row.object_id)
+        .first()
+    )
+    if order is None:
+        return None
+    link = None
+    if order.is_locked:
+        secret = new_secret()
+        set_unlock_secret(order=order, secret=secret)
+        link = unlock_url(secret)
+    context = {
+        "order": order,
+        "lines": list(order.lines.all()),
+        "unlock_url": link,
+        "portal_url": settings.SITE_URL + reverse("orders:list"),
+        "site_url": settings.SITE_URL,
+    }
+    subject = f"Order {order.reference} for {order.customer.name}"
+    subject += " — unlock your licenses" if link else " — applied"
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("emails/order.txt", context),
+        to=row.to,
+    )
+    message.attach_alternative(render_to_string("emails/order.html", context), "text/html")
+    return message

@@ -1,0 +1,5 @@
+from licensing_portal.errors import DomainError
+
+
+class OrderError(DomainError):
+    """An order rule refused the operation."""

@@ -1,0 +1,93 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from smartaccounts.actors import Actor
+from smartaccounts.models import License, Organization, Product, SmartAccount
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    def visible_to(self, actor: Actor) -> "OrderQuerySet":
+        """Orders the actor's organization placed, or that were placed for it as reseller."""
+        org = actor.organization
+        if org is None or not org.is_partner:
+            return self.none()
+        return self.filter(Q(placed_by=org) | Q(reseller=org))
+
+
+class Order(models.Model):
+    class State(models.TextChoices):
+        LOCKED = "locked", "Locked"
+        UNLOCKED = "unlocked", "Unlocked"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    reference = models.CharField(max_length=100)
+    placed_by = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="orders_placed"
+    )
+    reseller = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="orders_as_reseller"
+    )
+    customer = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="orders_as_customer"
+    )
+    account = models.ForeignKey(SmartAccount, on_delete=models.PROTECT, related_name="orders")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.LOCKED)
+    # SHA-256 of the canonical request, to tell a replay from a conflicting reuse of reference.
+    request_digest = models.CharField(max_length=64, editable=False)
+    # Keyed hash of the secret in the current unlock link; empty until the e-mail is sent.
+    unlock_secret_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    unlocked_at = models.DateTimeField(null=True, blank=True)
+    unlocked_by = models.CharField(max_length=200, blank=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["placed_by", "reference"], name="order_reference_unique_per_partner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.reference}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.state == self.State.LOCKED
+
+
+class OrderLine(models.Model):
+    class Action(models.TextChoices):
+        NEW = "new", "New"
+        EXPANSION = "expansion", "Expansion"
+        RENEWAL = "renewal", "Renewal"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    action = models.CharField(max_length=16, choices=Action.choices)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    # The license created (new, expansion) or extended (renewal) by this line.
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="order_lines")
+    kind = models.CharField(max_length=16, choices=License.Kind.choices)
+    quantity = models.PositiveIntegerField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    care_ends_at = models.DateTimeField(null=True, blank=True)
+    auto_renew = models.BooleanField(default=True)
+    # For renewals: the dates they replaced, so the history reads plainly.
+    previous_ends_at = models.DateTimeField(null=True, blank=True)
+    previous_care_ends_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["order", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "position"], name="orderline_position_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order.reference} #{self.position + 1}: {self.action} {self.product.code}"

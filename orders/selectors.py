@@ -1,0 +1,23 @@
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+
+from licensing_portal.identifiers import uuid_or_404
+from smartaccounts.actors import Actor
+
+from .models import Order, OrderLine
+
+
+def orders_for(actor: Actor) -> QuerySet[Order]:
+    return Order.objects.visible_to(actor).select_related(
+        "placed_by", "reseller", "customer", "account"
+    )
+
+
+def orders_with_lines_for(actor: Actor) -> QuerySet[Order]:
+    return orders_for(actor).prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.select_related("product", "license__product"))
+    )
+
+
+def get_order_for(actor: Actor, order_id: object) -> Order:
+    return get_object_or_404(orders_with_lines_for(actor), pk=uuid_or_404(order_id))

@@ -1,0 +1,453 @@
+import hashlib
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from notifications.services import enqueue_email
+from smartaccounts.actors import Actor
+from smartaccounts.audit import record_event
+from smartaccounts.models import License, Organization, PartnerLink, Product, User
+from smartaccounts.secrets import hash_secret, secret_matches
+from smartaccounts.services import create_customer, invite_user
+
+from .errors import OrderError
+from .models import Order, OrderLine
+
+ORDER_EMAIL = "order"
+
+
+@dataclass(frozen=True)
+class CustomerData:
+    name: str
+    email: str
+    external_id: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class LineData:
+    product: str | None = None
+    quantity: int | None = None
+    kind: str | None = None
+    ends_at: datetime | None = None
+    care_ends_at: datetime | None = None
+    auto_renew: bool | None = None
+    renews: uuid.UUID | None = None
+
+    @property
+    def is_renewal(self) -> bool:
+        return self.renews is not None
+
+
+@dataclass(frozen=True)
+class OrderData:
+    reference: str
+    customer: CustomerData
+    lines: list[LineData] = field(default_factory=list)
+    reseller: uuid.UUID | None = None
+
+    def digest(self) -> str:
+        canonical = json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Errors:
+    """Collects field errors so a caller sees every problem of an order at once."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            first_field, messages = next(iter(self.errors.items()))
+            raise OrderError(
+                "validation_error", f"{first_field}: {messages[0]}", errors=self.errors
+            )
+
+
+def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tuple[Order, bool]:
+    """Record an order, its licenses (locked) and renewals, and queue its one e-mail.
+
+    Returns (order, created). Replaying the same reference with the same body returns the
+    existing order with created=False; another body under that reference is a conflict.
+    """
+    if not placed_by.is_partner:
+        raise OrderError("permission_denied", "Only distributors and resellers place orders.")
+    digest = data.digest()
+    now = timezone.now()
+    with transaction.atomic():
+        # One partner's orders are taken one at a time: this makes the reference check and
+        # the customer matching safe under concurrent identical requests.
+        Organization.objects.select_for_update().filter(pk=placed_by.pk).first()
+        existing = Order.objects.filter(placed_by=placed_by, reference=data.reference).first()
+        if existing is not None:
+            if existing.request_digest != digest:
+                raise OrderError(
+                    "idempotency_conflict",
+                    f"Order reference {data.reference!r} was already used with another body.",
+                    extra={"order_id": str(existing.pk)},
+                )
+            return existing, False
+
+        reseller = _resolve_reseller(placed_by, data.reseller)
+        products = _validate_new_lines(data.lines, now)
+        customer = _match_or_create_customer(reseller, data.customer, actor)
+        account = customer.smart_account
+        renewed = _validate_renewals(data.lines, account, products, now)
+
+        has_new = any(not line.is_renewal for line in data.lines)
+        order = Order.objects.create(
+            reference=data.reference,
+            placed_by=placed_by,
+            reseller=reseller,
+            customer=customer,
+            account=account,
+            request_digest=digest,
+            state=Order.State.LOCKED if has_new else Order.State.UNLOCKED,
+            unlocked_at=None if has_new else now,
+        )
+        owned_products = set(
+            License.objects.filter(account=account)
+            .exclude(state=License.State.REVOKED)
+            .values_list("product_id", flat=True)
+        )
+        for position, line in enumerate(data.lines):
+            if line.is_renewal:
+                _apply_renewal(order, position, line, renewed[line.renews], actor)
+            else:
+                _create_license(order, position, line, products[line.product], owned_products)
+        record_event(
+            actor=actor,
+            action="order.received",
+            obj=order,
+            account=account,
+            data={"reference": order.reference, "lines": len(data.lines)},
+        )
+        enqueue_email(kind=ORDER_EMAIL, object_id=str(order.pk), to=partner_recipients(placed_by))
+    return order, True
+
+
+def partner_recipients(org: Organization) -> list[str]:
+    if org.email:
+        return [org.email]
+    return list(
+        User.objects.filter(organization=org, role=User.Role.ADMIN, is_active=True).values_list(
+            "email", flat=True
+        )
+    )
+
+
+def _resolve_reseller(placed_by: Organization, reseller_id: uuid.UUID | None) -> Organization:
+    if placed_by.kind == Organization.Kind.RESELLER:
+        if reseller_id is not None and reseller_id != placed_by.pk:
+            raise OrderError(
+                "validation_error",
+                "reseller: a reseller orders for itself; leave this field out.",
+                errors={"reseller": ["A reseller orders for itself; leave this field out."]},
+            )
+        return placed_by
+    if reseller_id is None:
+        raise OrderError(
+            "validation_error",
+            "reseller: a distributor names the reseller it orders for.",
+            errors={"reseller": ["This field is required for distributors."]},
+        )
+    reseller = (
+        placed_by.resellers.select_for_update()
+        .filter(pk=reseller_id, kind=Organization.Kind.RESELLER)
+        .first()
+    )
+    if reseller is None:
+        raise OrderError(
+            "validation_error",
+            "reseller: not one of your resellers.",
+            errors={"reseller": ["Not one of your resellers."]},
+        )
+    return reseller
+
+
+def _validate_new_lines(lines: list[LineData], now: datetime) -> dict[str, Product]:
+    errors = _Errors()
+    if not lines:
+        errors.add("lines", "An order needs at least one line.")
+    codes = {line.product for line in lines if line.product and not line.is_renewal}
+    products = {p.code: p for p in Product.objects.filter(code__in=codes, is_active=True)}
+    for index, line in enumerate(lines):
+        name = f"lines.{index}"
+        if line.is_renewal:
+            for attr in ("quantity", "kind", "auto_renew"):
+                if getattr(line, attr) is not None:
+                    errors.add(f"{name}.{attr}", "Not allowed on a renewal line.")
+            if line.ends_at is None and line.care_ends_at is None:
+                errors.add(name, "A renewal line gives ends_at, care_ends_at or both.")
+            continue
+        if not line.product:
+            errors.add(f"{name}.product", "This field is required.")
+            continue
+        product = products.get(line.product)
+        if product is None:
+            errors.add(f"{name}.product", f"Unknown product {line.product!r}.")
+            continue
+        if line.quantity is None:
+            errors.add(f"{name}.quantity", "This field is required.")
+        if line.kind is None:
+            errors.add(f"{name}.kind", "This field is required.")
+            continue
+        if not product.allows(line.kind):
+            errors.add(f"{name}.kind", f"{product.code} is not sold as {line.kind}.")
+        if line.kind == License.Kind.SUBSCRIPTION:
+            if line.ends_at is None:
+                errors.add(f"{name}.ends_at", "A subscription needs its term end.")
+            elif line.ends_at <= now:
+                errors.add(f"{name}.ends_at", "The term end must be in the future.")
+            if line.care_ends_at is not None and line.care_ends_at <= now:
+                errors.add(f"{name}.care_ends_at", "The care end must be in the future.")
+        else:
+            if line.ends_at is not None:
+                errors.add(f"{name}.ends_at", "Perpetual licenses have no term end.")
+            if line.auto_renew:
+                errors.add(f"{name}.auto_renew", "Only subscriptions renew.")
+    errors.raise_if_any()
+    return products
+
+
+def _match_or_create_customer(
+    reseller: Organization, data: CustomerData, actor: Actor
+) -> Organization:
+    """The reseller's customer with this external id, else this e-mail, else a new one.
+
+    Matching looks only among the reseller's own customers: an order never reaches into a
+    Smart Account served by someone else.
+    """
+    links = PartnerLink.objects.filter(reseller=reseller).select_related("customer__smart_account")
+    link = None
+    if data.external_id:
+        link = links.filter(external_id=data.external_id).first()
+    if link is None and data.email:
+        link = links.filter(customer__email__iexact=data.email).order_by("created_at").first()
+        if link is not None and data.external_id and not link.external_id:
+            link.external_id = data.external_id
+            link.save(update_fields=["external_id"])
+    if link is not None:
+        return link.customer
+    return create_customer(
+        reseller=reseller,
+        name=data.name,
+        email=data.email,
+        country=data.country,
+        external_id=data.external_id,
+        actor=actor,
+    )
+
+
+def _validate_renewals(
+    lines: list[LineData], account: object, products: dict[str, Product], now: datetime
+) -> dict[uuid.UUID, License]:
+    ids = [line.renews for line in lines if line.renews is not None]
+    if not ids:
+        return {}
+    licenses = {
+        lic.pk: lic
+        for lic in License.objects.select_for_update()
+        .select_related("product")
+        .filter(pk__in=ids, account=account)
+    }
+    errors = _Errors()
+    seen: set[uuid.UUID] = set()
+    locked: list[str] = []
+    for index, line in enumerate(lines):
+        if line.renews is None:
+            continue
+        name = f"lines.{index}"
+        lic = licenses.get(line.renews)
+        if lic is None:
+            errors.add(f"{name}.renews", "No such license in the customer's Smart Account.")
+            continue
+        if line.renews in seen:
+            errors.add(f"{name}.renews", "This license is renewed twice in one order.")
+        seen.add(line.renews)
+        if line.product and line.product != lic.product.code:
+            errors.add(f"{name}.product", f"The license renewed is {lic.product.code}.")
+        if lic.state == License.State.REVOKED:
+            errors.add(f"{name}.renews", "A revoked license cannot be renewed.")
+        if lic.state == License.State.LOCKED:
+            locked.append(str(lic.pk))
+        if line.ends_at is not None:
+            if lic.kind == License.Kind.PERPETUAL:
+                errors.add(f"{name}.ends_at", "Perpetual licenses have no term end.")
+            elif line.ends_at <= max(lic.ends_at or now, now):
+                errors.add(f"{name}.ends_at", "The new term end must be later than the current.")
+        if line.care_ends_at is not None and line.care_ends_at <= max(lic.care_ends_at or now, now):
+            errors.add(f"{name}.care_ends_at", "The new care end must be later than the current.")
+    errors.raise_if_any()
+    if locked:
+        raise OrderError(
+            "order_locked",
+            "A license to renew belongs to an order that is still locked: unlock it first.",
+            extra={"licenses": locked},
+        )
+    return licenses
+
+
+def _create_license(
+    order: Order, position: int, line: LineData, product: Product, owned: set[int]
+) -> License:
+    is_subscription = line.kind == License.Kind.SUBSCRIPTION
+    care_ends_at = line.care_ends_at
+    if is_subscription and care_ends_at is None:
+        care_ends_at = line.ends_at  # care comes with a subscription for its whole term
+    auto_renew = is_subscription and (line.auto_renew is None or line.auto_renew)
+    lic = License.objects.create(
+        account=order.account,
+        product=product,
+        kind=line.kind,
+        quantity=line.quantity,
+        state=License.State.LOCKED,
+        ends_at=line.ends_at if is_subscription else None,
+        care_ends_at=care_ends_at,
+        auto_renew=auto_renew,
+    )
+    OrderLine.objects.create(
+        order=order,
+        position=position,
+        action=OrderLine.Action.EXPANSION if product.pk in owned else OrderLine.Action.NEW,
+        product=product,
+        license=lic,
+        kind=lic.kind,
+        quantity=lic.quantity,
+        ends_at=lic.ends_at,
+        care_ends_at=lic.care_ends_at,
+        auto_renew=auto_renew,
+    )
+    owned.add(product.pk)
+    return lic
+
+
+def _apply_renewal(
+    order: Order, position: int, line: LineData, lic: License, actor: Actor
+) -> License:
+    previous_ends_at, previous_care_ends_at = lic.ends_at, lic.care_ends_at
+    if line.ends_at is not None:
+        lic.ends_at = line.ends_at
+    if line.care_ends_at is not None:
+        lic.care_ends_at = line.care_ends_at
+    if lic.state == License.State.EXPIRED and (lic.ends_at is None or lic.ends_at > timezone.now()):
+        lic.state = License.State.ACTIVE
+    lic.save(update_fields=["ends_at", "care_ends_at", "state"])
+    OrderLine.objects.create(
+        order=order,
+        position=position,
+        action=OrderLine.Action.RENEWAL,
+        product=lic.product,
+        license=lic,
+        kind=lic.kind,
+        ends_at=line.ends_at,
+        care_ends_at=line.care_ends_at,
+        auto_renew=lic.auto_renew,
+        previous_ends_at=previous_ends_at,
+        previous_care_ends_at=previous_care_ends_at,
+    )
+    record_event(
+        actor=actor,
+        action="license.renewed",
+        obj=lic,
+        account=lic.account,
+        data={
+            "order": order.reference,
+            "ends_at": lic.ends_at.isoformat() if lic.ends_at else None,
+            "care_ends_at": lic.care_ends_at.isoformat() if lic.care_ends_at else None,
+        },
+    )
+    return lic
+
+
+def unlock_order(*, order: Order, actor: Actor) -> tuple[Order, bool]:
+    """Unlock every license of the order. Returns (order, changed); a second call is harmless."""
+    if actor.user is not None and not actor.can_write:
+        raise OrderError("permission_denied", "Viewers cannot unlock orders.")
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if not locked.is_locked:
+            return locked, False
+        now = timezone.now()
+        License.objects.filter(order_lines__order=locked, state=License.State.LOCKED).update(
+            state=License.State.ACTIVE, starts_at=now
+        )
+        locked.state = Order.State.UNLOCKED
+        locked.unlocked_at = now
+        locked.unlocked_by = actor.label[:200]
+        locked.save(update_fields=["state", "unlocked_at", "unlocked_by"])
+        record_event(
+            actor=actor,
+            action="order.unlocked",
+            obj=locked,
+            account=locked.account,
+            data={"reference": locked.reference},
+        )
+        _invite_first_customer_user(locked, actor)
+    return locked, True
+
+
+def unlock_order_with_secret(*, secret: str, actor: Actor) -> tuple[Order, bool]:
+    """Unlock through the e-mail link (no login). Unknown secret: OrderError not_found."""
+    order = find_order_by_unlock_secret(secret)
+    if order is None:
+        raise OrderError("not_found", "This unlock link is not valid.")
+    return unlock_order(order=order, actor=actor)
+
+
+def find_order_by_unlock_secret(secret: str) -> Order | None:
+    if not secret:
+        return None
+    order = (
+        Order.objects.select_related("placed_by", "reseller", "customer", "account")
+        .filter(unlock_secret_hash=hash_secret(secret))
+        .first()
+    )
+    if order is None or not secret_matches(secret, order.unlock_secret_hash):
+        return None
+    return order
+
+
+def resend_order_email(*, order: Order, actor: Actor) -> Order:
+    """Send the order e-mail again with a new link; the previous link stops working now."""
+    if actor.user is not None and not actor.can_write:
+        raise OrderError("permission_denied", "Viewers cannot re-send order e-mails.")
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().select_related("placed_by").get(pk=order.pk)
+        if not locked.is_locked:
+            raise OrderError("validation_error", "This order is already unlocked.")
+        locked.unlock_secret_hash = ""
+        locked.save(update_fields=["unlock_secret_hash"])
+        enqueue_email(
+            kind=ORDER_EMAIL, object_id=str(locked.pk), to=partner_recipients(locked.placed_by)
+        )
+        record_event(
+            actor=actor,
+            action="order.email_resent",
+            obj=locked,
+            account=locked.account,
+            data={"reference": locked.reference},
+        )
+    return locked
+
+
+def set_unlock_secret(*, order: Order, secret: str) -> None:
+    """Bind a freshly minted unlock secret to the order (called while sending its e-mail)."""
+    Order.objects.filter(pk=order.pk).update(unlock_secret_hash=hash_secret(secret))
+
+
+def _invite_first_customer_user(order: Order, actor: Actor) -> None:
+    customer = order.customer
+    if customer.users.exists() or not customer.email:
+        return
+    if User.objects.filter(email__iexact=customer.email).exists():
+        return  # the address already signs in elsewhere; the partner can invite someone else
+    invite_user(organization=customer, email=customer.email, role=User.Role.ADMIN, actor=actor)

@@ -1,0 +1,110 @@
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from licensing_portal.authentication import actor_for, client_address
+from smartaccounts.actors import Actor
+from smartaccounts.decorators import partner_required, writer_required
+
+from . import services
+from .errors import OrderError
+from .models import Order
+from .selectors import get_order_for, orders_for
+
+
+def _next_or_list(request: HttpRequest) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return "orders:list"
+
+
+@partner_required
+def order_list(request: HttpRequest) -> HttpResponse:
+    orders = orders_for(actor_for(request))
+    state = request.GET.get("state")
+    if state in Order.State.values:
+        orders = orders.filter(state=state)
+    query = request.GET.get("q", "").strip()
+    if query:
+        orders = orders.filter(reference__icontains=query) | orders.filter(
+            customer__name__icontains=query
+        )
+    page = Paginator(orders.order_by("-created_at"), 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "orders/order_list.html",
+        {"page": page, "state": state, "q": query, "states": Order.State.choices},
+    )
+
+
+@partner_required
+def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
+    order = get_order_for(actor_for(request), order_id)
+    return render(request, "orders/order_detail.html", {"order": order, "lines": order.lines.all()})
+
+
+@partner_required
+@writer_required
+@require_POST
+def unlock(request: HttpRequest, order_id: str) -> HttpResponse:
+    actor = actor_for(request)
+    order = get_order_for(actor, order_id)
+    _, changed = services.unlock_order(order=order, actor=actor)
+    if changed:
+        messages.success(request, f"Order {order.reference} unlocked: its licenses are active.")
+    else:
+        messages.info(request, f"Order {order.reference} was already unlocked.")
+    return redirect(_next_or_list(request))
+
+
+@partner_required
+@writer_required
+@require_POST
+def resend(request: HttpRequest, order_id: str) -> HttpResponse:
+    actor = actor_for(request)
+    order = get_order_for(actor, order_id)
+    try:
+        services.resend_order_email(order=order, actor=actor)
+    except OrderError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(
+            request,
+            f"The e-mail for order {order.reference} is on its way with a new unlock link; "
+            "the previous link no longer works.",
+        )
+    return redirect(_next_or_list(request))
+
+
+@require_http_methods(["GET", "POST"])
+def unlock_with_link(request: HttpRequest, secret: str) -> HttpResponse:
+    """The e-mail's unlock link: no login. GET only shows; a CSRF-checked POST unlocks."""
+    order = services.find_order_by_unlock_secret(secret)
+    if order is None:
+        response = render(request, "orders/unlock_unknown.html", status=404)
+    elif request.method == "POST":
+        actor = Actor.anonymous(
+            label=f"unlock link sent to {order.placed_by.name}", address=client_address(request)
+        )
+        order, changed = services.unlock_order(order=order, actor=actor)
+        response = render(
+            request,
+            "orders/unlock_done.html",
+            {"order": order, "changed": changed, "lines": order.lines.select_related("product")},
+        )
+    else:
+        response = render(
+            request,
+            "orders/unlock_confirm.html",
+            {"order": order, "lines": order.lines.select_related("product")},
+        )
+    # The secret is in the URL: never leak it to another site through Referer.
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,55 @@
+"""Who is acting: a portal user, a partner system's API key, a server, or the system itself."""
+
+from dataclasses import dataclass
+
+from .models import ApiKey, Organization, User
+
+
+@dataclass(frozen=True)
+class Actor:
+    label: str
+    organization: Organization | None = None
+    user: User | None = None
+    api_key: ApiKey | None = None
+    address: str | None = None
+
+    @classmethod
+    def for_user(cls, user: User, address: str | None = None) -> "Actor":
+        return cls(label=user.email, organization=user.organization, user=user, address=address)
+
+    @classmethod
+    def for_api_key(cls, api_key: ApiKey, address: str | None = None) -> "Actor":
+        return cls(
+            label=f"API key {api_key.prefix}… ({api_key.name})",
+            organization=api_key.organization,
+            api_key=api_key,
+            address=address,
+        )
+
+    @classmethod
+    def system(cls, label: str = "system") -> "Actor":
+        return cls(label=label)
+
+    @classmethod
+    def anonymous(cls, label: str, address: str | None = None) -> "Actor":
+        """Someone holding a capability link (an unlock e-mail), not logged in."""
+        return cls(label=label, address=address)
+
+    @property
+    def role(self) -> str:
+        if self.user is not None:
+            if self.user.is_superuser:
+                return User.Role.ADMIN
+            return self.user.role
+        # A partner system acts with member rights: it may order and unlock, not manage people.
+        if self.api_key is not None:
+            return User.Role.MEMBER
+        return User.Role.VIEWER
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in (User.Role.ADMIN, User.Role.MEMBER)
+
+    @property
+    def is_org_admin(self) -> bool:
+        return self.user is not None and self.role == User.Role.ADMIN

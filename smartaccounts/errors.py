@@ -1,0 +1,5 @@
+from licensing_portal.errors import DomainError
+
+
+class AccountError(DomainError):
+    """A Smart Account, organization or API-key rule refused the operation."""

@@ -1,0 +1,46 @@
+from collections.abc import Iterator
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+
+from .models import User
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "The e-mail address and password do not match an active account.",
+    }
+
+    def clean_username(self) -> str:
+        return self.cleaned_data["username"].lower()
+
+
+class InvitablePasswordResetForm(PasswordResetForm):
+    """Password reset that also reaches invited users who never set a password.
+
+    Links are built from SITE_URL, never from the request's Host header.
+    """
+
+    def get_users(self, email: str) -> Iterator[User]:
+        return iter(User.objects.filter(email__iexact=email, is_active=True))
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["extra_email_context"] = {
+            **(kwargs.get("extra_email_context") or {}),
+            "site_url": settings.SITE_URL,
+        }
+        super().save(*args, **kwargs)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        label="Name",
+        help_text="Where the key is used, e.g. “ERP production”.",
+    )

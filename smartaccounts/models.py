@@ -1,0 +1,300 @@
+import uuid
+from datetime import datetime, timedelta
+
+from django.contrib.auth.base_user import BaseUserManager
+from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+CARE_EXPIRING_WITHIN = timedelta(days=60)
+
+
+class Organization(models.Model):
+    class Kind(models.TextChoices):
+        VENDOR = "vendor", "Vendor"
+        DISTRIBUTOR = "distributor", "Distributor"
+        RESELLER = "reseller", "Reseller"
+        CUSTOMER = "customer", "Customer"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    # The contact that receives order e-mails (partners) or invitations (customers).
+    email = models.EmailField(blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    # Distributors serve resellers; a reseller may buy through more than one distributor.
+    resellers = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        related_name="distributors",
+        blank=True,
+        limit_choices_to={"kind": "reseller"},
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["kind", "name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_partner(self) -> bool:
+        return self.kind in (self.Kind.DISTRIBUTOR, self.Kind.RESELLER)
+
+
+class PartnerLink(models.Model):
+    """A reseller serves a customer. Created by the reseller's first order for that customer."""
+
+    reseller = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="customer_links"
+    )
+    customer = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="reseller_links"
+    )
+    # The reseller's own id for this customer (its CRM or ordering system's key).
+    external_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reseller", "customer"], name="partnerlink_unique"),
+            models.UniqueConstraint(
+                fields=["reseller", "external_id"],
+                condition=~Q(external_id=""),
+                name="partnerlink_unique_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reseller} → {self.customer}"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields: object) -> "User":
+        if not email:
+            raise ValueError("Users need an e-mail address.")
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: object) -> "User":
+        fields.setdefault("is_staff", True)
+        fields.setdefault("is_superuser", True)
+        fields.setdefault("role", User.Role.ADMIN)
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+        VIEWER = "viewer", "Viewer"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="users", null=True, blank=True
+    )
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May use the back office.")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def can_write(self) -> bool:
+        return self.role in (self.Role.ADMIN, self.Role.MEMBER)
+
+    def is_org_admin(self) -> bool:
+        return self.role == self.Role.ADMIN
+
+
+class SmartAccount(models.Model):
+    """The customer's container of licenses and servers: one per customer organization."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, related_name="smart_account"
+    )
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    code = models.CharField(max_length=64, unique=True, help_text="e.g. CALL_RECORDING")
+    name = models.CharField(max_length=200)
+    unit = models.CharField(max_length=32, help_text="Capacity unit: users, channels, seats…")
+    allows_perpetual = models.BooleanField(default=True)
+    allows_subscription = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    def allows(self, kind: str) -> bool:
+        if kind == License.Kind.PERPETUAL:
+            return self.allows_perpetual
+        if kind == License.Kind.SUBSCRIPTION:
+            return self.allows_subscription
+        return False
+
+
+def care_status_at(care_ends_at: datetime | None, now: datetime) -> str:
+    if care_ends_at is None or care_ends_at <= now:
+        return License.CareStatus.EXPIRED
+    if care_ends_at - now <= CARE_EXPIRING_WITHIN:
+        return License.CareStatus.EXPIRING
+    return License.CareStatus.ACTIVE
+
+
+class License(models.Model):
+    """An entitlement: capacity of one product in one Smart Account."""
+
+    class Kind(models.TextChoices):
+        PERPETUAL = "perpetual", "Perpetual"
+        SUBSCRIPTION = "subscription", "Subscription"
+
+    class State(models.TextChoices):
+        LOCKED = "locked", "Locked"
+        ACTIVE = "active", "Active"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
+
+    class CareStatus(models.TextChoices):
+        ACTIVE = "active", "Active"
+        EXPIRING = "expiring", "Expiring"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(SmartAccount, on_delete=models.PROTECT, related_name="licenses")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="licenses")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    quantity = models.PositiveIntegerField()
+    # Capacity of this license given to servers; kept by the assignment service under a row
+    # lock and bounded by the database as a second line of defence.
+    assigned = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.LOCKED)
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Subscription term end.")
+    care_ends_at = models.DateTimeField(null=True, blank=True)
+    auto_renew = models.BooleanField(default=True, help_text="Subscriptions only.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["product__name", "created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(assigned__lte=models.F("quantity")),
+                name="license_assigned_within_quantity",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="license_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(kind="perpetual", ends_at__isnull=True)
+                | Q(kind="subscription", ends_at__isnull=False),
+                name="license_term_matches_kind",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "product", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product.code} ({self.kind}, {self.state})"
+
+    def care_status(self, now: datetime) -> str:
+        return care_status_at(self.care_ends_at, now)
+
+
+class ApiKey(models.Model):
+    """A partner system's credential. Only a keyed hash of the secret is kept."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when and from where. Written by services, never edited."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    actor_user = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, help_text="Who, as shown to people.")
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        help_text="The acting organization.",
+    )
+    account = models.ForeignKey(
+        SmartAccount,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        help_text="The Smart Account concerned, if any.",
+    )
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["account", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} by {self.actor_label}"

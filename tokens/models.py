@@ -1,0 +1,1 @@
+# Servers, capacity assignments, activation tokens and credentials arrive with the portal issue.
