@@ -80,6 +80,8 @@ def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tu
     """
     if not placed_by.is_partner:
         raise OrderError("permission_denied", "Only distributors and resellers place orders.")
+    if not actor.can_write:
+        raise OrderError("permission_denied", "Viewers cannot place orders.")
     digest = data.digest()
     now = timezone.now()
     with transaction.atomic():

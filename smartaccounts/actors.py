@@ -12,6 +12,7 @@ class Actor:
     user: User | None = None
     api_key: ApiKey | None = None
     address: str | None = None
+    is_system: bool = False
 
     @classmethod
     def for_user(cls, user: User, address: str | None = None) -> "Actor":
@@ -28,7 +29,7 @@ class Actor:
 
     @classmethod
     def system(cls, label: str = "system") -> "Actor":
-        return cls(label=label)
+        return cls(label=label, is_system=True)
 
     @classmethod
     def anonymous(cls, label: str, address: str | None = None) -> "Actor":
@@ -44,6 +45,8 @@ class Actor:
         # A partner system acts with member rights: it may order and unlock, not manage people.
         if self.api_key is not None:
             return User.Role.MEMBER
+        if self.is_system:
+            return User.Role.ADMIN
         return User.Role.VIEWER
 
     @property

@@ -1,0 +1,141 @@
+"""The shared cast: a distributor serving Alice's reseller, Bob's competing reseller, their
+customers, and users of every role. Tests go through the front door with these."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from smartaccounts.actors import Actor
+from smartaccounts.models import Organization, Product, User
+from smartaccounts.services import create_api_key
+
+from .factories import (
+    CustomerFactory,
+    OrganizationFactory,
+    PartnerLinkFactory,
+    ProductFactory,
+    UserFactory,
+)
+
+
+requires_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="needs PostgreSQL (row locks between concurrent transactions); CI sets DATABASE_URL",
+)
+
+
+@dataclass
+class Cast:
+    vendor: Organization
+    distributor: Organization
+    other_distributor: Organization
+    alice_reseller: Organization
+    bob_reseller: Organization
+    stray_reseller: Organization
+    carol_customer: Organization
+    dave_customer: Organization
+    recording: Product
+    console: Product
+    analytics: Product
+    billing: Product
+    alice_admin: User
+    alice_member: User
+    alice_viewer: User
+    bob_admin: User
+    distributor_admin: User
+    carol_admin: User
+    carol_viewer: User
+    vendor_staff: User
+
+
+@pytest.fixture
+def cast(db) -> Cast:
+    vendor = OrganizationFactory(kind=Organization.Kind.VENDOR, name="Vendor")
+    distributor = OrganizationFactory(
+        kind=Organization.Kind.DISTRIBUTOR, name="Dist One", email="orders@dist.example"
+    )
+    other_distributor = OrganizationFactory(kind=Organization.Kind.DISTRIBUTOR, name="Dist Two")
+    alice = OrganizationFactory(name="Alice Reseller", email="orders@alice.example")
+    bob = OrganizationFactory(name="Bob Reseller", email="orders@bob.example")
+    stray = OrganizationFactory(name="Stray Reseller", email="orders@stray.example")
+    distributor.resellers.add(alice)
+    other_distributor.resellers.add(stray)
+    carol = CustomerFactory(name="Carol Corp", email="it@carol.example")
+    dave = CustomerFactory(name="Dave Inc", email="it@dave.example")
+    PartnerLinkFactory(reseller=alice, customer=carol, external_id="ALICE-CAROL")
+    PartnerLinkFactory(reseller=bob, customer=dave, external_id="BOB-DAVE")
+    return Cast(
+        vendor=vendor,
+        distributor=distributor,
+        other_distributor=other_distributor,
+        alice_reseller=alice,
+        bob_reseller=bob,
+        stray_reseller=stray,
+        carol_customer=carol,
+        dave_customer=dave,
+        recording=ProductFactory(code="CALL_RECORDING", name="Call Recording", unit="channels"),
+        console=ProductFactory(code="ATTENDANT_CONSOLE", name="Attendant Console", unit="seats"),
+        analytics=ProductFactory(
+            code="CALL_ANALYTICS", name="Call Analytics", allows_perpetual=False
+        ),
+        billing=ProductFactory(code="CALL_BILLING", name="Call Billing", allows_subscription=False),
+        alice_admin=UserFactory(email="alice@alice.example", organization=alice),
+        alice_member=UserFactory(
+            email="member@alice.example", organization=alice, role=User.Role.MEMBER
+        ),
+        alice_viewer=UserFactory(
+            email="viewer@alice.example", organization=alice, role=User.Role.VIEWER
+        ),
+        bob_admin=UserFactory(email="bob@bob.example", organization=bob),
+        distributor_admin=UserFactory(email="dan@dist.example", organization=distributor),
+        carol_admin=UserFactory(email="carol@carol.example", organization=carol),
+        carol_viewer=UserFactory(
+            email="viewer@carol.example", organization=carol, role=User.Role.VIEWER
+        ),
+        vendor_staff=UserFactory(
+            email="staff@vendor.example", organization=vendor, is_staff=True, is_superuser=True
+        ),
+    )
+
+
+def api_client_for(org: Organization) -> APIClient:
+    """An API client authenticated with a fresh API key of `org`."""
+    _, raw = create_api_key(organization=org, name="tests", actor=Actor.system("tests"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def alice_api(cast: Cast) -> APIClient:
+    return api_client_for(cast.alice_reseller)
+
+
+@pytest.fixture
+def bob_api(cast: Cast) -> APIClient:
+    return api_client_for(cast.bob_reseller)
+
+
+@pytest.fixture
+def distributor_api(cast: Cast) -> APIClient:
+    return api_client_for(cast.distributor)
+
+
+@pytest.fixture
+def later():
+    """A function giving an RFC 3339 time `days` from now."""
+
+    def _later(days: int) -> str:
+        return (timezone.now() + timedelta(days=days)).isoformat()
+
+    return _later
+
+
+@pytest.fixture(autouse=True)
+def _empty_outbox():
+    mail.outbox = []

@@ -1,0 +1,459 @@
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from notifications.models import OutboundEmail
+from orders.models import Order, OrderLine
+from smartaccounts.models import AuditEvent, License, Organization, PartnerLink, SmartAccount
+
+from ..conftest import api_client_for
+from ..factories import LicenseFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/orders"
+
+
+def order_body(reference="PO-1", **overrides):
+    body = {
+        "reference": reference,
+        "customer": {"name": "Erin GmbH", "email": "it@erin.example", "external_id": "ERIN-1"},
+        "lines": [
+            {
+                "product": "CALL_RECORDING",
+                "quantity": 50,
+                "kind": "perpetual",
+                "care_ends_at": (timezone.now() + timedelta(days=365)).isoformat(),
+            },
+            {
+                "product": "ATTENDANT_CONSOLE",
+                "quantity": 5,
+                "kind": "subscription",
+                "ends_at": (timezone.now() + timedelta(days=365)).isoformat(),
+            },
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def assert_problem(response, status, code):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    return body
+
+
+def test_order_for_a_new_customer_creates_account_locked_licenses_and_one_email(
+    cast, alice_api, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_api.post(URL, order_body(), format="json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == "locked"
+    assert body["reference"] == "PO-1"
+    assert {lic["product"] for lic in body["licenses"]} == {"CALL_RECORDING", "ATTENDANT_CONSOLE"}
+    assert all(lic["state"] == "locked" for lic in body["licenses"])
+
+    customer = Organization.objects.get(name="Erin GmbH")
+    assert customer.kind == "customer"
+    account = SmartAccount.objects.get(organization=customer)
+    assert PartnerLink.objects.filter(
+        reseller=cast.alice_reseller, customer=customer, external_id="ERIN-1"
+    ).exists()
+    licenses = License.objects.filter(account=account)
+    assert licenses.count() == 2
+    assert set(licenses.values_list("state", flat=True)) == {"locked"}
+    sub = licenses.get(kind="subscription")
+    assert sub.care_ends_at == sub.ends_at  # care comes with a subscription
+    assert sub.auto_renew is True
+    assert OrderLine.objects.filter(order_id=body["id"], action="new").count() == 2
+
+    assert OutboundEmail.objects.filter(object_id=body["id"], sent_at__isnull=False).count() == 1
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["orders@alice.example"]
+    assert "PO-1" in message.subject
+    assert "https://licensing.example.test/unlock/" in message.body
+    assert "Call Recording" in message.body and "50 channels" in message.body
+    html = message.alternatives[0][0]
+    assert "https://licensing.example.test/unlock/" in html
+    assert AuditEvent.objects.filter(action="order.received", object_id=body["id"]).exists()
+
+
+def test_existing_customer_is_matched_by_external_id_then_email(cast, alice_api):
+    carol_account = cast.carol_customer.smart_account
+    by_external = alice_api.post(
+        URL,
+        order_body(
+            "PO-EXT",
+            customer={"name": "Renamed", "email": "other@x.example", "external_id": "ALICE-CAROL"},
+        ),
+        format="json",
+    )
+    by_email = alice_api.post(
+        URL,
+        order_body("PO-MAIL", customer={"name": "Carol", "email": "IT@carol.example"}),
+        format="json",
+    )
+
+    assert by_external.status_code == 201 and by_email.status_code == 201
+    assert by_external.json()["account"]["id"] == str(carol_account.pk)
+    assert by_email.json()["account"]["id"] == str(carol_account.pk)
+    assert Organization.objects.filter(kind="customer").count() == 2  # nobody new
+
+
+def test_matching_never_reaches_another_resellers_customer(cast, alice_api):
+    response = alice_api.post(
+        URL,
+        order_body("PO-DAVE", customer={"name": "Dave Inc", "email": "it@dave.example"}),
+        format="json",
+    )
+
+    assert response.status_code == 201
+    assert response.json()["account"]["id"] != str(cast.dave_customer.smart_account.pk)
+    assert License.objects.filter(account=cast.dave_customer.smart_account).count() == 0
+
+
+def test_distributor_orders_for_its_reseller(cast, distributor_api, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = distributor_api.post(
+            URL, order_body("D-1", reseller=str(cast.alice_reseller.pk)), format="json"
+        )
+
+    assert response.status_code == 201, response.content
+    order = Order.objects.get(pk=response.json()["id"])
+    assert order.placed_by == cast.distributor
+    assert order.reseller == cast.alice_reseller
+    assert PartnerLink.objects.filter(reseller=cast.alice_reseller, customer=order.customer).exists()
+    assert mail.outbox[0].to == ["orders@dist.example"]
+
+
+def test_distributor_cannot_name_another_distributors_reseller(cast, distributor_api):
+    response = distributor_api.post(
+        URL, order_body("D-2", reseller=str(cast.stray_reseller.pk)), format="json"
+    )
+
+    body = assert_problem(response, 400, "validation_error")
+    assert "reseller" in body["errors"]
+    assert not Order.objects.exists()
+
+
+def test_distributor_must_name_a_reseller(cast, distributor_api):
+    assert_problem(distributor_api.post(URL, order_body("D-3"), format="json"), 400, "validation_error")
+
+
+def test_expansion_line_is_a_new_locked_license_for_an_owned_product(cast, alice_api):
+    LicenseFactory(account=cast.carol_customer.smart_account, product=cast.recording)
+    response = alice_api.post(
+        URL,
+        order_body(
+            "PO-EXP",
+            customer={"name": "Carol", "email": "it@carol.example", "external_id": "ALICE-CAROL"},
+            lines=[{"product": "CALL_RECORDING", "quantity": 10, "kind": "perpetual"}],
+        ),
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["lines"][0]["action"] == "expansion"
+    assert License.objects.filter(
+        account=cast.carol_customer.smart_account, product=cast.recording
+    ).count() == 2
+
+
+def test_renewal_line_extends_the_license_at_once_without_unlock(cast, alice_api):
+    lic = LicenseFactory(
+        account=cast.carol_customer.smart_account,
+        product=cast.console,
+        kind="subscription",
+        ends_at=timezone.now() + timedelta(days=10),
+        care_ends_at=timezone.now() + timedelta(days=10),
+    )
+    new_end = timezone.now() + timedelta(days=375)
+    response = alice_api.post(
+        URL,
+        {
+            "reference": "PO-REN",
+            "customer": {"name": "Carol", "email": "it@carol.example"},
+            "lines": [
+                {"renews": str(lic.pk), "ends_at": new_end.isoformat(),
+                 "care_ends_at": new_end.isoformat()}
+            ],
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == "unlocked"  # nothing to unlock in a renewal-only order
+    assert body["lines"][0]["action"] == "renewal"
+    lic.refresh_from_db()
+    assert lic.ends_at == new_end and lic.care_ends_at == new_end
+    assert lic.state == "active"
+    assert AuditEvent.objects.filter(action="license.renewed", object_id=str(lic.pk)).exists()
+
+
+def test_renewal_of_a_license_in_another_account_is_refused(cast, alice_api):
+    daves = LicenseFactory(account=cast.dave_customer.smart_account, product=cast.recording)
+    before = daves.care_ends_at
+    response = alice_api.post(
+        URL,
+        {
+            "reference": "PO-STEAL",
+            "customer": {"name": "Carol", "email": "it@carol.example"},
+            "lines": [{"renews": str(daves.pk), "care_ends_at": (timezone.now() + timedelta(days=900)).isoformat()}],
+        },
+        format="json",
+    )
+
+    body = assert_problem(response, 400, "validation_error")
+    assert "lines.0.renews" in body["errors"]
+    daves.refresh_from_db()
+    assert daves.care_ends_at == before
+    assert not Order.objects.exists()
+
+
+def test_renewal_of_a_still_locked_license_is_order_locked(cast, alice_api):
+    lic = LicenseFactory(account=cast.carol_customer.smart_account, product=cast.recording, state="locked")
+    response = alice_api.post(
+        URL,
+        {
+            "reference": "PO-LOCKED",
+            "customer": {"name": "Carol", "email": "it@carol.example"},
+            "lines": [{"renews": str(lic.pk), "care_ends_at": (timezone.now() + timedelta(days=900)).isoformat()}],
+        },
+        format="json",
+    )
+
+    assert_problem(response, 409, "order_locked")
+    assert not Order.objects.exists()
+
+
+def test_renewal_must_move_dates_forward(cast, alice_api):
+    lic = LicenseFactory(account=cast.carol_customer.smart_account, product=cast.recording)
+    response = alice_api.post(
+        URL,
+        {
+            "reference": "PO-BACK",
+            "customer": {"name": "Carol", "email": "it@carol.example"},
+            "lines": [{"renews": str(lic.pk), "care_ends_at": (timezone.now() + timedelta(days=5)).isoformat()}],
+        },
+        format="json",
+    )
+
+    body = assert_problem(response, 400, "validation_error")
+    assert "lines.0.care_ends_at" in body["errors"]
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ({"product": "NO_SUCH_APP", "quantity": 1, "kind": "perpetual"}, "lines.0.product"),
+        ({"product": "CALL_ANALYTICS", "quantity": 1, "kind": "perpetual"}, "lines.0.kind"),
+        ({"product": "CALL_BILLING", "quantity": 1, "kind": "subscription",
+          "ends_at": "2099-01-01T00:00:00Z"}, "lines.0.kind"),
+        ({"product": "CALL_RECORDING", "quantity": 1, "kind": "subscription"}, "lines.0.ends_at"),
+        ({"product": "CALL_RECORDING", "quantity": 1, "kind": "subscription",
+          "ends_at": "2001-01-01T00:00:00Z"}, "lines.0.ends_at"),
+        ({"product": "CALL_RECORDING", "quantity": 1, "kind": "perpetual",
+          "ends_at": "2099-01-01T00:00:00Z"}, "lines.0.ends_at"),
+        ({"product": "CALL_RECORDING", "quantity": 0, "kind": "perpetual"}, "lines.0.quantity"),
+        ({"product": "CALL_RECORDING", "quantity": 1, "kind": "lifetime"}, "lines.0.kind"),
+        ({"product": "CALL_RECORDING", "kind": "perpetual"}, "lines.0.quantity"),
+        ({"renews": "not-a-uuid"}, "lines.0.renews"),
+        ({"renews": str(uuid.uuid4())}, "lines.0"),
+    ],
+)
+def test_invalid_lines_are_validation_errors_and_write_nothing(cast, alice_api, line, field):
+    response = alice_api.post(URL, order_body("PO-BAD", lines=[line]), format="json")
+
+    body = assert_problem(response, 400, "validation_error")
+    assert field in body["errors"], body
+    assert not Order.objects.exists()
+    assert not Organization.objects.filter(name="Erin GmbH").exists()
+    assert not OutboundEmail.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"reference": "X", "customer": {"name": "A", "email": "not-an-email"}, "lines": [
+            {"product": "CALL_RECORDING", "quantity": 1, "kind": "perpetual"}]},
+        {"reference": "X", "customer": {"name": "A", "email": "a@a.example"}, "lines": []},
+        {"reference": "", "customer": {"name": "A", "email": "a@a.example"}, "lines": [
+            {"product": "CALL_RECORDING", "quantity": 1, "kind": "perpetual"}]},
+    ],
+)
+def test_malformed_bodies_are_validation_errors(cast, alice_api, body):
+    assert_problem(alice_api.post(URL, body, format="json"), 400, "validation_error")
+    assert not Order.objects.exists()
+
+
+def test_one_bad_line_among_good_ones_writes_nothing(cast, alice_api):
+    body = order_body("PO-HALF")
+    body["lines"].append({"product": "NO_SUCH_APP", "quantity": 1, "kind": "perpetual"})
+
+    assert_problem(alice_api.post(URL, body, format="json"), 400, "validation_error")
+    assert not License.objects.exists()
+    assert not Organization.objects.filter(name="Erin GmbH").exists()
+
+
+def test_replay_with_the_same_body_returns_the_same_order_and_no_second_email(
+    cast, alice_api, django_capture_on_commit_callbacks
+):
+    body = order_body("PO-R")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = alice_api.post(URL, body, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        second = alice_api.post(URL, body, format="json")
+
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["id"] == second.json()["id"]
+    assert Order.objects.count() == 1
+    assert License.objects.count() == 2
+    assert OutboundEmail.objects.count() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_same_reference_with_another_body_is_a_conflict_and_writes_nothing(cast, alice_api):
+    alice_api.post(URL, order_body("PO-C"), format="json")
+    other = order_body("PO-C")
+    other["lines"][0]["quantity"] = 999
+
+    body = assert_problem(alice_api.post(URL, other, format="json"), 409, "idempotency_conflict")
+    assert Order.objects.count() == 1
+    assert not License.objects.filter(quantity=999).exists()
+    assert body["order_id"] == str(Order.objects.get().pk)
+
+
+def test_references_are_per_partner(cast, alice_api, bob_api):
+    assert alice_api.post(URL, order_body("SAME"), format="json").status_code == 201
+    assert bob_api.post(URL, order_body("SAME"), format="json").status_code == 201
+
+
+def test_unauthenticated_and_bad_keys_are_401(cast, client):
+    from rest_framework.test import APIClient
+
+    anonymous = APIClient()
+    assert_problem(anonymous.post(URL, order_body(), format="json"), 401, "not_authenticated")
+    anonymous.credentials(HTTP_AUTHORIZATION="Bearer clp_not-a-real-key")
+    assert_problem(anonymous.post(URL, order_body(), format="json"), 401, "not_authenticated")
+
+
+def test_customers_and_vendor_cannot_place_orders(cast):
+    for org in (cast.carol_customer, cast.vendor):
+        response = api_client_for(org).post(URL, order_body(), format="json")
+        assert_problem(response, 403, "permission_denied")
+    assert not Order.objects.exists()
+
+
+def test_a_viewer_session_cannot_place_orders(cast):
+    from rest_framework.test import APIClient
+
+    client = APIClient(enforce_csrf_checks=False)
+    client.force_login(cast.alice_viewer)
+    assert_problem(client.post(URL, order_body(), format="json"), 403, "permission_denied")
+
+
+def test_get_order_and_another_resellers_order_is_404(cast, alice_api, bob_api):
+    order_id = alice_api.post(URL, order_body(), format="json").json()["id"]
+
+    mine = alice_api.get(f"{URL}/{order_id}")
+    assert mine.status_code == 200
+    assert mine.json()["customer"]["name"] == "Erin GmbH"
+    assert len(mine.json()["licenses"]) == 2
+    assert_problem(bob_api.get(f"{URL}/{order_id}"), 404, "not_found")
+    assert_problem(bob_api.post(f"{URL}/{order_id}/unlock"), 404, "not_found")
+    assert Order.objects.get().state == "locked"
+
+
+def test_bad_ids_are_404_and_wrong_methods_405(cast, alice_api):
+    assert_problem(alice_api.get(f"{URL}/not-a-uuid"), 404, "not_found")
+    assert_problem(alice_api.get(f"{URL}/{uuid.uuid4()}"), 404, "not_found")
+    assert_problem(alice_api.delete(URL), 405, "method_not_allowed")
+    order_id = alice_api.post(URL, order_body(), format="json").json()["id"]
+    assert_problem(alice_api.put(f"{URL}/{order_id}", {}, format="json"), 405, "method_not_allowed")
+    assert_problem(alice_api.get(f"{URL}/{order_id}/unlock"), 405, "method_not_allowed")
+
+
+def test_unlock_through_the_api_activates_licenses_once(cast, alice_api):
+    order_id = alice_api.post(URL, order_body(), format="json").json()["id"]
+
+    first = alice_api.post(f"{URL}/{order_id}/unlock")
+    second = alice_api.post(f"{URL}/{order_id}/unlock")
+
+    assert first.status_code == 200 and second.status_code == 200
+    assert first.json()["state"] == "unlocked"
+    assert set(License.objects.values_list("state", flat=True)) == {"active"}
+    assert AuditEvent.objects.filter(action="order.unlocked").count() == 1
+
+
+def test_a_viewer_may_read_but_not_unlock(cast, alice_api):
+    from rest_framework.test import APIClient
+
+    order_id = alice_api.post(URL, order_body(), format="json").json()["id"]
+    viewer = APIClient()
+    viewer.force_login(cast.alice_viewer)
+
+    assert viewer.get(f"{URL}/{order_id}").status_code == 200
+    assert_problem(viewer.post(f"{URL}/{order_id}/unlock"), 403, "permission_denied")
+    assert Order.objects.get().state == "locked"
+
+
+def test_distributor_and_reseller_both_see_an_order_placed_for_the_reseller(
+    cast, distributor_api, alice_api, bob_api
+):
+    order_id = distributor_api.post(
+        URL, order_body("D-9", reseller=str(cast.alice_reseller.pk)), format="json"
+    ).json()["id"]
+
+    assert alice_api.get(f"{URL}/{order_id}").status_code == 200
+    assert distributor_api.get(f"{URL}/{order_id}").status_code == 200
+    assert bob_api.get(f"{URL}/{order_id}").status_code == 404
+
+
+def test_order_list_holds_only_the_callers_orders(cast, alice_api, bob_api, django_assert_max_num_queries):
+    for n in range(3):
+        alice_api.post(URL, order_body(f"A-{n}"), format="json")
+    bob_api.post(URL, order_body("B-1"), format="json")
+
+    with django_assert_max_num_queries(8):
+        response = alice_api.get(URL)
+    assert response.status_code == 200
+    assert response.json()["count"] == 3
+    assert {o["reference"] for o in response.json()["results"]} == {"A-0", "A-1", "A-2"}
+
+
+def test_resellers_list_for_distributors_only(cast, distributor_api, alice_api):
+    response = distributor_api.get("/api/v1/resellers")
+
+    assert response.status_code == 200
+    assert response.json()["results"] == [
+        {"id": str(cast.alice_reseller.pk), "name": "Alice Reseller"}
+    ]
+    assert_problem(alice_api.get("/api/v1/resellers"), 403, "permission_denied")
+    assert_problem(distributor_api.post("/api/v1/resellers", {}, format="json"), 405, "method_not_allowed")
+
+
+def test_injected_fields_change_nothing(cast, alice_api):
+    body = order_body("PO-MASS", state="unlocked", placed_by=str(cast.bob_reseller.pk))
+    body["lines"][0]["state"] = "active"
+    body["lines"][0]["assigned"] = 5
+
+    response = alice_api.post(URL, body, format="json")
+
+    assert response.status_code == 201
+    order = Order.objects.get()
+    assert order.state == "locked" and order.placed_by == cast.alice_reseller
+    assert set(License.objects.values_list("state", "assigned")) == {("locked", 0)}
+
