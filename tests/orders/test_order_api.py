@@ -123,7 +123,9 @@ def test_matching_never_reaches_another_resellers_customer(cast, alice_api):
     assert License.objects.filter(account=cast.dave_customer.smart_account).count() == 0
 
 
-def test_distributor_orders_for_its_reseller(cast, distributor_api, django_capture_on_commit_callbacks):
+def test_distributor_orders_for_its_reseller(
+    cast, distributor_api, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = distributor_api.post(
             URL, order_body("D-1", reseller=str(cast.alice_reseller.pk)), format="json"
@@ -133,7 +135,9 @@ def test_distributor_orders_for_its_reseller(cast, distributor_api, django_captu
     order = Order.objects.get(pk=response.json()["id"])
     assert order.placed_by == cast.distributor
     assert order.reseller == cast.alice_reseller
-    assert PartnerLink.objects.filter(reseller=cast.alice_reseller, customer=order.customer).exists()
+    assert PartnerLink.objects.filter(
+        reseller=cast.alice_reseller, customer=order.customer
+    ).exists()
     assert mail.outbox[0].to == ["orders@dist.example"]
 
 
@@ -148,7 +152,9 @@ def test_distributor_cannot_name_another_distributors_reseller(cast, distributor
 
 
 def test_distributor_must_name_a_reseller(cast, distributor_api):
-    assert_problem(distributor_api.post(URL, order_body("D-3"), format="json"), 400, "validation_error")
+    assert_problem(
+        distributor_api.post(URL, order_body("D-3"), format="json"), 400, "validation_error"
+    )
 
 
 def test_expansion_line_is_a_new_locked_license_for_an_owned_product(cast, alice_api):
@@ -165,9 +171,12 @@ def test_expansion_line_is_a_new_locked_license_for_an_owned_product(cast, alice
 
     assert response.status_code == 201, response.content
     assert response.json()["lines"][0]["action"] == "expansion"
-    assert License.objects.filter(
-        account=cast.carol_customer.smart_account, product=cast.recording
-    ).count() == 2
+    assert (
+        License.objects.filter(
+            account=cast.carol_customer.smart_account, product=cast.recording
+        ).count()
+        == 2
+    )
 
 
 def test_renewal_line_extends_the_license_at_once_without_unlock(cast, alice_api):
@@ -185,8 +194,11 @@ def test_renewal_line_extends_the_license_at_once_without_unlock(cast, alice_api
             "reference": "PO-REN",
             "customer": {"name": "Carol", "email": "it@carol.example"},
             "lines": [
-                {"renews": str(lic.pk), "ends_at": new_end.isoformat(),
-                 "care_ends_at": new_end.isoformat()}
+                {
+                    "renews": str(lic.pk),
+                    "ends_at": new_end.isoformat(),
+                    "care_ends_at": new_end.isoformat(),
+                }
             ],
         },
         format="json",
@@ -210,7 +222,12 @@ def test_renewal_of_a_license_in_another_account_is_refused(cast, alice_api):
         {
             "reference": "PO-STEAL",
             "customer": {"name": "Carol", "email": "it@carol.example"},
-            "lines": [{"renews": str(daves.pk), "care_ends_at": (timezone.now() + timedelta(days=900)).isoformat()}],
+            "lines": [
+                {
+                    "renews": str(daves.pk),
+                    "care_ends_at": (timezone.now() + timedelta(days=900)).isoformat(),
+                }
+            ],
         },
         format="json",
     )
@@ -223,13 +240,20 @@ def test_renewal_of_a_license_in_another_account_is_refused(cast, alice_api):
 
 
 def test_renewal_of_a_still_locked_license_is_order_locked(cast, alice_api):
-    lic = LicenseFactory(account=cast.carol_customer.smart_account, product=cast.recording, state="locked")
+    lic = LicenseFactory(
+        account=cast.carol_customer.smart_account, product=cast.recording, state="locked"
+    )
     response = alice_api.post(
         URL,
         {
             "reference": "PO-LOCKED",
             "customer": {"name": "Carol", "email": "it@carol.example"},
-            "lines": [{"renews": str(lic.pk), "care_ends_at": (timezone.now() + timedelta(days=900)).isoformat()}],
+            "lines": [
+                {
+                    "renews": str(lic.pk),
+                    "care_ends_at": (timezone.now() + timedelta(days=900)).isoformat(),
+                }
+            ],
         },
         format="json",
     )
@@ -245,7 +269,12 @@ def test_renewal_must_move_dates_forward(cast, alice_api):
         {
             "reference": "PO-BACK",
             "customer": {"name": "Carol", "email": "it@carol.example"},
-            "lines": [{"renews": str(lic.pk), "care_ends_at": (timezone.now() + timedelta(days=5)).isoformat()}],
+            "lines": [
+                {
+                    "renews": str(lic.pk),
+                    "care_ends_at": (timezone.now() + timedelta(days=5)).isoformat(),
+                }
+            ],
         },
         format="json",
     )
@@ -259,13 +288,34 @@ def test_renewal_must_move_dates_forward(cast, alice_api):
     [
         ({"product": "NO_SUCH_APP", "quantity": 1, "kind": "perpetual"}, "lines.0.product"),
         ({"product": "CALL_ANALYTICS", "quantity": 1, "kind": "perpetual"}, "lines.0.kind"),
-        ({"product": "CALL_BILLING", "quantity": 1, "kind": "subscription",
-          "ends_at": "2099-01-01T00:00:00Z"}, "lines.0.kind"),
+        (
+            {
+                "product": "CALL_BILLING",
+                "quantity": 1,
+                "kind": "subscription",
+                "ends_at": "2099-01-01T00:00:00Z",
+            },
+            "lines.0.kind",
+        ),
         ({"product": "CALL_RECORDING", "quantity": 1, "kind": "subscription"}, "lines.0.ends_at"),
-        ({"product": "CALL_RECORDING", "quantity": 1, "kind": "subscription",
-          "ends_at": "2001-01-01T00:00:00Z"}, "lines.0.ends_at"),
-        ({"product": "CALL_RECORDING", "quantity": 1, "kind": "perpetual",
-          "ends_at": "2099-01-01T00:00:00Z"}, "lines.0.ends_at"),
+        (
+            {
+                "product": "CALL_RECORDING",
+                "quantity": 1,
+                "kind": "subscription",
+                "ends_at": "2001-01-01T00:00:00Z",
+            },
+            "lines.0.ends_at",
+        ),
+        (
+            {
+                "product": "CALL_RECORDING",
+                "quantity": 1,
+                "kind": "perpetual",
+                "ends_at": "2099-01-01T00:00:00Z",
+            },
+            "lines.0.ends_at",
+        ),
         ({"product": "CALL_RECORDING", "quantity": 0, "kind": "perpetual"}, "lines.0.quantity"),
         ({"product": "CALL_RECORDING", "quantity": 1, "kind": "lifetime"}, "lines.0.kind"),
         ({"product": "CALL_RECORDING", "kind": "perpetual"}, "lines.0.quantity"),
@@ -287,11 +337,17 @@ def test_invalid_lines_are_validation_errors_and_write_nothing(cast, alice_api, 
     "body",
     [
         {},
-        {"reference": "X", "customer": {"name": "A", "email": "not-an-email"}, "lines": [
-            {"product": "CALL_RECORDING", "quantity": 1, "kind": "perpetual"}]},
+        {
+            "reference": "X",
+            "customer": {"name": "A", "email": "not-an-email"},
+            "lines": [{"product": "CALL_RECORDING", "quantity": 1, "kind": "perpetual"}],
+        },
         {"reference": "X", "customer": {"name": "A", "email": "a@a.example"}, "lines": []},
-        {"reference": "", "customer": {"name": "A", "email": "a@a.example"}, "lines": [
-            {"product": "CALL_RECORDING", "quantity": 1, "kind": "perpetual"}]},
+        {
+            "reference": "",
+            "customer": {"name": "A", "email": "a@a.example"},
+            "lines": [{"product": "CALL_RECORDING", "quantity": 1, "kind": "perpetual"}],
+        },
     ],
 )
 def test_malformed_bodies_are_validation_errors(cast, alice_api, body):
@@ -422,7 +478,9 @@ def test_distributor_and_reseller_both_see_an_order_placed_for_the_reseller(
     assert bob_api.get(f"{URL}/{order_id}").status_code == 404
 
 
-def test_order_list_holds_only_the_callers_orders(cast, alice_api, bob_api, django_assert_max_num_queries):
+def test_order_list_holds_only_the_callers_orders(
+    cast, alice_api, bob_api, django_assert_max_num_queries
+):
     for n in range(3):
         alice_api.post(URL, order_body(f"A-{n}"), format="json")
     bob_api.post(URL, order_body("B-1"), format="json")
@@ -442,7 +500,9 @@ def test_resellers_list_for_distributors_only(cast, distributor_api, alice_api):
         {"id": str(cast.alice_reseller.pk), "name": "Alice Reseller"}
     ]
     assert_problem(alice_api.get("/api/v1/resellers"), 403, "permission_denied")
-    assert_problem(distributor_api.post("/api/v1/resellers", {}, format="json"), 405, "method_not_allowed")
+    assert_problem(
+        distributor_api.post("/api/v1/resellers", {}, format="json"), 405, "method_not_allowed"
+    )
 
 
 def test_injected_fields_change_nothing(cast, alice_api):
@@ -456,4 +516,3 @@ def test_injected_fields_change_nothing(cast, alice_api):
     order = Order.objects.get()
     assert order.state == "locked" and order.placed_by == cast.alice_reseller
     assert set(License.objects.values_list("state", "assigned")) == {("locked", 0)}
-

@@ -1,0 +1,70 @@
+"""Races on real PostgreSQL: threads with their own connections and transactions."""
+
+import threading
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from notifications.models import OutboundEmail
+from orders.models import Order
+from smartaccounts.models import AuditEvent, License
+
+from ..conftest import api_client_for, requires_postgres
+from .test_order_api import URL, order_body
+
+pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
+
+
+def run_together(count, work):
+    """Start `count` threads at one barrier; return what each returned."""
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def target(index):
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_ten_identical_concurrent_posts_make_one_order_and_one_email(cast):
+    body = order_body("PO-RACE")
+    header = api_client_for(cast.alice_reseller)._credentials["HTTP_AUTHORIZATION"]
+
+    def post(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=header)
+        return client.post(URL, body, format="json")
+
+    responses = run_together(10, post)
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 9 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert Order.objects.count() == 1
+    assert License.objects.count() == 2
+    assert OutboundEmail.objects.filter(kind="order").count() == 1
+
+
+def test_concurrent_unlocks_unlock_once(cast):
+    client = api_client_for(cast.alice_reseller)
+    order_id = client.post(URL, order_body("PO-UNLOCK"), format="json").json()["id"]
+    header = client._credentials["HTTP_AUTHORIZATION"]
+
+    def unlock(_):
+        c = APIClient()
+        c.credentials(HTTP_AUTHORIZATION=header)
+        return c.post(f"{URL}/{order_id}/unlock").status_code
+
+    assert run_together(6, unlock) == [200] * 6
+    assert AuditEvent.objects.filter(action="order.unlocked").count() == 1
+    assert set(License.objects.values_list("state", flat=True)) == {"active"}
