@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from smartaccounts.actors import Actor
@@ -69,3 +70,15 @@ def actor_for(request: Any) -> Actor:
     if isinstance(auth, ApiKey):
         return Actor.for_api_key(auth, address)
     return Actor.for_user(request.user, address)
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "partnerApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A partner API key (`clp_…`), created by an organization admin.",
+        }

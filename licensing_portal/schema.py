@@ -3,7 +3,7 @@
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from .problems import STATUS_FOR_CODE
+from .problems import PROBLEM_CONTENT_TYPE, STATUS_FOR_CODE
 
 ProblemSerializer = inline_serializer(
     name="Problem",
@@ -31,8 +31,11 @@ _DESCRIPTIONS = {
 }
 
 
-def problem_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """Error responses, documented with the media type they are served as."""
     return {
-        status: OpenApiResponse(ProblemSerializer, description=_DESCRIPTIONS.get(status, ""))
+        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+            ProblemSerializer, description=_DESCRIPTIONS.get(status, "")
+        )
         for status in statuses
     }

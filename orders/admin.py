@@ -77,3 +77,24 @@ class OrderAdmin(admin.ModelAdmin):
             services.resend_order_email(order=order, actor=actor)
             sent += 1
         self.message_user(request, f"{sent} e-mail(s) queued.", messages.SUCCESS)
+
+
+@admin.register(OrderLine)
+class OrderLineAdmin(admin.ModelAdmin):
+    list_display = [
+        "order",
+        "position",
+        "action",
+        "product",
+        "kind",
+        "quantity",
+        "ends_at",
+        "care_ends_at",
+    ]
+    list_filter = ["action", "kind", "product"]
+    search_fields = ["order__reference", "product__code", "license__id"]
+    list_select_related = ["order", "product"]
+    readonly_fields = [field.name for field in OrderLine._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
