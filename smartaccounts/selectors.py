@@ -4,6 +4,8 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from licensing_portal.identifiers import uuid_or_404
+
 from .actors import Actor
 from .models import ApiKey, Organization
 from .secrets import hash_secret, secret_matches
@@ -19,7 +21,7 @@ def api_keys_for(actor: Actor) -> QuerySet[ApiKey]:
 
 
 def get_api_key_for(actor: Actor, key_id: object) -> ApiKey:
-    return get_object_or_404(api_keys_for(actor), pk=key_id)
+    return get_object_or_404(api_keys_for(actor), pk=uuid_or_404(key_id))
 
 
 def authenticate_api_key(raw: str) -> ApiKey | None:

@@ -22,7 +22,6 @@ from .factories import (
     UserFactory,
 )
 
-
 requires_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="needs PostgreSQL (row locks between concurrent transactions); CI sets DATABASE_URL",
