@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from orders.models import Order
 
-from .orders.test_order_api import URL, order_body
+from .orders.payloads import URL, order_body
 
 pytestmark = pytest.mark.django_db
 

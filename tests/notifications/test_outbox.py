@@ -9,7 +9,7 @@ from notifications import services as outbox
 from notifications.models import OutboundEmail
 from orders.models import Order
 
-from ..orders.test_order_api import URL, order_body
+from ..orders.payloads import URL, order_body
 
 pytestmark = pytest.mark.django_db
 

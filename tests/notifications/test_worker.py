@@ -15,7 +15,7 @@ from notifications.models import OutboundEmail
 from notifications.tasks import send_email
 
 from ..conftest import api_client_for, requires_postgres
-from ..orders.test_order_api import URL, order_body
+from ..orders.payloads import URL, order_body
 
 pytestmark = [
     requires_postgres,

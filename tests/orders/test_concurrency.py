@@ -11,7 +11,7 @@ from orders.models import Order
 from smartaccounts.models import AuditEvent, License
 
 from ..conftest import api_client_for, requires_postgres
-from .test_order_api import URL, order_body
+from .payloads import URL, order_body
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 

@@ -11,43 +11,9 @@ from smartaccounts.models import AuditEvent, License, Organization, PartnerLink,
 
 from ..conftest import api_client_for
 from ..factories import LicenseFactory
+from .payloads import URL, assert_problem, in_days, order_body, renewal_body
 
 pytestmark = pytest.mark.django_db
-
-URL = "/api/v1/orders"
-
-
-def order_body(reference="PO-1", **overrides):
-    body = {
-        "reference": reference,
-        "customer": {"name": "Erin GmbH", "email": "it@erin.example", "external_id": "ERIN-1"},
-        "lines": [
-            {
-                "product": "CALL_RECORDING",
-                "quantity": 50,
-                "kind": "perpetual",
-                "care_ends_at": (timezone.now() + timedelta(days=365)).isoformat(),
-            },
-            {
-                "product": "ATTENDANT_CONSOLE",
-                "quantity": 5,
-                "kind": "subscription",
-                "ends_at": (timezone.now() + timedelta(days=365)).isoformat(),
-            },
-        ],
-    }
-    body.update(overrides)
-    return body
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    return body
 
 
 def test_order_for_a_new_customer_creates_account_locked_licenses_and_one_email(
@@ -218,18 +184,7 @@ def test_renewal_of_a_license_in_another_account_is_refused(cast, alice_api):
     daves = LicenseFactory(account=cast.dave_customer.smart_account, product=cast.recording)
     before = daves.care_ends_at
     response = alice_api.post(
-        URL,
-        {
-            "reference": "PO-STEAL",
-            "customer": {"name": "Carol", "email": "it@carol.example"},
-            "lines": [
-                {
-                    "renews": str(daves.pk),
-                    "care_ends_at": (timezone.now() + timedelta(days=900)).isoformat(),
-                }
-            ],
-        },
-        format="json",
+        URL, renewal_body("PO-STEAL", daves.pk, care_ends_at=in_days(900)), format="json"
     )
 
     body = assert_problem(response, 400, "validation_error")
@@ -244,18 +199,7 @@ def test_renewal_of_a_still_locked_license_is_order_locked(cast, alice_api):
         account=cast.carol_customer.smart_account, product=cast.recording, state="locked"
     )
     response = alice_api.post(
-        URL,
-        {
-            "reference": "PO-LOCKED",
-            "customer": {"name": "Carol", "email": "it@carol.example"},
-            "lines": [
-                {
-                    "renews": str(lic.pk),
-                    "care_ends_at": (timezone.now() + timedelta(days=900)).isoformat(),
-                }
-            ],
-        },
-        format="json",
+        URL, renewal_body("PO-LOCKED", lic.pk, care_ends_at=in_days(900)), format="json"
     )
 
     assert_problem(response, 409, "order_locked")
@@ -265,18 +209,7 @@ def test_renewal_of_a_still_locked_license_is_order_locked(cast, alice_api):
 def test_renewal_must_move_dates_forward(cast, alice_api):
     lic = LicenseFactory(account=cast.carol_customer.smart_account, product=cast.recording)
     response = alice_api.post(
-        URL,
-        {
-            "reference": "PO-BACK",
-            "customer": {"name": "Carol", "email": "it@carol.example"},
-            "lines": [
-                {
-                    "renews": str(lic.pk),
-                    "care_ends_at": (timezone.now() + timedelta(days=5)).isoformat(),
-                }
-            ],
-        },
-        format="json",
+        URL, renewal_body("PO-BACK", lic.pk, care_ends_at=in_days(5)), format="json"
     )
 
     body = assert_problem(response, 400, "validation_error")

@@ -2,49 +2,25 @@
 unlock and re-send buttons."""
 
 import re
-from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core import mail
 from django.test import Client
-from django.utils import timezone
 
 from notifications.models import OutboundEmail
 from orders.models import Order
 from smartaccounts.models import AuditEvent, License, User
 
 from ..conftest import api_client_for
+from .payloads import URL, order_body
 
 pytestmark = pytest.mark.django_db
 
-ORDERS_URL = "/api/v1/orders"
 SITE = "https://licensing.example.test"
 UNLOCK_LINK = re.compile(re.escape(SITE) + r"(/unlock/[^/\s\"<>]+/)")
 INVITATION_LINK = re.compile(re.escape(SITE) + r"(/invitation/[^/\s\"<>]+/[^/\s\"<>]+/)")
-
-
-def order_body(reference: str = "PO-U1", customer: dict | None = None) -> dict:
-    return {
-        "reference": reference,
-        "customer": customer
-        or {"name": "Erin GmbH", "email": "it@erin.example", "external_id": "ERIN-1"},
-        "lines": [
-            {
-                "product": "CALL_RECORDING",
-                "quantity": 50,
-                "kind": "perpetual",
-                "care_ends_at": (timezone.now() + timedelta(days=365)).isoformat(),
-            },
-            {
-                "product": "ATTENDANT_CONSOLE",
-                "quantity": 5,
-                "kind": "subscription",
-                "ends_at": (timezone.now() + timedelta(days=365)).isoformat(),
-            },
-        ],
-    }
 
 
 def unlock_path(message: mail.EmailMessage) -> str:
@@ -63,7 +39,7 @@ def place(cast, django_capture_on_commit_callbacks):
         sent_before = len(mail.outbox)
         with django_capture_on_commit_callbacks(execute=True):
             response = api_client_for(cast.alice_reseller).post(
-                ORDERS_URL, order_body(reference, customer), format="json"
+                URL, order_body(reference, customer), format="json"
             )
         assert response.status_code == 201, response.content
         assert len(mail.outbox) == sent_before + 1
@@ -409,7 +385,7 @@ def test_another_host_is_refused_and_never_appears_in_an_email(
         reset = client.post("/password-reset/", {"email": "alice@alice.example"}, **evil)
         assert reset.status_code == 400
         api = api_client_for(cast.alice_reseller)
-        assert api.post(ORDERS_URL, order_body("PO-EVIL"), format="json", **evil).status_code == 400
+        assert api.post(URL, order_body("PO-EVIL"), format="json", **evil).status_code == 400
 
     assert license_states(order) == {"locked"}
     assert not Order.objects.filter(reference="PO-EVIL").exists()
