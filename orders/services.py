@@ -315,6 +315,7 @@ def _create_license(
         ends_at=line.ends_at if is_subscription else None,
         care_ends_at=care_ends_at,
         auto_renew=auto_renew,
+        source=order.reference,
     )
     OrderLine.objects.create(
         order=order,

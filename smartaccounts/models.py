@@ -204,6 +204,9 @@ class License(models.Model):
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Subscription term end.")
     care_ends_at = models.DateTimeField(null=True, blank=True)
     auto_renew = models.BooleanField(default=True, help_text="Subscriptions only.")
+    source = models.CharField(
+        max_length=100, blank=True, help_text="Where it came from: the order reference, or how."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

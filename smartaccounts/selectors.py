@@ -1,13 +1,23 @@
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from licensing_portal.identifiers import uuid_or_404
 
 from .actors import Actor
-from .models import ApiKey, Organization
+from .models import (
+    ApiKey,
+    License,
+    Organization,
+    PartnerLink,
+    Product,
+    SmartAccount,
+    care_status_at,
+)
 from .secrets import hash_secret, secret_matches
 
 # last_used_at is informative: refreshing it at most this often keeps requests read-only.
@@ -42,3 +52,117 @@ def authenticate_api_key(raw: str) -> ApiKey | None:
 
 def resellers_of(distributor: Organization) -> QuerySet[Organization]:
     return distributor.resellers.filter(kind=Organization.Kind.RESELLER).order_by("name")
+
+
+# --- Smart Accounts -------------------------------------------------------------------------
+
+
+def accounts_for(actor: Actor) -> QuerySet[SmartAccount]:
+    """The Smart Accounts the actor's organization may see.
+
+    A customer sees its own; a reseller the customers it serves; a distributor the customers of
+    its resellers (read only). Anyone else sees none.
+    """
+    org = actor.organization
+    if org is None:
+        return SmartAccount.objects.none()
+    if org.kind == Organization.Kind.CUSTOMER:
+        return SmartAccount.objects.filter(organization=org)
+    if org.kind == Organization.Kind.RESELLER:
+        return SmartAccount.objects.filter(
+            organization__in=PartnerLink.objects.filter(reseller=org).values("customer")
+        )
+    if org.kind == Organization.Kind.DISTRIBUTOR:
+        return SmartAccount.objects.filter(
+            organization__in=PartnerLink.objects.filter(
+                reseller__in=org.resellers.values("pk")
+            ).values("customer")
+        )
+    return SmartAccount.objects.none()
+
+
+def get_account_for(actor: Actor, account_id: object) -> SmartAccount:
+    return get_object_or_404(
+        accounts_for(actor).select_related("organization"), pk=uuid_or_404(account_id)
+    )
+
+
+def can_manage_accounts(actor: Actor) -> bool:
+    """Whether the actor may change what is in the accounts it sees (servers, assignments).
+
+    Distributors watch their resellers' customers but do not manage them.
+    """
+    org = actor.organization
+    return (
+        org is not None
+        and org.kind in (Organization.Kind.CUSTOMER, Organization.Kind.RESELLER)
+        and actor.can_write
+    )
+
+
+@dataclass
+class PoolRow:
+    """One application of an account: its capacities and the care status to show."""
+
+    product: Product
+    total: int
+    assigned: int
+    locked: int
+    care_ends_at: datetime | None
+    care_status: str
+    licenses: list[License] = field(default_factory=list)
+
+    @property
+    def available(self) -> int:
+        return self.total - self.assigned
+
+
+def license_pool(account: SmartAccount, now: datetime) -> list[PoolRow]:
+    """One row per application, in two queries whatever the number of licenses.
+
+    Totals count only active licenses; locked capacity (orders not yet unlocked) is apart.
+    The care badge follows the earliest care end among active licenses, so a partner sees
+    what is about to lapse.
+    """
+    active = Q(state=License.State.ACTIVE)
+    rows = (
+        License.objects.filter(account=account)
+        .exclude(state=License.State.REVOKED)
+        .values("product")
+        .annotate(
+            total=Coalesce(Sum("quantity", filter=active), 0),
+            assigned=Coalesce(Sum("assigned", filter=active), 0),
+            locked=Coalesce(Sum("quantity", filter=Q(state=License.State.LOCKED)), 0),
+            care_min=Min("care_ends_at", filter=active),
+            without_care=Count("pk", filter=active & Q(care_ends_at__isnull=True)),
+        )
+    )
+    rows = list(rows)
+    products = Product.objects.in_bulk([row["product"] for row in rows])
+    pool = []
+    for row in rows:
+        care_ends_at = None if row["without_care"] else row["care_min"]
+        has_active = row["total"] > 0
+        pool.append(
+            PoolRow(
+                product=products[row["product"]],
+                total=row["total"],
+                assigned=row["assigned"],
+                locked=row["locked"],
+                care_ends_at=care_ends_at,
+                care_status=care_status_at(care_ends_at, now) if has_active else "",
+            )
+        )
+    pool.sort(key=lambda r: r.product.name)
+    return pool
+
+
+def licenses_by_product(account: SmartAccount, product_ids: list[int]) -> dict[int, list[License]]:
+    """The licenses behind pool rows, for the rows shown (one query)."""
+    grouped: dict[int, list[License]] = {pid: [] for pid in product_ids}
+    licenses = License.objects.filter(account=account, product_id__in=product_ids).order_by(
+        "product_id", "state", "-created_at"
+    )
+    for lic in licenses:
+        grouped[lic.product_id].append(lic)
+    return grouped

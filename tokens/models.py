@@ -1,1 +1,132 @@
-# Servers, capacity assignments, activation tokens and credentials arrive with the portal issue.
+import uuid
+from datetime import datetime
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from smartaccounts.actors import Actor
+from smartaccounts.models import License, SmartAccount
+from smartaccounts.selectors import accounts_for
+
+
+class ServerQuerySet(models.QuerySet["Server"]):
+    def visible_to(self, actor: Actor) -> "ServerQuerySet":
+        return self.filter(account__in=accounts_for(actor))
+
+
+class Server(models.Model):
+    """An AppSuite instance of a Smart Account."""
+
+    class Purpose(models.TextChoices):
+        PRODUCTION = "production", "Production"
+        TEST = "test", "Test"
+        REDUNDANCY = "redundancy", "Redundancy"
+        OTHER = "other", "Other"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending activation"
+        ACTIVE = "active", "Active (online)"
+        OFFLINE = "offline", "Activated offline"
+        STALE = "stale", "Stale"
+        DEACTIVATED = "deactivated", "Deactivated"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(SmartAccount, on_delete=models.PROTECT, related_name="servers")
+    name = models.CharField(max_length=100)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.PRODUCTION)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    fingerprint = models.CharField(max_length=200, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    reported_version = models.CharField(max_length=64, blank=True)
+    # What the server last said it uses, per product code: {"CALL_RECORDING": 12}.
+    reported_usage = models.JSONField(default=dict, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    # Set when a sync arrives from another fingerprint: the VM may have been copied.
+    clone_suspected_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ServerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "created_at"]
+        indexes = [models.Index(fields=["account", "state"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state == self.State.PENDING
+
+    @property
+    def is_deactivated(self) -> bool:
+        return self.state == self.State.DEACTIVATED
+
+
+class Assignment(models.Model):
+    """Capacity of one license held by one server."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="assignments")
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="assignments")
+    quantity = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["server", "license"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "license"], name="assignment_unique"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="assignment_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.server} holds {self.quantity} of {self.license_id}"
+
+
+class ActivationToken(models.Model):
+    """A single-use secret that lets one pending server activate. Only its hash is kept."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="tokens")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"token for {self.server} ({self.status(timezone.now())})"
+
+    def status(self, now: datetime) -> str:
+        if self.used_at is not None:
+            return "used"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "valid"
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.status(now) == "valid"
+
+
+class ServerCredential(models.Model):
+    """The secret a server authenticates its syncs with, issued at activation."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="credentials")
+    credential_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"credential of {self.server} ({'revoked' if self.revoked_at else 'active'})"

@@ -310,6 +310,14 @@ class Migration(migrations.Migration):
                 ("care_ends_at", models.DateTimeField(blank=True, null=True)),
                 ("auto_renew", models.BooleanField(default=True, help_text="Subscriptions only.")),
                 (
+                    "source",
+                    models.CharField(
+                        blank=True,
+                        help_text="Where it came from: the order reference, or how.",
+                        max_length=100,
+                    ),
+                ),
+                (
                     "created_at",
                     models.DateTimeField(default=django.utils.timezone.now, editable=False),
                 ),

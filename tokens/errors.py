@@ -1,0 +1,5 @@
+from licensing_portal.errors import DomainError
+
+
+class TokenError(DomainError):
+    """A server, capacity or token rule refused the operation."""

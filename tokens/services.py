@@ -1,0 +1,296 @@
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from smartaccounts.actors import Actor
+from smartaccounts.audit import record_event
+from smartaccounts.models import License, Product, SmartAccount
+from smartaccounts.secrets import hash_secret
+from smartaccounts.selectors import can_manage_accounts
+
+from .errors import TokenError
+from .models import ActivationToken, Assignment, Server, ServerCredential
+from .secrets import new_activation_token
+
+MAX_NAME_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    """A token as shown once to whoever minted it."""
+
+    raw: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AssignmentResult:
+    server: Server
+    product: Product
+    quantity: int
+    available: int
+    token: MintedToken | None = None
+
+
+def _require_manager(actor: Actor) -> None:
+    if not actor.is_system and not can_manage_accounts(actor):
+        raise TokenError("permission_denied", "Your role may not change servers or capacity.")
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise TokenError(
+            "validation_error", "name: a server needs a name.", errors={"name": ["Required."]}
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        message = f"At most {MAX_NAME_LENGTH} characters."
+        raise TokenError("validation_error", f"name: {message}", errors={"name": [message]})
+    return name
+
+
+def create_server(*, account: SmartAccount, name: str, purpose: str, actor: Actor) -> Server:
+    _require_manager(actor)
+    if purpose not in Server.Purpose.values:
+        message = f"One of: {', '.join(Server.Purpose.values)}."
+        raise TokenError("validation_error", f"purpose: {message}", errors={"purpose": [message]})
+    with transaction.atomic():
+        server = Server.objects.create(account=account, name=_clean_name(name), purpose=purpose)
+        record_event(
+            actor=actor,
+            action="server.created",
+            obj=server,
+            account=account,
+            data={"name": server.name, "purpose": purpose},
+        )
+    return server
+
+
+def rename_server(*, server: Server, name: str, actor: Actor) -> Server:
+    _require_manager(actor)
+    name = _clean_name(name)
+    with transaction.atomic():
+        previous = server.name
+        Server.objects.filter(pk=server.pk).update(name=name)
+        server.name = name
+        record_event(
+            actor=actor,
+            action="server.renamed",
+            obj=server,
+            account=server.account,
+            data={"from": previous, "to": name},
+        )
+    return server
+
+
+def _draw_order(lic: License) -> tuple:
+    """Which license a new assignment draws on first: perpetual before subscription, then the
+    latest care end (a server keeps care longest), then the oldest."""
+    care = lic.care_ends_at.timestamp() if lic.care_ends_at else float("-inf")
+    return (lic.kind != License.Kind.PERPETUAL, -care, lic.created_at)
+
+
+def assign_capacity(
+    *, server: Server, product: Product, quantity: int, actor: Actor
+) -> AssignmentResult:
+    """Make `server` hold exactly `quantity` of `product` (0 frees it).
+
+    The account's license rows for the product are locked for the whole transaction, so
+    concurrent assignments see each other's effect: the sum of assignments never exceeds the
+    active capacity (and the database's CHECK on License.assigned backs this up).
+    """
+    _require_manager(actor)
+    if quantity < 0:
+        raise TokenError(
+            "validation_error", "quantity: must be 0 or more.", errors={"quantity": ["≥ 0"]}
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        server = Server.objects.select_for_update().select_related("account").get(pk=server.pk)
+        if server.is_deactivated:
+            raise TokenError("validation_error", "This server is deactivated.")
+        licenses = list(
+            License.objects.select_for_update()
+            .filter(account_id=server.account_id, product=product)
+            .order_by("pk")  # one lock order for everyone: no deadlocks
+        )
+        by_id = {lic.pk: lic for lic in licenses}
+        # Only active licenses count: capacity held on an expired one waits for its renewal.
+        held = [
+            a
+            for a in Assignment.objects.filter(server=server, license_id__in=by_id)
+            if by_id[a.license_id].state == License.State.ACTIVE
+        ]
+        current = sum(a.quantity for a in held)
+        usable = sorted(
+            (lic for lic in licenses if lic.state == License.State.ACTIVE), key=_draw_order
+        )
+        available = sum(lic.quantity - lic.assigned for lic in usable)
+        delta = quantity - current
+        if delta > available:
+            raise TokenError(
+                "insufficient_capacity",
+                f"Only {available} more {product.unit} of {product.code} are available; "
+                f"this server holds {current}.",
+                extra={"available": available, "held": current},
+            )
+        changed: dict[object, License] = {}
+        if delta > 0:
+            _draw(server, usable, delta, {a.license_id: a for a in held}, changed, now)
+        elif delta < 0:
+            _release(held, by_id, -delta, changed, now)
+        License.objects.bulk_update(changed.values(), ["assigned"])
+        token = None
+        if server.is_pending and quantity > 0 and not _has_usable_token(server, now):
+            token = _mint(server, actor, now)
+        record_event(
+            actor=actor,
+            action="capacity.assigned",
+            obj=server,
+            account=server.account,
+            data={"product": product.code, "from": current, "to": quantity},
+        )
+    return AssignmentResult(
+        server=server,
+        product=product,
+        quantity=quantity,
+        available=available - delta,
+        token=token,
+    )
+
+
+def _draw(
+    server: Server,
+    usable: list[License],
+    amount: int,
+    held: dict[object, Assignment],
+    changed: dict[object, License],
+    now: datetime,
+) -> None:
+    for lic in usable:
+        if amount == 0:
+            break
+        take = min(lic.quantity - lic.assigned, amount)
+        if take <= 0:
+            continue
+        lic.assigned += take
+        changed[lic.pk] = lic
+        amount -= take
+        if lic.pk in held:
+            Assignment.objects.filter(pk=held[lic.pk].pk).update(
+                quantity=F("quantity") + take, updated_at=now
+            )
+        else:
+            Assignment.objects.create(server=server, license=lic, quantity=take, updated_at=now)
+
+
+def _release(
+    held: list[Assignment],
+    licenses: dict[object, License],
+    amount: int,
+    changed: dict[object, License],
+    now: datetime,
+) -> None:
+    # Give back in the reverse of the draw order: subscriptions before perpetual, the earliest
+    # care end first.
+    def lic(assignment: Assignment) -> License:
+        return licenses[assignment.license_id]
+
+    for assignment in sorted(held, key=lambda a: _draw_order(lic(a)), reverse=True):
+        if amount == 0:
+            break
+        held_license = lic(assignment)
+        give = min(assignment.quantity, amount)
+        held_license.assigned -= give
+        changed[held_license.pk] = held_license
+        amount -= give
+        if give == assignment.quantity:
+            assignment.delete()
+        else:
+            Assignment.objects.filter(pk=assignment.pk).update(
+                quantity=F("quantity") - give, updated_at=now
+            )
+
+
+def _has_usable_token(server: Server, now: datetime) -> bool:
+    return ActivationToken.objects.filter(
+        server=server, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+    ).exists()
+
+
+def _mint(server: Server, actor: Actor, now: datetime) -> MintedToken:
+    revoked = ActivationToken.objects.filter(
+        server=server, used_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now)
+    raw = new_activation_token()
+    token = ActivationToken.objects.create(
+        server=server,
+        token_hash=hash_secret(raw),
+        created_at=now,
+        expires_at=now + settings.ACTIVATION_TOKEN_TTL,
+        created_by=actor.label[:200],
+    )
+    record_event(
+        actor=actor,
+        action="token.regenerated" if revoked else "token.minted",
+        obj=server,
+        account=server.account,
+        data={"token_id": str(token.pk), "expires_at": token.expires_at.isoformat()},
+    )
+    return MintedToken(raw=raw, expires_at=token.expires_at)
+
+
+def mint_token(*, server: Server, actor: Actor) -> MintedToken:
+    """A new activation token for a pending server; any earlier one stops working."""
+    _require_manager(actor)
+    with transaction.atomic():
+        server = Server.objects.select_for_update().select_related("account").get(pk=server.pk)
+        if not server.is_pending:
+            raise TokenError(
+                "server_not_pending",
+                f"This server is {server.state}: tokens are only for servers not yet activated.",
+            )
+        return _mint(server, actor, timezone.now())
+
+
+def deactivate_server(*, server: Server, actor: Actor) -> Server:
+    """Free the server's capacity, revoke its credential and tokens. Harmless twice."""
+    _require_manager(actor)
+    now = timezone.now()
+    with transaction.atomic():
+        server = Server.objects.select_for_update().select_related("account").get(pk=server.pk)
+        if server.is_deactivated:
+            return server
+        held = list(Assignment.objects.filter(server=server))
+        licenses = {
+            lic.pk: lic
+            for lic in License.objects.select_for_update()
+            .filter(pk__in=[a.license_id for a in held])
+            .order_by("pk")
+        }
+        for assignment in held:
+            licenses[assignment.license_id].assigned -= assignment.quantity
+        License.objects.bulk_update(licenses.values(), ["assigned"])
+        Assignment.objects.filter(server=server).delete()
+        ActivationToken.objects.filter(
+            server=server, used_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=now)
+        ServerCredential.objects.filter(server=server, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        previous = server.state
+        server.state = Server.State.DEACTIVATED
+        server.deactivated_at = now
+        server.save(update_fields=["state", "deactivated_at"])
+        record_event(
+            actor=actor,
+            action="server.deactivated",
+            obj=server,
+            account=server.account,
+            data={"previous_state": previous, "freed": sum(a.quantity for a in held)},
+        )
+    return server
