@@ -2,6 +2,8 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from orders import api as orders_api
+from smartaccounts import api as accounts_api
+from tokens import api as servers_api
 
 app_name = "api"
 
@@ -12,4 +14,27 @@ urlpatterns = [
     path("orders/<str:order_id>", orders_api.OrderDetailApi.as_view(), name="order"),
     path("orders/<str:order_id>/unlock", orders_api.OrderUnlockApi.as_view(), name="order-unlock"),
     path("resellers", orders_api.ResellerListApi.as_view(), name="resellers"),
+]
+
+urlpatterns += [
+    path("accounts", accounts_api.AccountListApi.as_view(), name="accounts"),
+    path(
+        "accounts/<str:account_id>/licenses",
+        accounts_api.AccountLicensesApi.as_view(),
+        name="account-licenses",
+    ),
+    path(
+        "accounts/<str:account_id>/servers",
+        servers_api.AccountServersApi.as_view(),
+        name="account-servers",
+    ),
+    path("servers/<str:server_id>", servers_api.ServerDetailApi.as_view(), name="server"),
+    path(
+        "servers/<str:server_id>/assignments/<str:product>",
+        servers_api.ServerAssignmentApi.as_view(),
+        name="server-assignment",
+    ),
+    path(
+        "servers/<str:server_id>/token", servers_api.ServerTokenApi.as_view(), name="server-token"
+    ),
 ]

@@ -1,5 +1,6 @@
 """Schema pieces shared by every API view: the problem+json error body."""
 
+from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -39,3 +40,15 @@ def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
         )
         for status in statuses
     }
+
+
+class AutoSchema(BaseAutoSchema):
+    """Names a view's nested `InputSerializer` / `OutputSerializer` after the view, so the
+    components of different operations do not collide ("ServerTokenOutput")."""
+
+    def get_serializer_name(self, serializer: serializers.BaseSerializer, direction: str) -> str:
+        qualname = type(serializer).__qualname__
+        if "." not in qualname:
+            return super().get_serializer_name(serializer, direction)
+        outer, inner = qualname.split(".")[-2:]
+        return outer.removesuffix("Api") + inner.removesuffix("Serializer")

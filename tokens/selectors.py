@@ -53,15 +53,8 @@ def servers_for(actor: Actor) -> QuerySet[Server]:
     return Server.objects.visible_to(actor).select_related("account__organization")
 
 
-def get_server_for(actor: Actor, server_id: object) -> Server:
-    return get_object_or_404(servers_for(actor), pk=uuid_or_404(server_id))
-
-
-def servers_of(account: SmartAccount, *, include_deactivated: bool = True) -> QuerySet[Server]:
-    """An account's servers with what each holds, per product (two queries for a page)."""
-    servers = Server.objects.filter(account=account)
-    if not include_deactivated:
-        servers = servers.exclude(state=Server.State.DEACTIVATED)
+def with_holdings(servers: QuerySet[Server]) -> QuerySet[Server]:
+    """Prefetch what each server holds on active licenses (one more query for any number)."""
     return servers.prefetch_related(
         Prefetch(
             "assignments",
@@ -70,6 +63,18 @@ def servers_of(account: SmartAccount, *, include_deactivated: bool = True) -> Qu
             .order_by("license__product__name"),
         )
     )
+
+
+def get_server_for(actor: Actor, server_id: object) -> Server:
+    return get_object_or_404(with_holdings(servers_for(actor)), pk=uuid_or_404(server_id))
+
+
+def servers_of(account: SmartAccount, *, include_deactivated: bool = True) -> QuerySet[Server]:
+    """An account's servers with what each holds, per product."""
+    servers = Server.objects.filter(account=account).select_related("account")
+    if not include_deactivated:
+        servers = servers.exclude(state=Server.State.DEACTIVATED)
+    return with_holdings(servers)
 
 
 @dataclass
@@ -139,3 +144,23 @@ def server_counts_by_state(account: SmartAccount) -> dict[str, int]:
         .annotate(n=Count("pk"))
         .values_list("state", "n")
     )
+
+
+@dataclass
+class HeldLine:
+    product: Product
+    quantity: int
+    used: int | None
+
+
+def held_lines(server: Server) -> list[HeldLine]:
+    """Per product, what the server holds: from prefetched assignments (see servers_of)."""
+    totals: dict[int, HeldLine] = {}
+    usage = server.reported_usage or {}
+    for assignment in server.assignments.all():
+        product = assignment.license.product
+        line = totals.get(product.pk)
+        if line is None:
+            line = totals[product.pk] = HeldLine(product, 0, usage.get(product.code))
+        line.quantity += assignment.quantity
+    return sorted(totals.values(), key=lambda line: line.product.name)

@@ -173,7 +173,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "licensing_portal.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "licensing_portal.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "licensing_portal.problems.exception_handler",
@@ -195,6 +195,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "LicenseStateEnum": "smartaccounts.models.License.State",
+        "LicenseKindEnum": "smartaccounts.models.License.Kind",
+        "OrderStateEnum": "orders.models.Order.State",
+        "ServerStateEnum": "tokens.models.Server.State",
+        "ServerPurposeEnum": "tokens.models.Server.Purpose",
+        "OrderLineActionEnum": "orders.models.OrderLine.Action",
+    },
 }
 
 # --- Product settings ---------------------------------------------------------------------

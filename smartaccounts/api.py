@@ -1,0 +1,105 @@
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from licensing_portal.authentication import actor_for
+from licensing_portal.pagination import Pagination
+from licensing_portal.schema import problem_responses
+
+from .models import License
+from .selectors import (
+    accounts_for,
+    can_manage_accounts,
+    get_account_for,
+    license_pool,
+    licenses_by_product,
+)
+
+
+class AccountListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        name = serializers.CharField()
+        customer = serializers.SerializerMethodField()
+        can_manage = serializers.SerializerMethodField()
+
+        def get_customer(self, account: Any) -> dict[str, str]:
+            org = account.organization
+            return {"id": str(org.pk), "name": org.name, "email": org.email}
+
+        def get_can_manage(self, account: Any) -> bool:
+            return self.context["can_manage"]
+
+    @extend_schema(
+        operation_id="accounts_list",
+        summary="Smart Accounts the caller may see (a customer: its own)",
+        responses={200: OutputSerializer(many=True), **problem_responses(401)},
+    )
+    def get(self, request: Request) -> Response:
+        actor = actor_for(request)
+        accounts = accounts_for(actor).select_related("organization").order_by("name")
+        paginator = Pagination()
+        page = paginator.paginate_queryset(accounts, request, view=self)
+        context = {"can_manage": can_manage_accounts(actor)}
+        return paginator.get_paginated_response(
+            self.OutputSerializer(page, many=True, context=context).data
+        )
+
+
+class LicenseDetailSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=License.Kind.choices)
+    quantity = serializers.IntegerField()
+    assigned = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=License.State.choices)
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField(allow_null=True)
+    care_ends_at = serializers.DateTimeField(allow_null=True)
+    care_status = serializers.SerializerMethodField()
+    auto_renew = serializers.BooleanField()
+    source = serializers.CharField(help_text="The order reference it came from.")
+
+    def get_care_status(self, lic: License) -> str:
+        return lic.care_status(self.context["now"])
+
+
+class AccountLicensesApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        product = serializers.CharField(source="product.code")
+        name = serializers.CharField(source="product.name")
+        unit = serializers.CharField(source="product.unit")
+        total = serializers.IntegerField(help_text="Active capacity.")
+        assigned = serializers.IntegerField()
+        available = serializers.IntegerField()
+        locked = serializers.IntegerField(help_text="In orders not yet unlocked.")
+        care_status = serializers.CharField(
+            help_text="active, expiring (within 60 days) or expired; empty with no active license."
+        )
+        care_ends_at = serializers.DateTimeField(allow_null=True)
+        licenses = serializers.SerializerMethodField()
+
+        @extend_schema_field(LicenseDetailSerializer(many=True))
+        def get_licenses(self, row: Any) -> list[dict[str, Any]]:
+            return LicenseDetailSerializer(row.licenses, many=True, context=self.context).data
+
+    @extend_schema(
+        operation_id="accounts_licenses",
+        summary="One row per application, with its licenses",
+        responses={200: OutputSerializer(many=True), **problem_responses(401, 404)},
+    )
+    def get(self, request: Request, account_id: str) -> Response:
+        account = get_account_for(actor_for(request), account_id)
+        now = timezone.now()
+        paginator = Pagination()
+        rows = paginator.paginate_queryset(license_pool(account, now), request, view=self)
+        grouped = licenses_by_product(account, [row.product.pk for row in rows])
+        for row in rows:
+            row.licenses = grouped[row.product.pk]
+        return paginator.get_paginated_response(
+            self.OutputSerializer(rows, many=True, context={"now": now}).data
+        )
