@@ -46,5 +46,6 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("", include("orders.urls")),
+    path("", include("tokens.urls")),
     path("", include("smartaccounts.urls")),
 ]

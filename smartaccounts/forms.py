@@ -44,3 +44,19 @@ class ApiKeyForm(forms.Form):
         label="Name",
         help_text="Where the key is used, e.g. “ERP production”.",
     )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+    full_name = forms.CharField(label="Name", max_length=200, required=False)
+    role = forms.ChoiceField(
+        label="Role",
+        choices=User.Role.choices,
+        initial=User.Role.MEMBER,
+        help_text="Viewers read; members also manage servers and capacity; admins also manage "
+        "people and API keys.",
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=User.Role.choices)

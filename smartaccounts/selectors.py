@@ -16,6 +16,7 @@ from .models import (
     PartnerLink,
     Product,
     SmartAccount,
+    User,
     care_status_at,
 )
 from .secrets import hash_secret, secret_matches
@@ -166,3 +167,13 @@ def licenses_by_product(account: SmartAccount, product_ids: list[int]) -> dict[i
     for lic in licenses:
         grouped[lic.product_id].append(lic)
     return grouped
+
+
+def users_for(actor: Actor) -> QuerySet[User]:
+    if actor.organization is None:
+        return User.objects.none()
+    return User.objects.filter(organization=actor.organization).order_by("-is_active", "email")
+
+
+def get_user_for(actor: Actor, user_id: object) -> User:
+    return get_object_or_404(users_for(actor), pk=uuid_or_404(user_id))

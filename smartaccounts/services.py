@@ -105,3 +105,73 @@ def invite_user(
             data={"email": user.email, "role": role},
         )
     return user
+
+
+def _require_org_admin(actor: Actor, organization: Organization) -> None:
+    if not actor.is_system and not (actor.is_org_admin and actor.organization == organization):
+        raise AccountError("permission_denied", "Only an admin of the organization may do this.")
+
+
+def _keep_an_admin(user: User) -> None:
+    """An organization never loses its last active admin: nobody could manage it any more."""
+    others = User.objects.filter(
+        organization=user.organization, role=User.Role.ADMIN, is_active=True
+    ).exclude(pk=user.pk)
+    if user.role == User.Role.ADMIN and user.is_active and not others.exists():
+        raise AccountError("validation_error", "The organization needs at least one active admin.")
+
+
+def invite_member(*, email: str, role: str, actor: Actor, full_name: str = "") -> User:
+    """An organization admin invites a colleague by e-mail."""
+    if actor.organization is None:
+        raise AccountError("permission_denied", "Only an admin of the organization may do this.")
+    _require_org_admin(actor, actor.organization)
+    if role not in User.Role.values:
+        raise AccountError("validation_error", "Unknown role.", errors={"role": ["Unknown role."]})
+    return invite_user(
+        organization=actor.organization, email=email, role=role, actor=actor, full_name=full_name
+    )
+
+
+def change_role(*, user: User, role: str, actor: Actor) -> User:
+    _require_org_admin(actor, user.organization)
+    if role not in User.Role.values:
+        raise AccountError("validation_error", "Unknown role.", errors={"role": ["Unknown role."]})
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        # Lock the organization's admins so two admins cannot demote each other at once.
+        list(
+            User.objects.select_for_update().filter(
+                organization=user.organization, role=User.Role.ADMIN
+            )
+        )
+        if role != User.Role.ADMIN:
+            _keep_an_admin(user)
+        previous = user.role
+        user.role = role
+        user.save(update_fields=["role"])
+        record_event(
+            actor=actor,
+            action="user.role_changed",
+            obj=user,
+            data={"email": user.email, "from": previous, "to": role},
+        )
+    return user
+
+
+def deactivate_user(*, user: User, actor: Actor) -> User:
+    _require_org_admin(actor, user.organization)
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        list(
+            User.objects.select_for_update().filter(
+                organization=user.organization, role=User.Role.ADMIN
+            )
+        )
+        if not user.is_active:
+            return user
+        _keep_an_admin(user)
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        record_event(actor=actor, action="user.deactivated", obj=user, data={"email": user.email})
+    return user

@@ -6,6 +6,15 @@ app_name = "smartaccounts"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("accounts/<str:account_id>/", views.account_licenses, name="account"),
+    path(
+        "accounts/<str:account_id>/licenses/<str:product>/",
+        views.account_license_detail,
+        name="license_detail",
+    ),
+    path("team/", views.team, name="team"),
+    path("team/<str:user_id>/role/", views.team_role, name="team_role"),
+    path("team/<str:user_id>/deactivate/", views.team_deactivate, name="team_deactivate"),
     path("api-keys/", views.api_keys, name="api_keys"),
     path("api-keys/<str:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("invitation/<uidb64>/<token>/", views.InvitationView.as_view(), name="invitation"),

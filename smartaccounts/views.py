@@ -1,10 +1,13 @@
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from licensing_portal.authentication import actor_for
@@ -12,21 +15,152 @@ from licensing_portal.authentication import actor_for
 from . import services
 from .decorators import org_admin_required_for_post
 from .errors import AccountError
-from .forms import ApiKeyForm
-from .models import Organization
-from .selectors import api_keys_for, get_api_key_for
+from .forms import ApiKeyForm, InviteForm, RoleForm
+from .models import Organization, Product, SmartAccount, User
+from .selectors import (
+    accounts_for,
+    api_keys_for,
+    can_manage_accounts,
+    get_account_for,
+    get_api_key_for,
+    get_user_for,
+    license_pool,
+    licenses_by_product,
+    users_for,
+)
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """Each role lands where it works: a customer in its Smart Account, a partner on the
+    customer picker, vendor staff on the back office."""
     org: Organization | None = request.user.organization
     if org is None or org.kind == Organization.Kind.VENDOR:
-        template = "smartaccounts/home_vendor.html"
-    elif org.is_partner:
-        template = "smartaccounts/home_partner.html"
+        return render(request, "smartaccounts/home_vendor.html", {"organization": org})
+    if org.is_partner:
+        return redirect("tokens:picker")
+    account = accounts_for(actor_for(request)).first()
+    if account is None:
+        return render(request, "smartaccounts/home_customer.html", {"organization": org})
+    return redirect("smartaccounts:account", account_id=account.pk)
+
+
+def account_context(request: HttpRequest, account: SmartAccount, **extra: object) -> dict:
+    """What every page inside an account shows in its header."""
+    return {
+        "account": account,
+        "can_manage": can_manage_accounts(actor_for(request)),
+        **extra,
+    }
+
+
+@login_required
+def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
+    account = get_account_for(actor_for(request), account_id)
+    pool = license_pool(account, timezone.now())
+    page = Paginator(pool, 25).get_page(request.GET.get("page"))
+    expand = request.GET.get("expand", "")
+    expanded = {}
+    if expand:
+        rows = [row for row in page if row.product.code == expand]
+        if rows:
+            expanded = licenses_by_product(account, [rows[0].product.pk])
+    for row in page:
+        row.licenses = expanded.get(row.product.pk, [])
+    return render(
+        request,
+        "smartaccounts/account_licenses.html",
+        account_context(request, account, page=page, expand=expand, tab="licenses"),
+    )
+
+
+@login_required
+def account_license_detail(request: HttpRequest, account_id: str, product: str) -> HttpResponse:
+    """The licenses behind one application row (loaded when the row is expanded)."""
+    account = get_account_for(actor_for(request), account_id)
+    product_obj = get_object_or_404(Product, code=product)
+    licenses = licenses_by_product(account, [product_obj.pk])[product_obj.pk]
+    return render(
+        request,
+        "smartaccounts/_license_detail.html",
+        {"licenses": licenses, "product": product_obj, "now": timezone.now()},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team(request: HttpRequest) -> HttpResponse:
+    actor = actor_for(request)
+    if actor.organization is None:
+        raise Http404
+    form = InviteForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if not actor.is_org_admin:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                user = services.invite_member(actor=actor, **form.cleaned_data)
+            except AccountError as exc:
+                _form_error(form, exc)
+                status = 400
+            else:
+                messages.success(request, f"Invitation sent to {user.email}.")
+                return redirect("smartaccounts:team")
+        else:
+            status = 400
+    page = Paginator(users_for(actor), 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "smartaccounts/team.html",
+        {"form": form, "page": page, "roles": User.Role.choices},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def team_role(request: HttpRequest, user_id: str) -> HttpResponse:
+    actor = actor_for(request)
+    if not actor.is_org_admin:
+        raise PermissionDenied
+    user = get_user_for(actor, user_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a valid role.")
     else:
-        template = "smartaccounts/home_customer.html"
-    return render(request, template, {"organization": org})
+        try:
+            services.change_role(user=user, role=form.cleaned_data["role"], actor=actor)
+        except AccountError as exc:
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, f"{user.email} is now {user.get_role_display().lower()}.")
+    return redirect("smartaccounts:team")
+
+
+@login_required
+@require_POST
+def team_deactivate(request: HttpRequest, user_id: str) -> HttpResponse:
+    actor = actor_for(request)
+    if not actor.is_org_admin:
+        raise PermissionDenied
+    user = get_user_for(actor, user_id)
+    try:
+        services.deactivate_user(user=user, actor=actor)
+    except AccountError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{user.email} can no longer log in.")
+    return redirect("smartaccounts:team")
+
+
+def _form_error(form: forms.Form, exc: AccountError) -> None:
+    if exc.errors:
+        for field, errors in exc.errors.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
+    else:
+        form.add_error(None, exc.detail)
 
 
 @org_admin_required_for_post
