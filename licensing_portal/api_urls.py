@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from activation_api import api as activation_api
 from orders import api as orders_api
 from smartaccounts import api as accounts_api
 from tokens import api as servers_api
@@ -37,4 +38,15 @@ urlpatterns += [
     path(
         "servers/<str:server_id>/token", servers_api.ServerTokenApi.as_view(), name="server-token"
     ),
+]
+
+urlpatterns += [
+    path(
+        "servers/<str:server_id>/offline-activation",
+        activation_api.OfflineActivationApi.as_view(),
+        name="server-offline-activation",
+    ),
+    path("keys", activation_api.KeysApi.as_view(), name="keys"),
+    path("activation", activation_api.ActivationApi.as_view(), name="activation"),
+    path("activation/sync", activation_api.SyncApi.as_view(), name="activation-sync"),
 ]

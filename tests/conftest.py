@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -136,5 +137,6 @@ def later():
 
 
 @pytest.fixture(autouse=True)
-def _empty_outbox():
+def _empty_outbox_and_cache():
     mail.outbox = []
+    cache.clear()  # failure counters and the like never leak from one test into another

