@@ -6,6 +6,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from licensing_portal.authentication import actor_for, client_address
+from licensing_portal.throttling import unlock_failures
 from smartaccounts.actors import Actor
 from smartaccounts.decorators import partner_required, writer_required
 
@@ -85,12 +86,22 @@ def resend(request: HttpRequest, order_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def unlock_with_link(request: HttpRequest, secret: str) -> HttpResponse:
     """The e-mail's unlock link: no login. GET only shows; a CSRF-checked POST unlocks."""
+    address = client_address(request)
+    retry_after = unlock_failures.retry_after(address)
+    if retry_after is not None:
+        response = render(
+            request, "orders/unlock_limited.html", {"retry_after": retry_after}, status=429
+        )
+        response["Retry-After"] = str(retry_after)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
     order = services.find_order_by_unlock_secret(secret)
     if order is None:
+        unlock_failures.record_failure(address)
         response = render(request, "orders/unlock_unknown.html", status=404)
     elif request.method == "POST":
         actor = Actor.anonymous(
-            label=f"unlock link sent to {order.placed_by.name}", address=client_address(request)
+            label=f"unlock link sent to {order.placed_by.name}", address=address
         )
         order, changed = services.unlock_order(order=order, actor=actor)
         response = render(

@@ -161,8 +161,10 @@ def license_pool(account: SmartAccount, now: datetime) -> list[PoolRow]:
 def licenses_by_product(account: SmartAccount, product_ids: list[int]) -> dict[int, list[License]]:
     """The licenses behind pool rows, for the rows shown (one query)."""
     grouped: dict[int, list[License]] = {pid: [] for pid in product_ids}
-    licenses = License.objects.filter(account=account, product_id__in=product_ids).order_by(
-        "product_id", "state", "-created_at"
+    licenses = (
+        License.objects.filter(account=account, product_id__in=product_ids)
+        .exclude(state=License.State.REVOKED)
+        .order_by("product_id", "state", "-created_at")
     )
     for lic in licenses:
         grouped[lic.product_id].append(lic)

@@ -124,7 +124,7 @@ class ServerAssignmentApi(APIView):
         quantity = serializers.IntegerField(min_value=0, max_value=10_000_000)
 
     class OutputSerializer(serializers.Serializer):
-        product = serializers.CharField(source="product.code")
+        product = serializers.CharField()
         quantity = serializers.IntegerField(help_text="What the server now holds.")
         available = serializers.IntegerField(help_text="What the account has left to assign.")
         token = serializers.CharField(
@@ -160,7 +160,7 @@ class ServerAssignmentApi(APIView):
         if result.token is not None:
             body["token"] = result.token.raw
             body["token_expires_at"] = result.token.expires_at
-        return Response(self.OutputSerializer(body).data)
+        return Response(body)
 
 
 class ServerTokenApi(APIView):

@@ -164,3 +164,12 @@ def held_lines(server: Server) -> list[HeldLine]:
             line = totals[product.pk] = HeldLine(product, 0, usage.get(product.code))
         line.quantity += assignment.quantity
     return sorted(totals.values(), key=lambda line: line.product.name)
+
+
+def holds_subscription(server: Server) -> bool:
+    """Subscription capacity needs online activation."""
+    return Assignment.objects.filter(
+        server=server,
+        license__state=License.State.ACTIVE,
+        license__kind=License.Kind.SUBSCRIPTION,
+    ).exists()

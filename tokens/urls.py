@@ -12,4 +12,9 @@ urlpatterns = [
     path("servers/<str:server_id>/token/", views.regenerate_token, name="token"),
     path("servers/<str:server_id>/rename/", views.rename, name="rename"),
     path("servers/<str:server_id>/deactivate/", views.deactivate, name="deactivate"),
+    path(
+        "servers/<str:server_id>/offline-activation/",
+        views.offline_activation,
+        name="offline_activation",
+    ),
 ]

@@ -1,3 +1,5 @@
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -5,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from licensing_portal.authentication import actor_for
@@ -13,7 +16,7 @@ from smartaccounts.selectors import can_manage_accounts, get_account_for
 
 from . import services
 from .errors import TokenError
-from .forms import AssignForm, RenameForm, ServerForm
+from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
 from .selectors import (
     accounts_overview_for,
@@ -21,6 +24,7 @@ from .selectors import (
     get_server_for,
     held_lines,
     holdings,
+    holds_subscription,
     server_counts_by_state,
     servers_of,
 )
@@ -111,8 +115,10 @@ def _server_page(
         holdings=holdings(server, now),
         token=current_token(server, now) if server.is_pending else None,
         rename_form=RenameForm(initial={"name": server.name}),
+        offline_allowed=server.state in (Server.State.PENDING, Server.State.OFFLINE),
+        holds_subscription=holds_subscription(server),
         tab="servers",
-        **extra,
+        **{"offline_form": OfflineRequestForm(), **extra},
     )
     template = "tokens/_server_body.html" if request.htmx else "tokens/server.html"
     return render(request, template, context, status=status)
@@ -201,3 +207,27 @@ def deactivate(request: HttpRequest, server_id: str) -> HttpResponse:
         "tokens/deactivate_confirm.html",
         _context(request, server.account, server=server, holdings=holdings(server, timezone.now())),
     )
+
+
+@login_required
+@require_POST
+def offline_activation(request: HttpRequest, server_id: str) -> HttpResponse:
+    """Upload a request file, download the signed license file (perpetual capacity only)."""
+    actor = actor_for(request)
+    server = get_server_for(actor, server_id)
+    _require_manager(request)
+    form = OfflineRequestForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _server_page(request, server, status=400, offline_form=form)
+    try:
+        license_file = services.activate_offline(
+            server=server, request=services.OfflineRequest(**form.cleaned_data), actor=actor
+        )
+    except TokenError as exc:
+        form.add_error("request_file", exc.detail)
+        status = 422 if exc.code == "subscription_requires_online" else 400
+        return _server_page(request, server, status=status, offline_form=form)
+    response = HttpResponse(json.dumps({"license": license_file}), content_type="application/json")
+    filename = slugify(server.name) or "server"
+    response["Content-Disposition"] = f'attachment; filename="license-{filename}.json"'
+    return response

@@ -135,7 +135,7 @@ def test_logout_is_a_post(cast, client):
 def test_the_logout_form_is_in_every_page_with_a_csrf_token(cast, client):
     client.force_login(cast.carol_admin)
 
-    page = client.get("/").content.decode()
+    page = client.get("/", follow=True).content.decode()
 
     form = re.search(r'<form method="post" action="/logout/".*?</form>', page, re.S)
     assert form is not None
@@ -145,10 +145,14 @@ def test_the_logout_form_is_in_every_page_with_a_csrf_token(cast, client):
 # --- Landing pages -------------------------------------------------------------------------
 
 
-def test_a_partner_lands_on_orders_and_api_keys(cast, client):
+def test_a_partner_lands_on_the_customer_picker(cast, client):
     client.force_login(cast.alice_member)
 
-    page = client.get("/").content.decode()
+    response = client.get("/", follow=True)
+    page = response.content.decode()
+
+    assert response.redirect_chain == [("/customers/", 302)]
+    assert "Carol Corp" in page and "Dave Inc" not in page
 
     assert "Alice Reseller" in page
     assert 'href="/orders/"' in page
@@ -159,7 +163,11 @@ def test_a_partner_lands_on_orders_and_api_keys(cast, client):
 def test_a_customer_lands_on_its_smart_account(cast, client):
     client.force_login(cast.carol_viewer)
 
-    page = client.get("/").content.decode()
+    response = client.get("/", follow=True)
+    page = response.content.decode()
+
+    account = cast.carol_customer.smart_account
+    assert response.redirect_chain == [(f"/accounts/{account.pk}/", 302)]
 
     assert "Carol Corp" in page
     assert "Smart Account" in page

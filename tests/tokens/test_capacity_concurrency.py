@@ -48,11 +48,6 @@ def run_together(count, work):
 
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="BUG: tokens/api.py ServerAssignmentApi.OutputSerializer crashes (500) on success",
-)
 def test_concurrent_assignments_grant_exactly_the_capacity(cast):
     account = cast.carol_customer.smart_account
     now = timezone.now()

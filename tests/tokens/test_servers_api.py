@@ -24,17 +24,6 @@ MANAGERS = ["carol_customer", "alice_reseller", "carol_admin@session", "alice_me
 READ_ONLY = ["alice_viewer@session", "carol_viewer@session", "distributor"]
 READERS = MANAGERS + READ_ONLY
 
-# Every successful PUT .../assignments/{product} answers 500 today: its OutputSerializer reads
-# `product.code` from a str and re-serializes an already serialized server. The capacity is
-# committed (and a token minted) before the crash, so the caller never sees the token. With
-# raises=AttributeError, any other failure in these tests still shows as a failure.
-ASSIGNMENT_RESPONSE_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="BUG: tokens/api.py ServerAssignmentApi.OutputSerializer crashes (500) on success",
-)
-
-
 def client_as(cast, who: str) -> APIClient:
     """`org` gives an API-key client of that organization, `user@session` a logged-in one."""
     if who.endswith("@session"):
@@ -442,7 +431,6 @@ def test_deactivated_server_cannot_get_a_token(carol_api, server):
 # --- PUT /api/v1/servers/{id}/assignments/{product} -----------------------------------------
 
 
-@ASSIGNMENT_RESPONSE_BUG
 @pytest.mark.parametrize("who", MANAGERS)
 def test_first_assignment_of_a_pending_server_mints_a_token(cast, server, recording, who):
     response = client_as(cast, who).put(assignment_url(server.pk), {"quantity": 4}, format="json")
@@ -462,7 +450,6 @@ def test_first_assignment_of_a_pending_server_mints_a_token(cast, server, record
     assert AuditEvent.objects.filter(action="capacity.assigned").count() == 1
 
 
-@ASSIGNMENT_RESPONSE_BUG
 def test_later_assignment_changes_do_not_mint_another_token(cast, carol_api, server, recording):
     LicenseFactory(account=server.account, product=cast.console, quantity=3)
     first = carol_api.put(assignment_url(server.pk), {"quantity": 4}, format="json").json()
@@ -482,7 +469,6 @@ def test_later_assignment_changes_do_not_mint_another_token(cast, carol_api, ser
     assert recording.assigned == 7
 
 
-@ASSIGNMENT_RESPONSE_BUG
 def test_an_active_server_gets_no_token(cast, carol_api, server, recording):
     Server.objects.filter(pk=server.pk).update(state=Server.State.ACTIVE)
 
@@ -519,7 +505,6 @@ def test_a_product_the_account_does_not_own_has_no_capacity(cast, carol_api, ser
     assert not ActivationToken.objects.exists()
 
 
-@ASSIGNMENT_RESPONSE_BUG
 def test_zero_frees_the_capacity(cast, carol_api, server, recording):
     carol_api.put(assignment_url(server.pk), {"quantity": 6}, format="json")
 
@@ -551,7 +536,6 @@ def test_locked_and_expired_licenses_are_not_capacity(cast, carol_api, server, a
     assert assigned_by_license() == {active.pk: 0, locked.pk: 0, expired.pk: 0}
 
 
-@ASSIGNMENT_RESPONSE_BUG
 def test_exactly_the_active_capacity_fits(cast, carol_api, server, account):
     active = LicenseFactory(account=account, product=cast.recording, quantity=5)
     locked = LicenseFactory(
@@ -568,7 +552,6 @@ def test_exactly_the_active_capacity_fits(cast, carol_api, server, account):
     assert held(server) == {active.pk: 3}
 
 
-@ASSIGNMENT_RESPONSE_BUG
 def test_draws_perpetual_first_then_latest_care_end_and_releases_subscriptions_first(
     cast, carol_api, server, account
 ):
@@ -653,7 +636,6 @@ def test_invalid_quantities_are_400(carol_api, server, recording, body):
     assert recording.assigned == 0
 
 
-@ASSIGNMENT_RESPONSE_BUG
 def test_injected_fields_on_assignment_change_nothing(cast, carol_api, server, recording):
     response = carol_api.put(
         assignment_url(server.pk),
