@@ -1,0 +1,383 @@
+"""`appsuite-agent`: activate, sync, status, offline-request, offline-apply, diagnose."""
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import ssl
+import sys
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from . import __version__
+from .fingerprint import machine_fingerprint
+from .service import Reply, Unreachable, call
+from .state import State, load, save
+from .verify import Refused, UnknownKey, clock_rolled_back, lease_left, verify
+
+OK, FAILED, UNLICENSED = 0, 1, 2
+DEFAULT_STATE_DIR = os.environ.get("APPSUITE_STATE_DIR", "./appsuite-state")
+APPSUITE_VERSION = os.environ.get("APPSUITE_VERSION", "Winter'26")
+
+
+def _say(message: str) -> None:
+    print(message)
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "—"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _api(url: str, path: str) -> str:
+    return url.rstrip("/") + "/api/v1" + path
+
+
+def fetch_keys(url: str) -> dict[str, dict[str, Any]]:
+    reply = call("GET", _api(url, "/keys"))
+    if reply.status != 200:
+        raise Unreachable(f"/api/v1/keys answered {reply.status}")
+    keys = {}
+    for key in reply.body.get("keys", []):
+        if key.get("kty") == "OKP" and key.get("crv") == "Ed25519" and key.get("kid"):
+            keys[key["kid"]] = key
+    return keys
+
+
+def _accept(state: State, document: str, *, server_id: str | None, refresh_keys: bool) -> dict:
+    """Verify and, if newer than what we hold, take the document. Returns its claims."""
+    try:
+        verified = verify(document, state.keys, fingerprint=state.fingerprint, server_id=server_id)
+    except UnknownKey:
+        if not refresh_keys or not state.url:
+            raise
+        # A rotation: learn the service's current keys over the same HTTPS channel. Keys are
+        # never taken from a document itself.
+        state.keys.update(fetch_keys(state.url))
+        verified = verify(document, state.keys, fingerprint=state.fingerprint, server_id=server_id)
+    if state.document:
+        held = verify(
+            state.document, state.keys, fingerprint=state.fingerprint, server_id=server_id
+        )
+        if verified.claims["iat"] < held.claims["iat"]:
+            raise Refused("the document is older than the one held (replay?)")
+    state.document = document
+    state.server_id = verified.claims["sub"]
+    state.mode = verified.claims.get("mode", "")
+    state.last_verified_at = time.time()
+    return verified.claims
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    folder = Path(args.state_dir)
+    state = load(folder)
+    if state.activated and not args.force:
+        _err("this server is already activated (use --force to start over)")
+        return FAILED
+    state = State(url=args.url, fingerprint=machine_fingerprint())
+    try:
+        state.keys = fetch_keys(args.url)
+        reply = call(
+            "POST",
+            _api(args.url, "/activation"),
+            {
+                "token": args.token,
+                "fingerprint": state.fingerprint,
+                "hostname": socket.gethostname(),
+                "version": APPSUITE_VERSION,
+            },
+        )
+    except Unreachable as exc:
+        _err(f"cannot reach the licensing service: {exc}. Run `appsuite-agent diagnose`.")
+        return FAILED
+    if reply.status != 201:
+        _err(f"activation refused ({reply.status} {reply.code}): {reply.detail}")
+        return FAILED
+    state.credential = reply.body["credential"]
+    state.etag = reply.headers.get("ETag", "")
+    try:
+        _accept(state, reply.body["license"], server_id=reply.body["server_id"], refresh_keys=False)
+    except Refused as exc:
+        _err(f"the service's license document was refused: {exc}")
+        return FAILED
+    state.last_contact_at = time.time()
+    save(folder, state)
+    _say(f"Activated online as server {state.server_id}.")
+    return _print_status(state)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    folder = Path(args.state_dir)
+    state = load(folder)
+    if not state.credential:
+        _err("not activated online: run `appsuite-agent activate TOKEN --url URL` first")
+        return FAILED
+    usage = dict(item.split("=", 1) for item in args.usage or [])
+    headers = {"Authorization": f"Bearer {state.credential}"}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    try:
+        reply = call(
+            "POST",
+            _api(state.url, "/activation/sync"),
+            {
+                "fingerprint": machine_fingerprint(),
+                "version": APPSUITE_VERSION,
+                "usage": {code: int(used) for code, used in usage.items()},
+            },
+            headers,
+        )
+    except Unreachable as exc:
+        state.last_error = f"service unreachable: {exc}"
+        save(folder, state)
+        _err(f"{state.last_error}; keeping the license held until its lease ends")
+        _print_status(state)
+        return FAILED
+    return _after_sync(folder, state, reply)
+
+
+def _after_sync(folder: Path, state: State, reply: Reply) -> int:
+    state.last_contact_at = time.time()
+    if reply.status == 304:
+        state.last_error = ""
+        save(folder, state)
+        _say("License is up to date.")
+        return _print_status(state)
+    if reply.status != 200:
+        state.last_error = f"sync refused ({reply.status} {reply.code}): {reply.detail}"
+        save(folder, state)
+        _err(state.last_error)
+        return FAILED
+    try:
+        _accept(state, reply.body["license"], server_id=state.server_id, refresh_keys=True)
+    except Refused as exc:
+        state.last_error = f"document refused: {exc}"
+        save(folder, state)
+        _err(state.last_error)
+        return FAILED
+    state.etag = reply.headers.get("ETag", "")
+    state.last_error = ""
+    save(folder, state)
+    _say("License updated.")
+    return _print_status(state)
+
+
+def _print_status(state: State, as_json: bool = False) -> int:
+    now = time.time()
+    report: dict[str, Any] = {"server_id": state.server_id, "mode": state.mode}
+    if not state.document:
+        report.update(state="not activated")
+        return _emit(report, as_json, UNLICENSED)
+    if clock_rolled_back(state.last_verified_at, now):
+        report.update(
+            state="error",
+            error="clock rollback: local time is earlier than the last verification "
+            f"({_when(state.last_verified_at)}); fix the clock",
+        )
+        return _emit(report, as_json, UNLICENSED)
+    try:
+        claims = verify(
+            state.document, state.keys, fingerprint=machine_fingerprint(), server_id=state.server_id
+        ).claims
+    except Refused as exc:
+        report.update(state="error", error=f"held document refused: {exc}")
+        return _emit(report, as_json, UNLICENSED)
+    left = lease_left(claims, now)
+    report.update(
+        state="licensed" if left is None or left > 0 else "lease expired",
+        account=claims.get("account", {}).get("name", ""),
+        issued_at=_when(claims["iat"]),
+        lease_ends_at=_when(claims.get("exp")),
+        services=claims.get("services", []),
+        applications=[
+            {
+                "product": e["product"],
+                "name": e.get("name", e["product"]),
+                "quantity": e["quantity"],
+                "unit": e.get("unit", ""),
+                "kind": e["kind"],
+                "term_ends_at": e.get("ends_at"),
+                "care_ends_at": e.get("care_ends_at"),
+                "care_status": e.get("care_status"),
+            }
+            for e in claims.get("entitlements", [])
+        ],
+    )
+    if state.last_error:
+        report["last_error"] = state.last_error
+    return _emit(report, as_json, OK if report["state"] == "licensed" else UNLICENSED)
+
+
+def _emit(report: dict[str, Any], as_json: bool, code: int) -> int:
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return code
+    _say(f"State:    {report['state']}" + (f" ({report['mode']})" if report.get("mode") else ""))
+    if report.get("error"):
+        _say(f"Error:    {report['error']}")
+    if report.get("account"):
+        _say(f"Account:  {report['account']}")
+        _say(f"Lease:    until {report['lease_ends_at']}")
+        _say(f"Services: {', '.join(report['services']) or 'none'}")
+        for app in report["applications"]:
+            term = f", term to {app['term_ends_at'][:10]}" if app["term_ends_at"] else ""
+            care = app["care_ends_at"][:10] if app["care_ends_at"] else "none"
+            _say(
+                f"  {app['name']}: {app['quantity']} {app['unit']} ({app['kind']}{term}); "
+                f"care {app['care_status']} ({care})"
+            )
+    if report.get("last_error"):
+        _say(f"Last error: {report['last_error']}")
+    return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return _print_status(load(Path(args.state_dir)), as_json=args.json)
+
+
+def cmd_offline_request(args: argparse.Namespace) -> int:
+    request = {
+        "token": args.token,
+        "fingerprint": machine_fingerprint(),
+        "hostname": socket.gethostname(),
+        "version": APPSUITE_VERSION,
+        "nonce": secrets.token_urlsafe(16),
+    }
+    Path(args.out).write_text(json.dumps(request, indent=2))
+    _say(f"Wrote {args.out}: upload it on the server's page in the licensing portal.")
+    return OK
+
+
+def cmd_offline_apply(args: argparse.Namespace) -> int:
+    folder = Path(args.state_dir)
+    state = load(folder)
+    state.fingerprint = machine_fingerprint()
+    if args.keys:
+        keys = json.loads(Path(args.keys).read_text()).get("keys", [])
+        state.keys.update({k["kid"]: k for k in keys if k.get("kid")})
+    if not state.keys:
+        _err("no trusted keys: pass --keys with the service's /api/v1/keys saved as a file")
+        return FAILED
+    document = json.loads(Path(args.file).read_text()).get("license", "")
+    try:
+        claims = _accept(state, document, server_id=state.server_id or None, refresh_keys=False)
+    except Refused as exc:
+        _err(f"license file refused: {exc}")
+        return FAILED
+    if claims.get("mode") != "offline":
+        _err("this is not an offline license file")
+        return FAILED
+    save(folder, state)
+    _say("Offline license applied.")
+    return _print_status(state)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    folder = Path(args.state_dir)
+    url = args.url or load(folder).url
+    if not url:
+        _err("give --url (or activate first)")
+        return FAILED
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
+    problems = []
+    try:
+        addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port)})
+        _say(f"DNS:          {host} -> {', '.join(addresses)}")
+    except OSError as exc:
+        _say(f"DNS:          {host} does not resolve ({exc})")
+        problems.append(f"the name {host} does not resolve: check the server's DNS settings")
+    if parsed.scheme == "https":
+        try:
+            context = ssl.create_default_context()
+            with (
+                socket.create_connection((host, port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname=host) as tls,
+            ):
+                _say(f"TLS:          {tls.version()} to {host}:{port}, certificate valid")
+        except (OSError, ssl.SSLError) as exc:
+            _say(f"TLS:          failed ({exc})")
+            problems.append(
+                f"no trusted HTTPS connection to {host}:{port}: open port {port} outbound and "
+                "check any proxy that inspects TLS"
+            )
+    else:
+        _say(f"TLS:          not used ({parsed.scheme}); production servers must use https")
+    try:
+        reply = call("GET", _api(url, "/keys"))
+        _say(f"Keys:         /api/v1/keys answered {reply.status}")
+        if reply.status != 200:
+            problems.append(f"the activation API answered {reply.status}")
+        date = reply.headers.get("Date")
+        if date:
+            skew = time.time() - parsedate_to_datetime(date).timestamp()
+            _say(f"Clock skew:   {skew:+.0f} s against the service")
+            if abs(skew) > 300:
+                problems.append(
+                    f"this machine's clock is off by {skew:+.0f} s: enable time sync (NTP)"
+                )
+    except Unreachable as exc:
+        _say(f"Keys:         unreachable ({exc})")
+        problems.append("the licensing service cannot be reached from this machine")
+    if problems:
+        _say("Verdict:      NOT OK — " + "; ".join(problems) + ".")
+        return FAILED
+    _say("Verdict:      OK — this server can activate and sync online.")
+    return OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appsuite-agent", description="Reference AppSuite licensing agent."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help="folder holding the agent's state"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("activate", help="activate online with a token from the portal")
+    p.add_argument("token")
+    p.add_argument(
+        "--url", required=True, help="the licensing service, e.g. https://licensing.example.com"
+    )
+    p.add_argument("--force", action="store_true", help="replace an earlier activation")
+    p.set_defaults(func=cmd_activate)
+
+    p = sub.add_parser("sync", help="report usage and refresh the license")
+    p.add_argument("--usage", nargs="*", metavar="PRODUCT=USED", help="reported usage")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("status", help="show the verified license")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("offline-request", help="write a request file for offline activation")
+    p.add_argument("token")
+    p.add_argument("--out", default="offline-request.json")
+    p.set_defaults(func=cmd_offline_request)
+
+    p = sub.add_parser("offline-apply", help="install a license file from the portal")
+    p.add_argument("file")
+    p.add_argument("--keys", help="the service's /api/v1/keys saved as a file")
+    p.set_defaults(func=cmd_offline_apply)
+
+    p = sub.add_parser("diagnose", help="check DNS, TLS, clock and reachability")
+    p.add_argument("--url")
+    p.set_defaults(func=cmd_diagnose)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
