@@ -12,6 +12,8 @@ from orders.models import Order
 from orders.services import CustomerData, LineData, OrderData, place_order, unlock_order
 from smartaccounts.actors import Actor
 from smartaccounts.models import Organization, PartnerLink, Product, SmartAccount, User
+from tokens import services as server_services
+from tokens.models import Server
 
 PASSWORD = "demo1234"
 
@@ -147,6 +149,35 @@ class Command(BaseCommand):
                 ),
             ],
             unlock=True,
+        )
+        self._servers(customer.smart_account)
+
+    def _servers(self, account: SmartAccount) -> None:
+        """An activated production server and a test server waiting for capacity."""
+        if Server.objects.filter(account=account).exists():
+            return
+        actor = Actor.system("demo data")
+        milan = server_services.create_server(
+            account=account, name="PBX-Milan-prod", purpose="production", actor=actor
+        )
+        minted = [
+            server_services.assign_capacity(
+                server=milan,
+                product=Product.objects.get(code=code),
+                quantity=quantity,
+                actor=actor,
+            ).token
+            for code, quantity in (("CALL_RECORDING", 20), ("ATTENDANT_CONSOLE", 4))
+        ]
+        token = next(t for t in minted if t is not None)  # minted by the first assignment
+        server_services.activate_server(
+            token=token.raw,
+            fingerprint="demo-milan-fingerprint",
+            hostname="pbx-milan.local",
+            version="Winter'26",
+        )
+        server_services.create_server(
+            account=account, name="PBX-Rome-test", purpose="test", actor=actor
         )
 
     def _org(self, name: str, kind: str, email: str) -> Organization:
