@@ -47,5 +47,6 @@ urlpatterns = [
     ),
     path("", include("orders.urls")),
     path("", include("tokens.urls")),
+    path("", include("lifecycle.urls")),
     path("", include("smartaccounts.urls")),
 ]

@@ -10,7 +10,14 @@ from django.utils import timezone
 from notifications.services import enqueue_email
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
-from smartaccounts.models import License, Organization, PartnerLink, Product, User
+from smartaccounts.models import (
+    License,
+    LicenseRenewal,
+    Organization,
+    PartnerLink,
+    Product,
+    User,
+)
 from smartaccounts.secrets import hash_secret, secret_matches
 from smartaccounts.services import create_customer, invite_user
 
@@ -281,12 +288,16 @@ def _validate_renewals(
             errors.add(f"{name}.renews", "A revoked license cannot be renewed.")
         if lic.state == License.State.LOCKED:
             locked.append(str(lic.pk))
+        # A date equal to the current one is accepted and changes nothing: the partner's
+        # system renewing a period that already renewed itself counts as that renewal.
         if line.ends_at is not None:
             if lic.kind == License.Kind.PERPETUAL:
                 errors.add(f"{name}.ends_at", "Perpetual licenses have no term end.")
-            elif line.ends_at <= max(lic.ends_at or now, now):
+            elif line.ends_at <= now or (lic.ends_at and line.ends_at < lic.ends_at):
                 errors.add(f"{name}.ends_at", "The new term end must be later than the current.")
-        if line.care_ends_at is not None and line.care_ends_at <= max(lic.care_ends_at or now, now):
+        if line.care_ends_at is not None and (
+            line.care_ends_at <= now or (lic.care_ends_at and line.care_ends_at < lic.care_ends_at)
+        ):
             errors.add(f"{name}.care_ends_at", "The new care end must be later than the current.")
     errors.raise_if_any()
     if locked:
@@ -337,6 +348,14 @@ def _apply_renewal(
     order: Order, position: int, line: LineData, lic: License, actor: Actor
 ) -> License:
     previous_ends_at, previous_care_ends_at = lic.ends_at, lic.care_ends_at
+    if line.ends_at is not None and previous_ends_at and line.ends_at > previous_ends_at:
+        # This order is the renewal of the current period: the automatic renewal will find
+        # the period renewed and leave it alone.
+        LicenseRenewal.objects.get_or_create(
+            license=lic,
+            period_ends_at=previous_ends_at,
+            defaults={"new_ends_at": line.ends_at, "source": LicenseRenewal.Source.ORDER},
+        )
     if line.ends_at is not None:
         lic.ends_at = line.ends_at
     if line.care_ends_at is not None:

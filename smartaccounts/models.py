@@ -204,6 +204,9 @@ class License(models.Model):
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Subscription term end.")
     care_ends_at = models.DateTimeField(null=True, blank=True)
     auto_renew = models.BooleanField(default=True, help_text="Subscriptions only.")
+    renewal_months = models.PositiveSmallIntegerField(
+        default=12, help_text="Term added by each automatic renewal."
+    )
     source = models.CharField(
         max_length=100, blank=True, help_text="Where it came from: the order reference, or how."
     )
@@ -230,6 +233,35 @@ class License(models.Model):
 
     def care_status(self, now: datetime) -> str:
         return care_status_at(self.care_ends_at, now)
+
+
+class LicenseRenewal(models.Model):
+    """One renewal of one license for one term: the automatic one, or a partner's renewal line.
+
+    Unique per license and period, so a renewal job run twice (or racing a renewal order)
+    extends a term once.
+    """
+
+    class Source(models.TextChoices):
+        AUTOMATIC = "automatic", "Automatic"
+        ORDER = "order", "Renewal order"
+
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="renewals")
+    period_ends_at = models.DateTimeField(help_text="The term end this renewal continues.")
+    new_ends_at = models.DateTimeField()
+    source = models.CharField(max_length=16, choices=Source.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "period_ends_at"], name="renewal_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.license_id} renewed to {self.new_ends_at:%Y-%m-%d} ({self.source})"
 
 
 class ApiKey(models.Model):

@@ -1,4 +1,6 @@
-from django.db import transaction
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from notifications.services import enqueue_email
@@ -6,8 +8,18 @@ from notifications.services import enqueue_email
 from .actors import Actor
 from .audit import record_event
 from .errors import AccountError
-from .models import ApiKey, Organization, PartnerLink, SmartAccount, User
+from .models import (
+    ApiKey,
+    License,
+    LicenseRenewal,
+    Organization,
+    PartnerLink,
+    Product,
+    SmartAccount,
+    User,
+)
 from .secrets import hash_secret, new_secret
+from .terms import add_months
 
 API_KEY_PREFIX = "clp_"
 API_KEY_VISIBLE_CHARS = 12  # "clp_" and 8 random characters, shown in lists
@@ -175,3 +187,129 @@ def deactivate_user(*, user: User, actor: Actor) -> User:
         user.save(update_fields=["is_active"])
         record_event(actor=actor, action="user.deactivated", obj=user, data={"email": user.email})
     return user
+
+
+# --- License lifecycle ------------------------------------------------------------------------
+
+
+def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> LicenseRenewal | None:
+    """Extend one subscription by its renewal term if it reached its end and renews itself.
+
+    Returns the renewal, or None when there was nothing to do (not due, renewal off, or this
+    period renewed already — by another run of the job or by a renewal order).
+    """
+    with transaction.atomic():
+        lic = (
+            License.objects.select_for_update()
+            .select_related("account")
+            .filter(
+                pk=license_id,
+                kind=License.Kind.SUBSCRIPTION,
+                auto_renew=True,
+                state__in=[License.State.ACTIVE, License.State.EXPIRED],
+                ends_at__lte=now,
+            )
+            .first()
+        )
+        if lic is None:
+            return None
+        period = lic.ends_at
+        new_end = add_months(period, lic.renewal_months)
+        try:
+            with transaction.atomic():
+                renewal = LicenseRenewal.objects.create(
+                    license=lic,
+                    period_ends_at=period,
+                    new_ends_at=new_end,
+                    source=LicenseRenewal.Source.AUTOMATIC,
+                    created_at=now,
+                )
+        except IntegrityError:
+            return None
+        lic.ends_at = new_end
+        # Care comes with a subscription: it runs at least as long as the term.
+        if lic.care_ends_at is None or lic.care_ends_at < new_end:
+            lic.care_ends_at = new_end
+        lic.state = License.State.ACTIVE
+        lic.save(update_fields=["ends_at", "care_ends_at", "state"])
+        record_event(
+            actor=actor,
+            action="license.renewed",
+            obj=lic,
+            account=lic.account,
+            data={
+                "source": "automatic",
+                "from": period.isoformat(),
+                "ends_at": new_end.isoformat(),
+            },
+        )
+    return renewal
+
+
+def expire_license(*, license_id: object, now: datetime, actor: Actor) -> bool:
+    """Mark an active subscription whose term has ended as expired. True if it changed."""
+    with transaction.atomic():
+        changed = License.objects.filter(
+            pk=license_id, state=License.State.ACTIVE, ends_at__lte=now
+        ).update(state=License.State.EXPIRED)
+        if changed:
+            lic = License.objects.select_related("account").get(pk=license_id)
+            record_event(
+                actor=actor,
+                action="license.expired",
+                obj=lic,
+                account=lic.account,
+                data={"product": lic.product_id, "ended_at": lic.ends_at.isoformat()},
+            )
+    return bool(changed)
+
+
+def set_auto_renew(*, license: License, enabled: bool, actor: Actor) -> License:
+    """A partner turns automatic renewal of a subscription on or off."""
+    org = actor.organization
+    if not actor.is_system and (org is None or not org.is_partner or not actor.can_write):
+        raise AccountError("permission_denied", "Only the customer's partner may change this.")
+    if license.kind != License.Kind.SUBSCRIPTION:
+        raise AccountError("validation_error", "Only subscriptions renew automatically.")
+    with transaction.atomic():
+        License.objects.filter(pk=license.pk).update(auto_renew=enabled)
+        license.auto_renew = enabled
+        record_event(
+            actor=actor,
+            action="license.auto_renew_changed",
+            obj=license,
+            account=license.account,
+            data={"auto_renew": enabled},
+        )
+    return license
+
+
+def issue_evaluation(
+    *, account: SmartAccount, product: Product, quantity: int, actor: Actor, days: int = 30
+) -> License:
+    """A time-limited evaluation: a subscription that expires on its own."""
+    if quantity < 1:
+        raise AccountError("validation_error", "quantity: at least 1.")
+    now = timezone.now()
+    end = now + timedelta(days=days)
+    with transaction.atomic():
+        lic = License.objects.create(
+            account=account,
+            product=product,
+            kind=License.Kind.SUBSCRIPTION,
+            quantity=quantity,
+            state=License.State.ACTIVE,
+            starts_at=now,
+            ends_at=end,
+            care_ends_at=end,
+            auto_renew=False,
+            source="evaluation",
+        )
+        record_event(
+            actor=actor,
+            action="license.evaluation_issued",
+            obj=lic,
+            account=account,
+            data={"product": product.code, "quantity": quantity, "ends_at": end.isoformat()},
+        )
+    return lic

@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from licensing_portal.authentication import actor_for
 
@@ -31,6 +31,7 @@ from .selectors import (
 
 
 @login_required
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """Each role lands where it works: a customer in its Smart Account, a partner on the
     customer picker, vendor staff on the back office."""
@@ -55,6 +56,7 @@ def account_context(request: HttpRequest, account: SmartAccount, **extra: object
 
 
 @login_required
+@require_safe
 def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
     account = get_account_for(actor_for(request), account_id)
     pool = license_pool(account, timezone.now())
@@ -75,6 +77,7 @@ def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def account_license_detail(request: HttpRequest, account_id: str, product: str) -> HttpResponse:
     """The licenses behind one application row (loaded when the row is expanded)."""
     account = get_account_for(actor_for(request), account_id)
@@ -130,7 +133,7 @@ def team_role(request: HttpRequest, user_id: str) -> HttpResponse:
         messages.error(request, "Choose a valid role.")
     else:
         try:
-            services.change_role(user=user, role=form.cleaned_data["role"], actor=actor)
+            user = services.change_role(user=user, role=form.cleaned_data["role"], actor=actor)
         except AccountError as exc:
             messages.error(request, exc.detail)
         else:

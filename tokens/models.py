@@ -42,6 +42,7 @@ class Server(models.Model):
     # What the server last said it uses, per product code: {"CALL_RECORDING": 12}.
     reported_usage = models.JSONField(default=dict, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
+    first_sync_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
     # Set when a sync arrives from another fingerprint: the VM may have been copied.

@@ -465,14 +465,54 @@ def sync_server(
         changes["state"] = Server.State.ACTIVE
     if version != server.reported_version:
         changes["reported_version"] = version
+    if server.first_sync_at is None:
+        changes["first_sync_at"] = now
     due = server.last_sync_at is None or now - server.last_sync_at >= settings.SYNC_RECORD_INTERVAL
     if changes or due:
         changes["last_sync_at"] = now
         changes["reported_usage"] = usage
-        Server.objects.filter(pk=server.pk).update(**changes)
+        with transaction.atomic():
+            Server.objects.filter(pk=server.pk).update(**changes)
+            if "first_sync_at" in changes or "state" in changes:
+                record_event(
+                    actor=server_actor(server, address),
+                    action="server.first_sync"
+                    if "first_sync_at" in changes
+                    else "server.back_online",
+                    obj=server,
+                    account=server.account,
+                    data={"version": version},
+                )
         for field_name, value in changes.items():
             setattr(server, field_name, value)
     return build_document(server, mode=ONLINE, now=now)
+
+
+def mark_stale_servers(*, now: datetime, actor: Actor) -> list[Server]:
+    """Online servers silent for 3 refresh periods become stale (a later sync revives them)."""
+    cutoff = now - 3 * settings.LICENSE_REFRESH_HINT
+    candidates = list(
+        Server.objects.filter(state=Server.State.ACTIVE, last_sync_at__lt=cutoff).select_related(
+            "account"
+        )
+    )
+    marked = []
+    for server in candidates:
+        with transaction.atomic():
+            changed = Server.objects.filter(
+                pk=server.pk, state=Server.State.ACTIVE, last_sync_at__lt=cutoff
+            ).update(state=Server.State.STALE)
+            if changed:
+                server.state = Server.State.STALE
+                record_event(
+                    actor=actor,
+                    action="server.stale",
+                    obj=server,
+                    account=server.account,
+                    data={"last_sync_at": server.last_sync_at.isoformat()},
+                )
+                marked.append(server)
+    return marked
 
 
 CLONE_AUDIT_INTERVAL = timedelta(hours=1)

@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from licensing_portal.authentication import actor_for
 from smartaccounts.models import Product
@@ -40,6 +40,7 @@ def _context(request: HttpRequest, account: object, **extra: object) -> dict:
 
 
 @login_required
+@require_safe
 def account_picker(request: HttpRequest) -> HttpResponse:
     """A partner picks the customer whose Smart Account it works in."""
     actor = actor_for(request)
@@ -125,6 +126,7 @@ def _server_page(
 
 
 @login_required
+@require_safe
 def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
     return _server_page(request, get_server_for(actor_for(request), server_id))
 

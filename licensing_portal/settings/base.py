@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_int, env_list, env_str
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "orders",
     "tokens",
     "activation_api",
+    "lifecycle",
 ]
 
 MIDDLEWARE = [
@@ -159,6 +161,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
         "task": "notifications.tasks.sweep_outbox",
         "schedule": timedelta(minutes=1),
+    },
+    "daily-jobs": {
+        "task": "lifecycle.tasks.run_daily_jobs",
+        "schedule": crontab(hour=3, minute=0),  # UTC
     },
 }
 # Rows whose task has not run after this long are picked up by the sweep.

@@ -24,6 +24,7 @@ MANAGERS = ["carol_customer", "alice_reseller", "carol_admin@session", "alice_me
 READ_ONLY = ["alice_viewer@session", "carol_viewer@session", "distributor"]
 READERS = MANAGERS + READ_ONLY
 
+
 def client_as(cast, who: str) -> APIClient:
     """`org` gives an API-key client of that organization, `user@session` a logged-in one."""
     if who.endswith("@session"):

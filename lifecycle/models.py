@@ -1,0 +1,44 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from smartaccounts.models import Organization
+
+
+class Digest(models.Model):
+    """The daily e-mail to one partner: what needs its attention, built once per day."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="digests")
+    day = models.DateField()
+    content = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["partner", "day"], name="digest_once_a_day")]
+
+    def __str__(self) -> str:
+        return f"Digest for {self.partner} on {self.day}"
+
+
+class Reminder(models.Model):
+    """That a partner was told about something once: a term crossing a threshold, an expiry,
+    a server going stale, an order locked too long. Nothing is reported twice."""
+
+    partner = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    subject_id = models.CharField(max_length=64)
+    reason = models.CharField(max_length=32)
+    marker = models.CharField(max_length=64)
+    digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="reminders")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "subject_id", "reason", "marker"], name="reminder_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.subject_id} ({self.marker})"

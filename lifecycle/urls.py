@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "lifecycle"
+
+urlpatterns = [
+    path("renewals/", views.renewals, name="renewals"),
+    path("accounts/<str:account_id>/overview/", views.account_dashboard, name="overview"),
+    path("accounts/<str:account_id>/history/", views.account_history, name="history"),
+]

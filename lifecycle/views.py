@@ -1,0 +1,144 @@
+import json
+from datetime import UTC, datetime, time, timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_safe
+
+from licensing_portal.authentication import actor_for
+from licensing_portal.exports import csv_response
+from smartaccounts.selectors import can_manage_accounts, get_account_for
+
+from .selectors import (
+    account_overview,
+    history_actions,
+    history_for,
+    locked_orders_for,
+    renewal_opportunities,
+    stale_servers_for,
+)
+
+POLL_SECONDS = 30
+
+
+@login_required
+@require_safe
+def account_dashboard(request: HttpRequest, account_id: str) -> HttpResponse:
+    actor = actor_for(request)
+    account = get_account_for(actor, account_id)
+    context = {
+        "account": account,
+        "can_manage": can_manage_accounts(actor),
+        "overview": account_overview(account, timezone.now()),
+        "poll_seconds": POLL_SECONDS,
+        "tab": "overview",
+        "now": timezone.now(),
+    }
+    template = (
+        "lifecycle/_overview_live.html" if request.htmx else "lifecycle/account_dashboard.html"
+    )
+    return render(request, template, context)
+
+
+def _day(value: str | None, *, end: bool = False) -> datetime | None:
+    day = parse_date(value or "")
+    if day is None:
+        return None
+    moment = datetime.combine(day, time.min, tzinfo=UTC)
+    return moment + timedelta(days=1) if end else moment
+
+
+@login_required
+@require_safe
+def account_history(request: HttpRequest, account_id: str) -> HttpResponse:
+    actor = actor_for(request)
+    account = get_account_for(actor, account_id)
+    action = request.GET.get("action", "")
+    since, until = _day(request.GET.get("since")), _day(request.GET.get("until"), end=True)
+    events = history_for(account, action=action, since=since, until=until)
+    if request.GET.get("format") == "csv":
+        return csv_response(
+            f"history-{account.pk}.csv",
+            ["time_utc", "action", "who", "object_type", "object_id", "address", "details"],
+            (
+                (
+                    e.created_at.isoformat(),
+                    e.action,
+                    e.actor_label,
+                    e.object_type,
+                    e.object_id,
+                    e.address,
+                    json.dumps(e.data, sort_keys=True),
+                )
+                for e in events.iterator(chunk_size=500)
+            ),
+        )
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "lifecycle/account_history.html",
+        {
+            "account": account,
+            "can_manage": can_manage_accounts(actor),
+            "page": page,
+            "actions": history_actions(account),
+            "action": action,
+            "since": request.GET.get("since", ""),
+            "until": request.GET.get("until", ""),
+            "tab": "history",
+        },
+    )
+
+
+@login_required
+@require_safe
+def renewals(request: HttpRequest) -> HttpResponse:
+    """The partner's view across all its customers: renewal opportunities and trouble."""
+    actor = actor_for(request)
+    if actor.organization is None or not actor.organization.is_partner:
+        raise Http404
+    now = timezone.now()
+    sort = request.GET.get("sort", "ends")
+    licenses = renewal_opportunities(actor, now, sort)
+    if request.GET.get("format") == "csv":
+        return csv_response(
+            "renewal-opportunities.csv",
+            [
+                "customer",
+                "product",
+                "kind",
+                "quantity",
+                "term_ends_at",
+                "care_ends_at",
+                "next_end",
+                "auto_renew",
+                "license_id",
+            ],
+            (
+                (
+                    lic.account.name,
+                    lic.product.code,
+                    lic.kind,
+                    lic.quantity,
+                    lic.ends_at.isoformat() if lic.ends_at else "",
+                    lic.care_ends_at.isoformat() if lic.care_ends_at else "",
+                    lic.next_end.isoformat(),
+                    lic.auto_renew if lic.kind == "subscription" else "",
+                    lic.pk,
+                )
+                for lic in licenses.iterator(chunk_size=500)
+            ),
+        )
+    context = {
+        "page": Paginator(licenses, 25).get_page(request.GET.get("page")),
+        "sort": sort,
+        "stale": stale_servers_for(actor)[:50],
+        "locked": locked_orders_for(actor)[:50],
+        "now": now,
+        "poll_seconds": POLL_SECONDS,
+    }
+    return render(request, "lifecycle/renewals.html", context)
