@@ -106,9 +106,14 @@ def cmd_activate(args: argparse.Namespace) -> int:
     state.credential = reply.body["credential"]
     state.etag = reply.headers.get("ETag", "")
     try:
-        _accept(state, reply.body["license"], server_id=reply.body["server_id"], refresh_keys=False)
-    except Refused as exc:
-        _err(f"the service's license document was refused: {exc}")
+        # The key may be newer than the list fetched a moment ago (a rotation in between).
+        _accept(state, reply.body["license"], server_id=reply.body["server_id"], refresh_keys=True)
+    except (Refused, Unreachable) as exc:
+        # Keep the credential: the activation happened, and a later sync can fetch a document.
+        state.server_id = reply.body["server_id"]
+        state.last_error = f"the service's license document was refused: {exc}"
+        save(folder, state)
+        _err(state.last_error)
         return FAILED
     state.last_contact_at = time.time()
     save(folder, state)

@@ -7,6 +7,8 @@ from django.urls import reverse
 
 from notifications.models import OutboundEmail
 from notifications.renderers import register
+from smartaccounts.actors import Actor
+from smartaccounts.audit import record_event
 from smartaccounts.secrets import new_secret
 
 from .models import Order
@@ -47,4 +49,12 @@ def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         to=row.to,
     )
     message.attach_alternative(render_to_string("emails/order.html", context), "text/html")
+    # Written in the sending transaction: it stays only if the message really left.
+    record_event(
+        actor=Actor.system("outbox"),
+        action="order.email_sent",
+        obj=order,
+        account=order.account,
+        data={"to": row.to, "with_unlock_link": link is not None},
+    )
     return message

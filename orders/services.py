@@ -131,7 +131,9 @@ def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tu
             if line.is_renewal:
                 _apply_renewal(order, position, line, renewed[line.renews], actor)
             else:
-                _create_license(order, position, line, products[line.product], owned_products)
+                _create_license(
+                    order, position, line, products[line.product], owned_products, actor
+                )
         record_event(
             actor=actor,
             action="order.received",
@@ -310,7 +312,7 @@ def _validate_renewals(
 
 
 def _create_license(
-    order: Order, position: int, line: LineData, product: Product, owned: set[int]
+    order: Order, position: int, line: LineData, product: Product, owned: set[int], actor: Actor
 ) -> License:
     is_subscription = line.kind == License.Kind.SUBSCRIPTION
     care_ends_at = line.care_ends_at
@@ -328,10 +330,11 @@ def _create_license(
         auto_renew=auto_renew,
         source=order.reference,
     )
+    action = OrderLine.Action.EXPANSION if product.pk in owned else OrderLine.Action.NEW
     OrderLine.objects.create(
         order=order,
         position=position,
-        action=OrderLine.Action.EXPANSION if product.pk in owned else OrderLine.Action.NEW,
+        action=action,
         product=product,
         license=lic,
         kind=lic.kind,
@@ -341,6 +344,13 @@ def _create_license(
         auto_renew=auto_renew,
     )
     owned.add(product.pk)
+    record_event(
+        actor=actor,
+        action="license.expanded" if action == OrderLine.Action.EXPANSION else "license.created",
+        obj=lic,
+        account=order.account,
+        data={"order": order.reference, "product": product.code, "quantity": lic.quantity},
+    )
     return lic
 
 

@@ -1,7 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
+from licensing_portal.authentication import client_address
+
+from . import services
+from .actors import Actor
+from .forms import EvaluationForm
 from .models import (
     ApiKey,
     AuditEvent,
@@ -84,6 +91,40 @@ class SmartAccountAdmin(admin.ModelAdmin):
     search_fields = ["name", "organization__name", "id"]
     list_select_related = ["organization"]
     readonly_fields = ["id", "created_at"]
+    actions = ["issue_evaluation"]
+
+    @admin.action(description="Issue an evaluation license (expires on its own)")
+    def issue_evaluation(
+        self, request: HttpRequest, queryset: QuerySet[SmartAccount]
+    ) -> TemplateResponse | None:
+        form = EvaluationForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            actor = Actor.for_user(request.user, client_address(request))
+            for account in queryset:
+                services.issue_evaluation(
+                    account=account,
+                    product=form.cleaned_data["product"],
+                    quantity=form.cleaned_data["quantity"],
+                    days=form.cleaned_data["days"],
+                    actor=actor,
+                )
+            self.message_user(
+                request,
+                f"Evaluation licenses issued to {queryset.count()} account(s).",
+                messages.SUCCESS,
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/smartaccounts/issue_evaluation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Issue an evaluation license",
+                "form": form,
+                "accounts": queryset,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
 
 @admin.register(Product)

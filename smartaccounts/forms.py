@@ -60,3 +60,17 @@ class InviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=User.Role.choices)
+
+
+class EvaluationForm(forms.Form):
+    product = forms.ModelChoiceField(queryset=None, label="Application")
+    quantity = forms.IntegerField(min_value=1, max_value=100_000, initial=5)
+    days = forms.IntegerField(min_value=1, max_value=90, initial=30, label="Days")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from .models import Product
+
+        super().__init__(*args, **kwargs)
+        self.fields["product"].queryset = Product.objects.filter(
+            is_active=True, allows_subscription=True
+        )

@@ -179,3 +179,12 @@ def users_for(actor: Actor) -> QuerySet[User]:
 
 def get_user_for(actor: Actor, user_id: object) -> User:
     return get_object_or_404(users_for(actor), pk=uuid_or_404(user_id))
+
+
+def get_license_for(actor: Actor, license_id: object) -> License:
+    return get_object_or_404(
+        License.objects.filter(account__in=accounts_for(actor)).select_related(
+            "account", "product"
+        ),
+        pk=uuid_or_404(license_id),
+    )

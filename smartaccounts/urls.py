@@ -12,6 +12,7 @@ urlpatterns = [
         views.account_license_detail,
         name="license_detail",
     ),
+    path("licenses/<str:license_id>/auto-renew/", views.license_auto_renew, name="auto_renew"),
     path("team/", views.team, name="team"),
     path("team/<str:user_id>/role/", views.team_role, name="team_role"),
     path("team/<str:user_id>/deactivate/", views.team_deactivate, name="team_deactivate"),

@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -23,6 +23,7 @@ from .selectors import (
     can_manage_accounts,
     get_account_for,
     get_api_key_for,
+    get_license_for,
     get_user_for,
     license_pool,
     licenses_by_product,
@@ -88,6 +89,26 @@ def account_license_detail(request: HttpRequest, account_id: str, product: str) 
         "smartaccounts/_license_detail.html",
         {"licenses": licenses, "product": product_obj, "now": timezone.now()},
     )
+
+
+@login_required
+@require_POST
+def license_auto_renew(request: HttpRequest, license_id: str) -> HttpResponse:
+    """A partner turns a subscription's automatic renewal on or off."""
+    actor = actor_for(request)
+    lic = get_license_for(actor, license_id)
+    enabled = request.POST.get("auto_renew") == "on"
+    try:
+        services.set_auto_renew(license=lic, enabled=enabled, actor=actor)
+    except AccountError as exc:
+        if exc.code == "permission_denied":
+            raise PermissionDenied from exc
+        messages.error(request, exc.detail)
+    else:
+        state = "on" if enabled else "off"
+        messages.success(request, f"Automatic renewal of {lic.product.name} is {state}.")
+    url = reverse("smartaccounts:account", args=[lic.account_id])
+    return redirect(f"{url}?expand={lic.product.code}")
 
 
 @login_required

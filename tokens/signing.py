@@ -68,11 +68,16 @@ def published_keys(now: datetime) -> list[SigningKey]:
     """Keys a verifier may meet: the signing key and retired keys whose documents may still be
     within their lease."""
     oldest = now - settings.LICENSE_LEASE - settings.LICENSE_REFRESH_HINT
-    return list(
+    keys = list(
         SigningKey.objects.filter(Q(retired_at__isnull=True) | Q(retired_at__gt=oldest)).order_by(
             "-created_at"
         )
     )
+    if not any(key.retired_at is None for key in keys):
+        # A fresh service: make the first key now, so the set is never empty and the first
+        # activation is signed by a key already published.
+        keys.insert(0, create_signing_key())
+    return keys
 
 
 def jwk(key: SigningKey) -> dict[str, str]:
