@@ -4,6 +4,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -110,6 +111,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = problem(415, "unsupported_media_type", str(exc.detail))
     elif isinstance(exc, exceptions.ParseError):
         body = problem(400, "validation_error", str(exc.detail))
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (restart, failover). Django reconnects on the next request
+        # (CONN_HEALTH_CHECKS); meanwhile the caller is told to retry, and nothing was half
+        # written: the transaction died with the connection.
+        body = problem(503, "service_unavailable", "The service is briefly unavailable.")
+        headers["Retry-After"] = "5"
     elif isinstance(exc, exceptions.APIException):
         body = problem(exc.status_code, "server_error", str(exc.detail))
     else:

@@ -16,3 +16,10 @@ document.addEventListener("click", (event) => {
     done();
   }
 });
+
+// Forms that ask first (revoke a key, deactivate a person): no inline handlers, so the
+// Content-Security-Policy can forbid inline script.
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
