@@ -8,7 +8,7 @@ PORT ?= 8000
 EMAIL_FILE_PATH ?= $(CURDIR)/var/mail
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format migrate demo clean
+.PHONY: install run test lint format migrate demo clean bench
 
 install: $(STAMP)
 
@@ -49,3 +49,7 @@ format: install
 
 clean:
 	rm -rf $(VENV) var
+
+# The fleet benchmark: needs PostgreSQL in DATABASE_URL (it uses <name>_bench beside it).
+bench: install
+	$(BIN)/python -m bench.run

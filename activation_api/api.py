@@ -151,20 +151,20 @@ class SyncApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        credential = services.authenticate_server(bearer_token(request) or "")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        document = services.sync_server(
-            credential=credential,
+        result = services.sync_server(
+            credential=bearer_token(request) or "",
             fingerprint=data["fingerprint"],
             version=data.get("version", ""),
             usage=data["usage"],
             address=client_address(request),
+            if_none_match=request.headers.get("If-None-Match"),
         )
-        if request.headers.get("If-None-Match") == document.etag:
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": document.etag})
-        return Response({"license": document.token}, headers={"ETag": document.etag})
+        if result.document is None:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": result.etag})
+        return Response({"license": result.document.token}, headers={"ETag": result.etag})
 
 
 class OfflineActivationApi(APIView):

@@ -18,6 +18,30 @@ OFFLINE = "offline"
 
 
 @dataclass(frozen=True)
+class Held:
+    """Capacity a server holds on one active license."""
+
+    product: str
+    name: str
+    unit: str
+    quantity: int
+    kind: str
+    license_id: str
+    ends_at: datetime | None
+    care_ends_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who the document is for."""
+
+    server_id: str
+    fingerprint: str
+    account_id: str
+    account_name: str
+
+
+@dataclass(frozen=True)
 class Document:
     token: str
     etag: str
@@ -28,29 +52,44 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def entitlements(server: Server, now: datetime) -> list[dict[str, Any]]:
-    """One entry per assignment on a license that is active now (one query)."""
+def held_by(server: Server) -> list[Held]:
+    """What the server holds on active licenses (one query)."""
     assignments = (
         Assignment.objects.filter(server=server, license__state=License.State.ACTIVE)
         .select_related("license__product")
         .order_by("license__product__code", "license__created_at")
     )
+    return [
+        Held(
+            product=a.license.product.code,
+            name=a.license.product.name,
+            unit=a.license.product.unit,
+            quantity=a.quantity,
+            kind=a.license.kind,
+            license_id=str(a.license_id),
+            ends_at=a.license.ends_at,
+            care_ends_at=a.license.care_ends_at,
+        )
+        for a in assignments
+    ]
+
+
+def entitlements(held: list[Held], now: datetime) -> list[dict[str, Any]]:
     items = []
-    for assignment in assignments:
-        lic = assignment.license
-        if lic.ends_at is not None and lic.ends_at <= now:
+    for h in held:
+        if h.ends_at is not None and h.ends_at <= now:
             continue  # the expiry job may not have run yet: a lapsed term is out all the same
         items.append(
             {
-                "product": lic.product.code,
-                "name": lic.product.name,
-                "unit": lic.product.unit,
-                "quantity": assignment.quantity,
-                "kind": lic.kind,
-                "license": str(lic.pk),
-                "ends_at": _iso(lic.ends_at),
-                "care_ends_at": _iso(lic.care_ends_at),
-                "care_status": care_status_at(lic.care_ends_at, now),
+                "product": h.product,
+                "name": h.name,
+                "unit": h.unit,
+                "quantity": h.quantity,
+                "kind": h.kind,
+                "license": h.license_id,
+                "ends_at": _iso(h.ends_at),
+                "care_ends_at": _iso(h.care_ends_at),
+                "care_status": care_status_at(h.care_ends_at, now),
             }
         )
     return items
@@ -66,17 +105,26 @@ def content_digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def document_content(
-    server: Server, *, mode: str, now: datetime, nonce: str | None = None
+def subject_of(server: Server) -> Subject:
+    return Subject(
+        server_id=str(server.pk),
+        fingerprint=server.fingerprint,
+        account_id=str(server.account_id),
+        account_name=server.account.name,
+    )
+
+
+def make_content(
+    subject: Subject, held: list[Held], *, mode: str, now: datetime, nonce: str | None = None
 ) -> dict[str, Any]:
     """The claims that say what the server may run, without the times."""
-    items = entitlements(server, now)
+    items = entitlements(held, now)
     content: dict[str, Any] = {
         "iss": settings.LICENSE_ISSUER,
-        "sub": str(server.pk),
-        "fingerprint": server.fingerprint,
+        "sub": subject.server_id,
+        "fingerprint": subject.fingerprint,
         "mode": mode,
-        "account": {"id": str(server.account_id), "name": server.account.name},
+        "account": {"id": subject.account_id, "name": subject.account_name},
         "entitlements": items,
         "services": _services(mode, items),
     }
@@ -85,22 +133,39 @@ def document_content(
     return content
 
 
+def document_content(
+    server: Server, *, mode: str, now: datetime, nonce: str | None = None
+) -> dict[str, Any]:
+    return make_content(subject_of(server), held_by(server), mode=mode, now=now, nonce=nonce)
+
+
+def etag_for(content: dict[str, Any], *, mode: str, now: datetime) -> str:
+    """A digest of what the document grants plus the refresh period it belongs to — not of
+    its signing time: a server re-syncing within one period with nothing changed gets 304,
+    and a fresh lease at least once per period."""
+    period = None
+    if mode == ONLINE:
+        period = int(now.timestamp() // settings.LICENSE_REFRESH_HINT.total_seconds())
+    return f'"{content_digest({"content": content, "period": period})[:32]}"'
+
+
+def sign_content(content: dict[str, Any], *, mode: str, now: datetime) -> Document:
+    """Sign a document. Online documents carry a lease and a refresh hint; offline files
+    carry neither."""
+    claims = {**content, "iat": int(now.timestamp())}
+    if mode == ONLINE:
+        claims["exp"] = int(now.timestamp() + settings.LICENSE_LEASE.total_seconds())
+        claims["refresh_after"] = int(
+            now.timestamp() + settings.LICENSE_REFRESH_HINT.total_seconds()
+        )
+    return Document(
+        token=sign_document(claims), etag=etag_for(content, mode=mode, now=now), claims=claims
+    )
+
+
 def build_document(
     server: Server, *, mode: str, now: datetime, nonce: str | None = None
 ) -> Document:
-    """Sign the server's current document.
-
-    The ETag is a digest of what the document grants plus the refresh period it belongs to,
-    not of its signing time: a server re-syncing within one period with nothing changed gets
-    304, and a fresh lease at least once per period. Offline files carry no lease.
-    """
-    content = document_content(server, mode=mode, now=now, nonce=nonce)
-    claims = {**content, "iat": int(now.timestamp())}
-    period = None
-    if mode == ONLINE:
-        hint = settings.LICENSE_REFRESH_HINT.total_seconds()
-        period = int(now.timestamp() // hint)
-        claims["exp"] = int(now.timestamp() + settings.LICENSE_LEASE.total_seconds())
-        claims["refresh_after"] = int(now.timestamp() + hint)
-    digest = content_digest({"content": content, "period": period})
-    return Document(token=sign_document(claims), etag=f'"{digest[:32]}"', claims=claims)
+    return sign_content(
+        document_content(server, mode=mode, now=now, nonce=nonce), mode=mode, now=now
+    )

@@ -13,10 +13,21 @@ from smartaccounts.models import License, Product, SmartAccount
 from smartaccounts.secrets import hash_secret, new_secret, secret_matches
 from smartaccounts.selectors import can_manage_accounts
 
-from .documents import OFFLINE, ONLINE, Document, build_document, content_digest, document_content
+from .documents import (
+    OFFLINE,
+    ONLINE,
+    Document,
+    build_document,
+    content_digest,
+    document_content,
+    etag_for,
+    make_content,
+    sign_content,
+)
 from .errors import TokenError
 from .models import ActivationToken, Assignment, Server, ServerCredential
 from .secrets import new_activation_token, normalize_token, token_checksum_ok
+from .selectors import SyncSnapshot, sync_snapshot
 
 MAX_NAME_LENGTH = 100
 CREDENTIAL_PREFIX = "srv_"
@@ -418,119 +429,101 @@ def activate_server(
     return Activation(server=server, credential=raw_credential, document=document)
 
 
-def authenticate_server(raw: str) -> ServerCredential:
-    """The credential (with its server and account) for a bearer secret, or TokenError."""
-    credential = None
-    if raw.startswith(CREDENTIAL_PREFIX):
-        credential = (
-            ServerCredential.objects.select_related("server__account")
-            .filter(credential_hash=hash_secret(raw))
-            .first()
-        )
-    if credential is None or not secret_matches(raw, credential.credential_hash):
-        raise TokenError("not_authenticated", "Unknown server credential.")
-    if credential.revoked_at is not None:
-        raise TokenError(
-            "credential_revoked",
-            "This server was deactivated in the portal; activate it again with a new token.",
-        )
-    return credential
+@dataclass(frozen=True)
+class SyncResult:
+    etag: str
+    document: Document | None  # None: the server holds the current document already
 
 
 def sync_server(
     *,
-    credential: ServerCredential,
+    credential: str,
     fingerprint: str,
     version: str,
     usage: dict[str, int],
     address: str | None = None,
-) -> Document:
-    """Record what the server reports and answer with its current document.
+    if_none_match: str | None = None,
+) -> SyncResult:
+    """Record what the server reports and answer with its current document (or "not
+    modified").
 
-    In steady state nothing is written: last-seen, version and usage are stored when they
-    changed meaningfully or SYNC_RECORD_INTERVAL has passed, so a fleet refreshing often costs
-    reads only.
+    This is the fleet's hot path: one query reads everything; in steady state nothing is
+    written (last-seen, version and usage are stored when they changed meaningfully or
+    SYNC_RECORD_INTERVAL has passed) and nothing is signed when the server's ETag is current.
     """
-    server = credential.server
+    snapshot = None
+    if credential.startswith(CREDENTIAL_PREFIX):
+        snapshot = sync_snapshot(hash_secret(credential))
+    if snapshot is None or not secret_matches(credential, snapshot.credential_hash):
+        raise TokenError("not_authenticated", "Unknown server credential.")
+    if snapshot.revoked:
+        raise TokenError(
+            "credential_revoked",
+            "This server was deactivated in the portal; activate it again with a new token.",
+        )
     now = timezone.now()
-    if fingerprint != server.fingerprint:
-        _suspect_clone(server, fingerprint, address, now)
+    if fingerprint != snapshot.fingerprint:
+        _suspect_clone(snapshot, fingerprint, address, now)
         raise TokenError(
             "fingerprint_mismatch",
             "This credential belongs to another machine. If the server was moved or copied, "
             "activate the new one with a new token.",
         )
+    _record_sync(snapshot, version, usage, address, now)
+    content = make_content(snapshot.subject, snapshot.held, mode=ONLINE, now=now)
+    etag = etag_for(content, mode=ONLINE, now=now)
+    if if_none_match == etag:
+        return SyncResult(etag=etag, document=None)
+    return SyncResult(etag=etag, document=sign_content(content, mode=ONLINE, now=now))
+
+
+def _record_sync(
+    snapshot: SyncSnapshot, version: str, usage: dict[str, int], address: str | None, now: datetime
+) -> None:
     changes: dict[str, Any] = {}
-    if server.state == Server.State.STALE:
+    if snapshot.state == Server.State.STALE:
         changes["state"] = Server.State.ACTIVE
-    if version != server.reported_version:
+    if version != snapshot.reported_version:
         changes["reported_version"] = version
-    if server.first_sync_at is None:
+    if snapshot.first_sync_at is None:
         changes["first_sync_at"] = now
-    due = server.last_sync_at is None or now - server.last_sync_at >= settings.SYNC_RECORD_INTERVAL
-    if changes or due:
-        changes["last_sync_at"] = now
-        changes["reported_usage"] = usage
-        with transaction.atomic():
-            Server.objects.filter(pk=server.pk).update(**changes)
-            if "first_sync_at" in changes or "state" in changes:
-                record_event(
-                    actor=server_actor(server, address),
-                    action="server.first_sync"
-                    if "first_sync_at" in changes
-                    else "server.back_online",
-                    obj=server,
-                    account=server.account,
-                    data={"version": version},
-                )
-        for field_name, value in changes.items():
-            setattr(server, field_name, value)
-    return build_document(server, mode=ONLINE, now=now)
-
-
-def mark_stale_servers(*, now: datetime, actor: Actor) -> list[Server]:
-    """Online servers silent for 3 refresh periods become stale (a later sync revives them)."""
-    cutoff = now - 3 * settings.LICENSE_REFRESH_HINT
-    candidates = list(
-        Server.objects.filter(state=Server.State.ACTIVE, last_sync_at__lt=cutoff).select_related(
-            "account"
-        )
-    )
-    marked = []
-    for server in candidates:
-        with transaction.atomic():
-            changed = Server.objects.filter(
-                pk=server.pk, state=Server.State.ACTIVE, last_sync_at__lt=cutoff
-            ).update(state=Server.State.STALE)
-            if changed:
-                server.state = Server.State.STALE
-                record_event(
-                    actor=actor,
-                    action="server.stale",
-                    obj=server,
-                    account=server.account,
-                    data={"last_sync_at": server.last_sync_at.isoformat()},
-                )
-                marked.append(server)
-    return marked
+    last = snapshot.last_sync_at
+    if not changes and last is not None and now - last < settings.SYNC_RECORD_INTERVAL:
+        return
+    changes["last_sync_at"] = now
+    changes["reported_usage"] = usage
+    with transaction.atomic():
+        Server.objects.filter(pk=snapshot.server_id).update(**changes)
+        if "first_sync_at" in changes or "state" in changes:
+            server = Server.objects.select_related("account").get(pk=snapshot.server_id)
+            record_event(
+                actor=server_actor(server, address),
+                action="server.first_sync" if "first_sync_at" in changes else "server.back_online",
+                obj=server,
+                account=server.account,
+                data={"version": version},
+            )
 
 
 CLONE_AUDIT_INTERVAL = timedelta(hours=1)
 
 
-def _suspect_clone(server: Server, fingerprint: str, address: str | None, now: datetime) -> None:
+def _suspect_clone(
+    snapshot: SyncSnapshot, fingerprint: str, address: str | None, now: datetime
+) -> None:
     """Flag the server and audit the refused sync (once an hour, not once per attempt)."""
-    last = server.clone_suspected_at
+    last = snapshot.clone_suspected_at
     if last is not None and now - last < CLONE_AUDIT_INTERVAL:
         return
     with transaction.atomic():
-        Server.objects.filter(pk=server.pk).update(clone_suspected_at=now)
+        Server.objects.filter(pk=snapshot.server_id).update(clone_suspected_at=now)
+        server = Server.objects.select_related("account").get(pk=snapshot.server_id)
         record_event(
             actor=server_actor(server, address),
             action="server.fingerprint_mismatch",
             obj=server,
             account=server.account,
-            data={"expected": server.fingerprint[:16], "received": fingerprint[:16]},
+            data={"expected": snapshot.fingerprint[:16], "received": fingerprint[:16]},
         )
 
 
@@ -624,3 +617,30 @@ def activate_offline(*, server: Server, request: OfflineRequest, actor: Actor) -
             data={"mode": OFFLINE, "hostname": request.hostname},
         )
     return document.token
+
+
+def mark_stale_servers(*, now: datetime, actor: Actor) -> list[Server]:
+    """Online servers silent for 3 refresh periods become stale (a later sync revives them)."""
+    cutoff = now - 3 * settings.LICENSE_REFRESH_HINT
+    candidates = list(
+        Server.objects.filter(state=Server.State.ACTIVE, last_sync_at__lt=cutoff).select_related(
+            "account"
+        )
+    )
+    marked = []
+    for server in candidates:
+        with transaction.atomic():
+            changed = Server.objects.filter(
+                pk=server.pk, state=Server.State.ACTIVE, last_sync_at__lt=cutoff
+            ).update(state=Server.State.STALE)
+            if changed:
+                server.state = Server.State.STALE
+                record_event(
+                    actor=actor,
+                    action="server.stale",
+                    obj=server,
+                    account=server.account,
+                    data={"last_sync_at": server.last_sync_at.isoformat()},
+                )
+                marked.append(server)
+    return marked
