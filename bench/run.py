@@ -215,6 +215,8 @@ def main() -> None:
     db_url = bench_database_url()
     fleet = build_fleet(db_url)
     log(f"fleet: {len(fleet['servers'])} activated servers")
+    if "--build-only" in sys.argv:
+        return
     server = start_gunicorn(db_url)
     try:
         host = f"{HOST}:{PORT}"

@@ -19,7 +19,7 @@ from orders.models import Order
 from orders.services import partner_recipients
 from smartaccounts.actors import Actor
 from smartaccounts.models import License, LicenseRenewal, Organization, SmartAccount
-from smartaccounts.services import expire_license, renew_subscription
+from smartaccounts.services import RENEWAL_GRACE, expire_license, renew_subscription
 from tokens.models import Server
 from tokens.services import mark_stale_servers
 
@@ -37,6 +37,7 @@ def renew_due_subscriptions(*, now: datetime, actor: Actor) -> int:
         auto_renew=True,
         state__in=[License.State.ACTIVE, License.State.EXPIRED],
         ends_at__lte=now,
+        ends_at__gt=now - RENEWAL_GRACE,
     ).values_list("pk", flat=True)
     return sum(
         1

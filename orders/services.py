@@ -370,6 +370,12 @@ def _apply_renewal(
         lic.ends_at = line.ends_at
     if line.care_ends_at is not None:
         lic.care_ends_at = line.care_ends_at
+    if (
+        lic.kind == License.Kind.SUBSCRIPTION
+        and lic.ends_at
+        and (lic.care_ends_at is None or lic.care_ends_at < lic.ends_at)
+    ):
+        lic.care_ends_at = lic.ends_at  # care comes with a subscription for its whole term
     if lic.state == License.State.EXPIRED and (lic.ends_at is None or lic.ends_at > timezone.now()):
         lic.state = License.State.ACTIVE
     lic.save(update_fields=["ends_at", "care_ends_at", "state"])

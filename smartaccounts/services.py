@@ -22,6 +22,7 @@ from .secrets import hash_secret, new_secret
 from .terms import add_months
 
 API_KEY_PREFIX = "clp_"
+RENEWAL_GRACE = timedelta(days=7)
 API_KEY_VISIBLE_CHARS = 12  # "clp_" and 8 random characters, shown in lists
 
 
@@ -208,6 +209,8 @@ def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> Li
                 auto_renew=True,
                 state__in=[License.State.ACTIVE, License.State.EXPIRED],
                 ends_at__lte=now,
+                # Catch up on days the job did not run, but never revive a long-lapsed term.
+                ends_at__gt=now - RENEWAL_GRACE,
             )
             .first()
         )
@@ -267,8 +270,10 @@ def expire_license(*, license_id: object, now: datetime, actor: Actor) -> bool:
 def set_auto_renew(*, license: License, enabled: bool, actor: Actor) -> License:
     """A partner turns automatic renewal of a subscription on or off."""
     org = actor.organization
-    if not actor.is_system and (org is None or not org.is_partner or not actor.can_write):
-        raise AccountError("permission_denied", "Only the customer's partner may change this.")
+    # The reseller serving the customer decides (distributors watch, customers use).
+    reseller = org is not None and org.kind == Organization.Kind.RESELLER
+    if not actor.is_system and not (reseller and actor.can_write):
+        raise AccountError("permission_denied", "Only the customer's reseller may change this.")
     if license.kind != License.Kind.SUBSCRIPTION:
         raise AccountError("validation_error", "Only subscriptions renew automatically.")
     with transaction.atomic():

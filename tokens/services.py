@@ -494,15 +494,24 @@ def _record_sync(
     changes["reported_usage"] = usage
     with transaction.atomic():
         Server.objects.filter(pk=snapshot.server_id).update(**changes)
-        if "first_sync_at" in changes or "state" in changes:
-            server = Server.objects.select_related("account").get(pk=snapshot.server_id)
-            record_event(
-                actor=server_actor(server, address),
-                action="server.first_sync" if "first_sync_at" in changes else "server.back_online",
-                obj=server,
-                account=server.account,
-                data={"version": version},
+        events = [
+            action
+            for action, field_name in (
+                ("server.first_sync", "first_sync_at"),
+                ("server.back_online", "state"),
             )
+            if field_name in changes
+        ]
+        if events:
+            server = Server.objects.select_related("account").get(pk=snapshot.server_id)
+            for action in events:
+                record_event(
+                    actor=server_actor(server, address),
+                    action=action,
+                    obj=server,
+                    account=server.account,
+                    data={"version": version},
+                )
 
 
 CLONE_AUDIT_INTERVAL = timedelta(hours=1)
