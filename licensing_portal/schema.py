@@ -1,7 +1,7 @@
 """Schema pieces shared by every API view: the problem+json error body."""
 
 from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 from .problems import PROBLEM_CONTENT_TYPE, STATUS_FOR_CODE
@@ -52,3 +52,22 @@ class AutoSchema(BaseAutoSchema):
             return super().get_serializer_name(serializer, direction)
         outer, inner = qualname.split(".")[-2:]
         return outer.removesuffix("Api") + inner.removesuffix("Serializer")
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", int, description="Page number, from 1."),
+    OpenApiParameter("page_size", int, description="Items per page (at most 200; default 50)."),
+]
+
+
+def paginated(name: str, item: serializers.BaseSerializer) -> serializers.Serializer:
+    """The page envelope every list answers with: count, next, previous and results."""
+    return inline_serializer(
+        name=f"Paginated{name}",
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from licensing_portal.authentication import actor_for
 from licensing_portal.pagination import Pagination
-from licensing_portal.schema import problem_responses
+from licensing_portal.schema import PAGE_PARAMETERS, paginated, problem_responses
 from smartaccounts.models import License
 from smartaccounts.selectors import resellers_of
 
@@ -126,7 +126,11 @@ class OrderListCreateApi(APIView):
     @extend_schema(
         operation_id="orders_list",
         summary="Orders placed by the caller (or for it, as reseller)",
-        responses={200: OrderOutputSerializer(many=True), **problem_responses(401, 403)},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: paginated("OrderList", OrderOutputSerializer(many=True)),
+            **problem_responses(401, 403, 404),
+        },
     )
     def get(self, request: Request) -> Response:
         paginator = Pagination()
@@ -197,7 +201,11 @@ class ResellerListApi(APIView):
     @extend_schema(
         operation_id="resellers_list",
         summary="A distributor's resellers, to name in its orders",
-        responses={200: OutputSerializer(many=True), **problem_responses(401, 403)},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: paginated("ResellerList", OutputSerializer(many=True)),
+            **problem_responses(401, 403, 404),
+        },
     )
     def get(self, request: Request) -> Response:
         actor = actor_for(request)

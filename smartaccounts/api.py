@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from licensing_portal.authentication import actor_for
 from licensing_portal.pagination import Pagination
-from licensing_portal.schema import problem_responses
+from licensing_portal.schema import PAGE_PARAMETERS, paginated, problem_responses
 
 from .models import License
 from .selectors import (
@@ -38,7 +38,11 @@ class AccountListApi(APIView):
     @extend_schema(
         operation_id="accounts_list",
         summary="Smart Accounts the caller may see (a customer: its own)",
-        responses={200: OutputSerializer(many=True), **problem_responses(401)},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: paginated("AccountList", OutputSerializer(many=True)),
+            **problem_responses(401, 404),
+        },
     )
     def get(self, request: Request) -> Response:
         actor = actor_for(request)
@@ -113,7 +117,11 @@ class AccountLicensesApi(APIView):
     @extend_schema(
         operation_id="accounts_licenses",
         summary="One row per application, with its licenses",
-        responses={200: OutputSerializer(many=True), **problem_responses(401, 404)},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: paginated("AccountLicenses", OutputSerializer(many=True)),
+            **problem_responses(401, 404),
+        },
     )
     def get(self, request: Request, account_id: str) -> Response:
         account = get_account_for(actor_for(request), account_id)

@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from licensing_portal.authentication import actor_for
 from licensing_portal.pagination import Pagination
-from licensing_portal.schema import problem_responses
+from licensing_portal.schema import PAGE_PARAMETERS, paginated, problem_responses
 from smartaccounts.models import Product
 from smartaccounts.selectors import get_account_for
 
@@ -70,7 +70,14 @@ class AccountServersApi(APIView):
     @extend_schema(
         operation_id="accounts_servers_list",
         summary="The account's servers",
-        responses={200: ServerSerializer(many=True), **problem_responses(401, 404)},
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("state", str, enum=Server.State.values, description="Only these."),
+        ],
+        responses={
+            200: paginated("ServerList", ServerSerializer(many=True)),
+            **problem_responses(401, 404),
+        },
     )
     def get(self, request: Request, account_id: str) -> Response:
         account = get_account_for(actor_for(request), account_id)
