@@ -1,7 +1,21 @@
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+def paginated_response(
+    request: Request, view: Any, items: Sequence[Any], render: Callable[[list[Any]], Any]
+) -> Response:
+    """One page of `items` in the envelope every list answers with (see schema.paginated)."""
+    paginator = Pagination()
+    page = paginator.paginate_queryset(items, request, view=view)
+    return paginator.get_paginated_response(render(page))

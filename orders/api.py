@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from licensing_portal.authentication import actor_for
-from licensing_portal.pagination import Pagination
+from licensing_portal.pagination import paginated_response
 from licensing_portal.schema import PAGE_PARAMETERS, paginated, problem_responses
 from smartaccounts.models import License
 from smartaccounts.selectors import resellers_of
@@ -133,11 +133,14 @@ class OrderListCreateApi(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        paginator = Pagination()
         orders = orders_with_lines_for(actor_for(request)).order_by("-created_at")
-        page = paginator.paginate_queryset(orders, request, view=self)
-        data = OrderOutputSerializer(page, many=True, context={"now": timezone.now()}).data
-        return paginator.get_paginated_response(data)
+        context = {"now": timezone.now()}
+        return paginated_response(
+            request,
+            self,
+            orders,
+            lambda page: OrderOutputSerializer(page, many=True, context=context).data,
+        )
 
     @extend_schema(
         operation_id="orders_create",
@@ -212,6 +215,9 @@ class ResellerListApi(APIView):
         org = actor.organization
         if org is None or org.kind != org.Kind.DISTRIBUTOR:
             raise PermissionDenied("Only distributors have resellers.")
-        paginator = Pagination()
-        page = paginator.paginate_queryset(resellers_of(org), request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return paginated_response(
+            request,
+            self,
+            resellers_of(org),
+            lambda page: self.OutputSerializer(page, many=True).data,
+        )

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from licensing_portal.authentication import actor_for
-from licensing_portal.pagination import Pagination
+from licensing_portal.pagination import paginated_response
 from licensing_portal.schema import PAGE_PARAMETERS, paginated, problem_responses
 
 from .models import License
@@ -47,11 +47,12 @@ class AccountListApi(APIView):
     def get(self, request: Request) -> Response:
         actor = actor_for(request)
         accounts = accounts_for(actor).select_related("organization").order_by("name")
-        paginator = Pagination()
-        page = paginator.paginate_queryset(accounts, request, view=self)
         context = {"can_manage": can_manage_accounts(actor)}
-        return paginator.get_paginated_response(
-            self.OutputSerializer(page, many=True, context=context).data
+        return paginated_response(
+            request,
+            self,
+            accounts,
+            lambda page: self.OutputSerializer(page, many=True, context=context).data,
         )
 
 
@@ -126,11 +127,12 @@ class AccountLicensesApi(APIView):
     def get(self, request: Request, account_id: str) -> Response:
         account = get_account_for(actor_for(request), account_id)
         now = timezone.now()
-        paginator = Pagination()
-        rows = paginator.paginate_queryset(license_pool(account, now), request, view=self)
-        grouped = licenses_by_product(account, [row.product.pk for row in rows])
-        for row in rows:
-            row.licenses = grouped[row.product.pk]
-        return paginator.get_paginated_response(
-            self.OutputSerializer(rows, many=True, context={"now": now}).data
-        )
+
+        def render(rows: list[Any]) -> list[dict[str, Any]]:
+            # The licenses of the page's applications only, in one query.
+            grouped = licenses_by_product(account, [row.product.pk for row in rows])
+            for row in rows:
+                row.licenses = grouped[row.product.pk]
+            return self.OutputSerializer(rows, many=True, context={"now": now}).data
+
+        return paginated_response(request, self, license_pool(account, now), render)

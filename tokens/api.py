@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from licensing_portal.authentication import actor_for
-from licensing_portal.pagination import Pagination
+from licensing_portal.pagination import paginated_response
 from licensing_portal.schema import PAGE_PARAMETERS, paginated, problem_responses
 from smartaccounts.models import Product
 from smartaccounts.selectors import get_account_for
@@ -85,9 +85,9 @@ class AccountServersApi(APIView):
         state = request.query_params.get("state")
         if state in Server.State.values:
             servers = servers.filter(state=state)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(servers, request, view=self)
-        return paginator.get_paginated_response(ServerSerializer(page, many=True).data)
+        return paginated_response(
+            request, self, servers, lambda page: ServerSerializer(page, many=True).data
+        )
 
     @extend_schema(
         operation_id="accounts_servers_create",
