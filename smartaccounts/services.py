@@ -295,6 +295,10 @@ def issue_evaluation(
     """A time-limited evaluation: a subscription that expires on its own."""
     if quantity < 1:
         raise AccountError("validation_error", "quantity: at least 1.")
+    if not product.allows_subscription:
+        raise AccountError(
+            "validation_error", f"{product.code} is not sold as a subscription, nor evaluated."
+        )
     now = timezone.now()
     end = now + timedelta(days=days)
     with transaction.atomic():

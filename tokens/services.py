@@ -141,7 +141,14 @@ def assign_capacity(
         ]
         current = sum(a.quantity for a in held)
         usable = sorted(
-            (lic for lic in licenses if lic.state == License.State.ACTIVE), key=_draw_order
+            (
+                lic
+                for lic in licenses
+                if lic.state == License.State.ACTIVE
+                # An offline server's license file carries perpetual capacity only.
+                and (server.state != Server.State.OFFLINE or lic.kind == License.Kind.PERPETUAL)
+            ),
+            key=_draw_order,
         )
         available = sum(lic.quantity - lic.assigned for lic in usable)
         delta = quantity - current

@@ -172,7 +172,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # If the broker is down when an order commits, publishing fails fast; the outbox sweep
 # sends the row later, so nothing is lost and the request is not held up.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "max_retries": 0,  # publishing gives up at once; the outbox keeps the row
+    # A message held by a worker that died is handed to another after this long.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600),
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_SECONDS", 10),
+    "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_SECONDS", 10),
+}
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
