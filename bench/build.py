@@ -21,6 +21,10 @@ def main() -> None:
         servers_per_customer=int(os.environ.get("BENCH_SERVERS_PER_CUSTOMER", "5")),
         out=Path(sys.argv[1]),
     )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # fresh statistics, as autovacuum would give a live system
 
 
 if __name__ == "__main__":

@@ -13,9 +13,16 @@ class Pagination(PageNumberPagination):
 
 
 def paginated_response(
-    request: Request, view: Any, items: Sequence[Any], render: Callable[[list[Any]], Any]
+    request: Request,
+    view: Any,
+    items: Sequence[Any],
+    render: Callable[[list[Any]], Any],
+    *,
+    page_size: int | None = None,
 ) -> Response:
     """One page of `items` in the envelope every list answers with (see schema.paginated)."""
     paginator = Pagination()
+    if page_size is not None:
+        paginator.page_size = page_size
     page = paginator.paginate_queryset(items, request, view=view)
     return paginator.get_paginated_response(render(page))

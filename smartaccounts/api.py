@@ -95,6 +95,9 @@ def license_detail(lic: License, now: Any) -> dict[str, Any]:
     }
 
 
+LICENSE_ROWS_PER_PAGE = 10
+
+
 class AccountLicensesApi(APIView):
     class OutputSerializer(serializers.Serializer):
         product = serializers.CharField(source="product.code")
@@ -135,4 +138,7 @@ class AccountLicensesApi(APIView):
                 row.licenses = grouped[row.product.pk]
             return self.OutputSerializer(rows, many=True, context={"now": now}).data
 
-        return paginated_response(request, self, license_pool(account, now), render)
+        # Ten applications a page by default: a large account holds thousands of licenses.
+        return paginated_response(
+            request, self, license_pool(account, now), render, page_size=LICENSE_ROWS_PER_PAGE
+        )

@@ -1,7 +1,9 @@
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
 from django.db import connection
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -216,6 +218,25 @@ def _when(value: object) -> datetime | None:
     return moment
 
 
+def _hot_path_cursor() -> Any:
+    """A cursor whose statements PostgreSQL may keep prepared.
+
+    Django's cursors bind parameters on the client, so every statement is planned anew; and
+    planning the sync join costs several times running it. This cursor binds on the server
+    (psycopg prepares a statement after `prepare_threshold` uses, see settings) and is wrapped
+    like Django's own: execute wrappers, query logging and error translation all apply.
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = psycopg.Cursor(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
+
+
 def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
     """The credential, its server and account and what the server holds, in one query.
 
@@ -246,8 +267,9 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
          WHERE c.credential_hash = %s
          ORDER BY p.code, l.created_at
     """  # noqa: S608 - table names come from the models, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [License.State.ACTIVE, credential_hash])
+    params = [License.State.ACTIVE, credential_hash]
+    with _hot_path_cursor() as cursor:
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
         return None

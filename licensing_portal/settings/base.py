@@ -97,6 +97,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Lets the sync hot path keep its query prepared (tokens.selectors.sync_snapshot); the
+    # ORM's client-side-bound queries are not affected.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves one developer; wait for the writer instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
