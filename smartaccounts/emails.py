@@ -14,6 +14,7 @@ from notifications.renderers import register
 from .models import User
 
 INVITATION_EMAIL = "invitation"
+PASSWORD_RESET_EMAIL = "password_reset"
 
 
 @register(INVITATION_EMAIL)
@@ -42,3 +43,19 @@ def render_invitation_email(row: OutboundEmail) -> EmailMultiAlternatives | None
     )
     message.attach_alternative(render_to_string("emails/invitation.html", context), "text/html")
     return message
+
+
+@register(PASSWORD_RESET_EMAIL)
+def render_password_reset_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
+    user = User.objects.filter(pk=row.object_id, is_active=True).first()
+    if user is None:
+        return None
+    context = {
+        "email": user.email,
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": default_token_generator.make_token(user),
+        "site_url": settings.SITE_URL,
+    }
+    subject = render_to_string("registration/password_reset_subject.txt", context).strip()
+    body = render_to_string("registration/password_reset_email.html", context)
+    return EmailMultiAlternatives(subject=subject, body=body, to=[user.email])

@@ -2,8 +2,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.db import transaction
 
 from .models import User
 
@@ -31,11 +31,15 @@ class InvitablePasswordResetForm(PasswordResetForm):
         return iter(User.objects.filter(email__iexact=email, is_active=True))
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["extra_email_context"] = {
-            **(kwargs.get("extra_email_context") or {}),
-            "site_url": settings.SITE_URL,
-        }
-        super().save(*args, **kwargs)
+        """Queue the reset e-mail through the outbox, like every other e-mail: the link's
+        token is made when it is sent, and a mail server hiccup only delays it."""
+        from notifications.services import enqueue_email
+
+        from .emails import PASSWORD_RESET_EMAIL
+
+        with transaction.atomic():
+            for user in self.get_users(self.cleaned_data["email"]):
+                enqueue_email(kind=PASSWORD_RESET_EMAIL, object_id=str(user.pk), to=[user.email])
 
 
 class ApiKeyForm(forms.Form):
