@@ -140,3 +140,17 @@ def later():
 def _empty_outbox_and_cache():
     mail.outbox = []
     cache.clear()  # failure counters and the like never leak from one test into another
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_connections_at_the_end(django_db_setup, django_db_blocker):
+    """Live-server threads and worker processes may leave a connection behind; end them so
+    the test database can be dropped cleanly."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
