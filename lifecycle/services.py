@@ -70,29 +70,39 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
 # --- Digests ----------------------------------------------------------------------------------
 
 
+SECTIONS = ("terms_ending", "renewed", "expired", "stale_servers", "locked_orders")
+ReminderKey = tuple[str, str, str]  # (subject id, reason, marker): what makes an item "told"
+
+
 @dataclass
 class DigestDraft:
+    """What a partner's digest would say: items by section, each with the reminder that
+    records it was told."""
+
     partner: Organization
-    sections: dict[str, list[dict[str, Any]]] = field(
-        default_factory=lambda: {
-            "terms_ending": [],
-            "renewed": [],
-            "expired": [],
-            "stale_servers": [],
-            "locked_orders": [],
-        }
-    )
-    reminders: list[tuple[str, str, str]] = field(default_factory=list)
+    entries: list[tuple[str, dict[str, Any], ReminderKey]] = field(default_factory=list)
+
+    def add(self, section: str, item: dict[str, Any], reminder: ReminderKey) -> None:
+        self.entries.append((section, item, reminder))
+
+    def without(self, told: set[ReminderKey]) -> "DigestDraft":
+        kept = [entry for entry in self.entries if entry[2] not in told]
+        return DigestDraft(partner=self.partner, entries=kept)
 
     @property
     def empty(self) -> bool:
-        return not any(self.sections.values())
+        return not self.entries
 
-    def add(
-        self, section: str, item: dict[str, Any], subject: str, reason: str, marker: str
-    ) -> None:
-        self.sections[section].append(item)
-        self.reminders.append((subject, reason, marker))
+    @property
+    def sections(self) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
+        for section, item, _ in self.entries:
+            grouped[section].append(item)
+        return grouped
+
+    @property
+    def reminders(self) -> list[ReminderKey]:
+        return [reminder for _, _, reminder in self.entries]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -116,27 +126,12 @@ def build_digest(partner: Organization, now: datetime) -> DigestDraft:
         _renewed_and_expired(draft, accounts, now)
         _stale(draft, accounts)
     _locked_orders(draft, partner, now)
-    sent = set(
+    told = set(
         Reminder.objects.filter(
-            partner=partner, subject_id__in={s for s, _, _ in draft.reminders}
+            partner=partner, subject_id__in={subject for subject, _, _ in draft.reminders}
         ).values_list("subject_id", "reason", "marker")
     )
-    if sent:
-        kept = DigestDraft(partner=partner)
-        for section, items in draft.sections.items():
-            for item in items:
-                key = item["_reminder"]
-                if key not in sent:
-                    kept.add(section, item, *key)
-        draft = kept
-    return draft
-
-
-def _add(
-    draft: DigestDraft, section: str, item: dict[str, Any], reminder: tuple[str, str, str]
-) -> None:
-    item["_reminder"] = reminder
-    draft.add(section, item, *reminder)
+    return draft.without(told)
 
 
 def _terms_ending(draft: DigestDraft, accounts: QuerySet[SmartAccount], now: datetime) -> None:
@@ -165,8 +160,7 @@ def _terms_ending(draft: DigestDraft, accounts: QuerySet[SmartAccount], now: dat
             threshold = threshold_for(days_left)
             if threshold is None:
                 continue
-            _add(
-                draft,
+            draft.add(
                 "terms_ending",
                 {
                     "what": reason,
@@ -193,8 +187,7 @@ def _renewed_and_expired(
     ).select_related("license__product", "license__account")
     for renewal in renewals:
         lic = renewal.license
-        _add(
-            draft,
+        draft.add(
             "renewed",
             {
                 "customer": lic.account.name,
@@ -208,8 +201,7 @@ def _renewed_and_expired(
         account__in=accounts, state=License.State.EXPIRED, ends_at__gte=now - LOOKBACK
     ).select_related("product", "account")
     for lic in expired:
-        _add(
-            draft,
+        draft.add(
             "expired",
             {
                 "customer": lic.account.name,
@@ -225,8 +217,7 @@ def _stale(draft: DigestDraft, accounts: QuerySet[SmartAccount]) -> None:
     for server in Server.objects.filter(
         account__in=accounts, state=Server.State.STALE
     ).select_related("account"):
-        _add(
-            draft,
+        draft.add(
             "stale_servers",
             {
                 "customer": server.account.name,
@@ -244,8 +235,7 @@ def _locked_orders(draft: DigestDraft, partner: Organization, now: datetime) -> 
         created_at__lte=now - LOCKED_TOO_LONG,
     ).select_related("customer")
     for order in orders:
-        _add(
-            draft,
+        draft.add(
             "locked_orders",
             {
                 "reference": order.reference,
@@ -265,10 +255,7 @@ def send_digest(*, partner: Organization, now: datetime) -> Digest | None:
     content = {
         "partner": partner.name,
         "day": now.date().isoformat(),
-        **{
-            section: [{k: v for k, v in item.items() if k != "_reminder"} for item in items]
-            for section, items in draft.sections.items()
-        },
+        **draft.sections,
     }
     try:
         with transaction.atomic():

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_safe
 
 from licensing_portal.authentication import actor_for
 from licensing_portal.exports import csv_response
-from smartaccounts.selectors import can_manage_accounts, get_account_for
+from smartaccounts.selectors import get_account_for
 
 from .selectors import (
     account_overview,
@@ -32,7 +32,6 @@ def account_dashboard(request: HttpRequest, account_id: str) -> HttpResponse:
     account = get_account_for(actor, account_id)
     context = {
         "account": account,
-        "can_manage": can_manage_accounts(actor),
         "overview": account_overview(account, timezone.now()),
         "poll_seconds": POLL_SECONDS,
         "tab": "overview",
@@ -83,7 +82,6 @@ def account_history(request: HttpRequest, account_id: str) -> HttpResponse:
         "lifecycle/account_history.html",
         {
             "account": account,
-            "can_manage": can_manage_accounts(actor),
             "page": page,
             "actions": history_actions(account),
             "action": action,

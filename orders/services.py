@@ -433,14 +433,6 @@ def unlock_order(*, order: Order, actor: Actor) -> tuple[Order, bool]:
     return locked, True
 
 
-def unlock_order_with_secret(*, secret: str, actor: Actor) -> tuple[Order, bool]:
-    """Unlock through the e-mail link (no login). Unknown secret: OrderError not_found."""
-    order = find_order_by_unlock_secret(secret)
-    if order is None:
-        raise OrderError("not_found", "This unlock link is not valid.")
-    return unlock_order(order=order, actor=actor)
-
-
 def find_order_by_unlock_secret(secret: str) -> Order | None:
     if not secret:
         return None

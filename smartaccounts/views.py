@@ -16,11 +16,10 @@ from . import services
 from .decorators import org_admin_required_for_post
 from .errors import AccountError
 from .forms import ApiKeyForm, InviteForm, RoleForm
-from .models import Organization, Product, SmartAccount, User
+from .models import Organization, Product, User
 from .selectors import (
     accounts_for,
     api_keys_for,
-    can_manage_accounts,
     get_account_for,
     get_api_key_for,
     get_license_for,
@@ -47,15 +46,6 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("smartaccounts:account", account_id=account.pk)
 
 
-def account_context(request: HttpRequest, account: SmartAccount, **extra: object) -> dict:
-    """What every page inside an account shows in its header."""
-    return {
-        "account": account,
-        "can_manage": can_manage_accounts(actor_for(request)),
-        **extra,
-    }
-
-
 @login_required
 @require_safe
 def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
@@ -73,7 +63,7 @@ def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
     return render(
         request,
         "smartaccounts/account_licenses.html",
-        account_context(request, account, page=page, expand=expand, tab="licenses"),
+        {"account": account, "page": page, "expand": expand, "tab": "licenses"},
     )
 
 

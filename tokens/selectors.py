@@ -122,16 +122,6 @@ def holdings(server: Server, now: datetime) -> list[Holding]:
     ]
 
 
-def held_by_product(server: Server) -> dict[str, int]:
-    """{product code: quantity} the server holds on active licenses."""
-    return dict(
-        Assignment.objects.filter(server=server, license__state=License.State.ACTIVE)
-        .values("license__product__code")
-        .annotate(n=Sum("quantity"))
-        .values_list("license__product__code", "n")
-    )
-
-
 def current_token(server: Server, now: datetime) -> ActivationToken | None:
     """The token an operator could still use (its secret is not recoverable, only its expiry)."""
     return (

@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -129,8 +129,3 @@ def sign_document(claims: dict[str, Any]) -> str:
     return jwt.encode(
         claims, private, algorithm=ALGORITHM, headers={"kid": kid, "typ": DOCUMENT_TYPE}
     )
-
-
-def public_key_for(key: SigningKey) -> Ed25519PublicKey:
-    raw = base64.urlsafe_b64decode(key.public_key + "=" * (-len(key.public_key) % 4))
-    return Ed25519PublicKey.from_public_bytes(raw)

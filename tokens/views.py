@@ -35,10 +35,6 @@ def _require_manager(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
-def _context(request: HttpRequest, account: object, **extra: object) -> dict:
-    return {"account": account, "can_manage": can_manage_accounts(actor_for(request)), **extra}
-
-
 @login_required
 @require_safe
 def account_picker(request: HttpRequest) -> HttpResponse:
@@ -53,7 +49,7 @@ def account_picker(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         template,
-        {"page": page, "q": query, "can_manage": can_manage_accounts(actor)},
+        {"page": page, "q": query},
     )
 
 
@@ -92,9 +88,8 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
     return render(
         request,
         "tokens/servers.html",
-        _context(
-            request,
-            account,
+        dict(
+            account=account,
             page=page,
             form=form,
             state=state,
@@ -109,9 +104,8 @@ def _server_page(
     request: HttpRequest, server: Server, *, status: int = 200, **extra: object
 ) -> HttpResponse:
     now = timezone.now()
-    context = _context(
-        request,
-        server.account,
+    context = dict(
+        account=server.account,
         server=server,
         holdings=holdings(server, now),
         token=current_token(server, now) if server.is_pending else None,
@@ -207,7 +201,7 @@ def deactivate(request: HttpRequest, server_id: str) -> HttpResponse:
     return render(
         request,
         "tokens/deactivate_confirm.html",
-        _context(request, server.account, server=server, holdings=holdings(server, timezone.now())),
+        dict(account=server.account, server=server, holdings=holdings(server, timezone.now())),
     )
 
 
