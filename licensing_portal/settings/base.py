@@ -87,6 +87,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "licensing_portal.context_processors.portal",
             ],
+            "builtins": ["licensing_portal.templatetags.timefmt"],
         },
     },
 ]

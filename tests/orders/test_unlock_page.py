@@ -170,7 +170,7 @@ def test_an_unknown_secret_is_a_404_page(cast, place, client, method):
 
     assert response.status_code == 404
     assert "This unlock link is not valid" in response.content.decode()
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert Order.objects.get(pk=order.pk).state == "locked"
 
 
@@ -201,7 +201,7 @@ def test_the_unlock_page_leaks_no_referrer_and_is_not_cached(cast, place, csrf_c
     done = post_with_csrf(csrf_client, path)
 
     for response in (shown, done):
-        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Referrer-Policy"] == "same-origin"
         assert "no-store" in response["Cache-Control"]
 
 
