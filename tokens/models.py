@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import models
@@ -69,6 +70,17 @@ class Server(models.Model):
     @property
     def is_deactivated(self) -> bool:
         return self.state == self.State.DEACTIVATED
+
+    def over_use(self, held: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+        """{product code: (used, held)} for each product the server last reported using more
+        of than it holds. `held` is what it holds per product code (on active licenses)."""
+        if self.state in (self.State.PENDING, self.State.DEACTIVATED):
+            return {}
+        over = {}
+        for code, used in (self.reported_usage or {}).items():
+            if isinstance(used, int) and used > held.get(code, 0):
+                over[code] = (used, held.get(code, 0))
+        return over
 
 
 class Assignment(models.Model):

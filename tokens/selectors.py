@@ -171,6 +171,63 @@ def holds_subscription(server: Server) -> bool:
     ).exists()
 
 
+@dataclass(frozen=True)
+class OverUse:
+    """A server that last reported using more of a product than it holds."""
+
+    server: Server
+    product: Product
+    used: int
+    held: int
+
+    @property
+    def excess(self) -> int:
+        return self.used - self.held
+
+
+def overused_servers_in(accounts: QuerySet[SmartAccount]) -> list[OverUse]:
+    """Over-use across several accounts (a partner's digest), in three queries: per server and
+    product, reported use above what the server holds on active licenses. Pending and
+    deactivated servers report nothing that counts."""
+    servers = list(
+        Server.objects.filter(account__in=accounts)
+        .exclude(state__in=[Server.State.PENDING, Server.State.DEACTIVATED])
+        .exclude(reported_usage={})
+        .select_related("account")
+        .order_by("account__name", "name", "pk")
+    )
+    if not servers:
+        return []
+    held: dict[tuple[object, str], int] = {
+        (server_id, code): n
+        for server_id, code, n in Assignment.objects.filter(
+            server__in=[s.pk for s in servers], license__state=License.State.ACTIVE
+        )
+        .values("server", "license__product__code")
+        .annotate(n=Sum("quantity"))
+        .values_list("server", "license__product__code", "n")
+    }
+    over = {
+        server.pk: server.over_use(
+            {code: n for (server_id, code), n in held.items() if server_id == server.pk}
+        )
+        for server in servers
+    }
+    codes = {code for found in over.values() for code in found}
+    products = {p.code: p for p in Product.objects.filter(code__in=codes)}
+    return [
+        OverUse(server=server, product=products[code], used=used, held=held_n)
+        for server in servers
+        for code, (used, held_n) in sorted(over[server.pk].items())
+        if code in products  # a code the portal does not sell names nothing to fix
+    ]
+
+
+def overused_servers(account: SmartAccount) -> list[OverUse]:
+    """The account's servers using more than they hold, one entry per server and product."""
+    return overused_servers_in(SmartAccount.objects.filter(pk=account.pk))
+
+
 # --- The sync hot path ------------------------------------------------------------------------
 
 
