@@ -105,6 +105,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May use the back office.")
+    # Customers' users hear when their care or subscription is about to end; each may opt out.
+    expiry_reminders = models.BooleanField(
+        default=True, help_text="E-mail me when our care or a subscription is about to end."
+    )
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
