@@ -13,6 +13,7 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         "kind",
         "object_id",
         "to",
+        "context",
         "created_at",
         "sent_at",
         "subject",

@@ -15,6 +15,9 @@ class OutboundEmail(models.Model):
     kind = models.CharField(max_length=32, db_index=True)
     object_id = models.CharField(max_length=64)
     to = models.JSONField(default=list, help_text="Recipient addresses.")
+    # Facts the message states that the object itself does not hold (who invited, and why).
+    # Never a secret: links carrying secrets are minted at send time.
+    context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=255, blank=True)

@@ -1,5 +1,6 @@
 import logging
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -14,13 +15,20 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 
 
-def enqueue_email(*, kind: str, object_id: str, to: list[str]) -> OutboundEmail:
+def enqueue_email(
+    *, kind: str, object_id: str, to: list[str], context: dict[str, Any] | None = None
+) -> OutboundEmail:
     """Record an e-mail in the caller's transaction and hand it to a worker once that commits.
+
+    `context` holds facts for the message that its object does not keep (who invited someone,
+    and why); it is stored as it is, so it never holds a secret.
 
     If the broker is unreachable at commit time the row stays unsent and the periodic sweep
     delivers it later: the business change never depends on the broker.
     """
-    row = OutboundEmail.objects.create(kind=kind, object_id=str(object_id), to=to)
+    row = OutboundEmail.objects.create(
+        kind=kind, object_id=str(object_id), to=to, context=context or {}
+    )
     transaction.on_commit(lambda: _publish(row.pk))
     return row
 
