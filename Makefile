@@ -5,10 +5,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Links in e-mails and the license issuer follow the port unless SITE_URL is set.
+SITE_URL ?= http://127.0.0.1:$(PORT)
 EMAIL_FILE_PATH ?= $(CURDIR)/var/mail
 STAMP := $(VENV)/.installed
+MANAGE := $(BIN)/python manage.py
 
-.PHONY: install run test lint format migrate demo clean bench
+.PHONY: install run test lint format migrate demo clean bench api-key daily
 
 install: $(STAMP)
 
@@ -19,20 +22,33 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # The embedded default: SQLite under var/, tasks run in-process, e-mail written to files.
+# var/embedded.env keeps these settings for the commands run by hand afterwards (manage.py
+# reads it; the environment wins).
 run: export DJANGO_DEBUG ?= 1
 run: export EMAIL_FILE_PATH := $(EMAIL_FILE_PATH)
+run: export SITE_URL := $(SITE_URL)
 run: install
 	@mkdir -p var "$(EMAIL_FILE_PATH)"
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py demo_data
+	@$(BIN)/python -m licensing_portal.embedded --site-url "$(SITE_URL)" --mail "$(EMAIL_FILE_PATH)"
+	$(MANAGE) migrate --noinput
+	$(MANAGE) demo_data
 	@echo ""
-	@echo "  Portal:  http://127.0.0.1:$(PORT)/   (log in as reseller@example.com / demo1234;"
+	@echo "  Portal:  $(SITE_URL)/   (log in as reseller@example.com / demo1234;"
 	@echo "           the other demo users are listed in README.md)"
-	@echo "  Admin:   http://127.0.0.1:$(PORT)/admin/   (vendor@example.com / demo1234)"
-	@echo "  API:     http://127.0.0.1:$(PORT)/api/v1/docs/"
+	@echo "  Admin:   $(SITE_URL)/admin/   (vendor@example.com / demo1234)"
+	@echo "  API:     $(SITE_URL)/api/v1/docs/"
 	@echo "  Mail:    $(EMAIL_FILE_PATH)/   (one file per e-mail sent)"
 	@echo ""
-	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	$(MANAGE) runserver 127.0.0.1:$(PORT)
+
+# A partner API key for ORG (printed alone, so KEY=$$(make -s api-key ORG=...) works).
+api-key: install
+	@test -n "$(ORG)" || { echo 'usage: make api-key ORG="Demo Reseller"' >&2; exit 2; }
+	@$(MANAGE) create_api_key --org "$(ORG)" | tail -n 1
+
+# The daily jobs (renewals, expiry, stale servers, digests), as Celery beat runs them.
+daily: install
+	$(MANAGE) run_daily_jobs
 
 test: install
 	$(BIN)/pytest
