@@ -60,7 +60,15 @@ def test_the_readme_shows_its_commands_in_sh_blocks():
     text = README.read_text()
     blocks = readme_blocks(text)
     commands = "\n".join(blocks)
-    for expected in ("make run", "make test", "make api-key", "curl", "appsuite-agent", "make daily"):
+    expected_commands = (
+        "make run",
+        "make test",
+        "make api-key",
+        "curl",
+        "appsuite-agent",
+        "make daily",
+    )
+    for expected in expected_commands:
         assert expected in commands, expected
     assert readme_inline_commands(text)
 

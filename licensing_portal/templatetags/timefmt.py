@@ -5,8 +5,7 @@ most, the zone named (UTC, as stored). Registered as a template builtin, so no `
     {{ license.care_ends_at|day }}   ->  2026-11-30
 """
 
-from datetime import date, datetime
-from datetime import UTC as _UTC
+from datetime import UTC, date, datetime
 
 from django import template
 from django.utils import timezone
@@ -19,7 +18,7 @@ def when(value: datetime | None) -> str:
     if not isinstance(value, datetime):
         return ""
     if timezone.is_aware(value):
-        value = value.astimezone(_UTC)
+        value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -27,7 +26,7 @@ def when(value: datetime | None) -> str:
 def day(value: date | datetime | None) -> str:
     if isinstance(value, datetime):
         if timezone.is_aware(value):
-            value = value.astimezone(_UTC)
+            value = value.astimezone(UTC)
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()

@@ -9,7 +9,8 @@ port. E-mails are read from that folder and their links opened in fresh browser 
 a person coming from a mail client would.
 
 Fixtures:
-- ``site``: a running ``Site`` (``url``, ``mails()``, ``manage(...)``, ``shell(code)``, ``agent(...)``).
+- ``site``: a running ``Site``: ``url``, ``mails()``, ``manage(...)``, ``shell(code)``,
+  ``agent(...)``.
 - ``browser``: Debian's Chromium driven by Playwright.
 - ``new_page(width=1280, height=900)``: a page in a fresh context that records script errors.
 - ``artifacts``: the folder screenshots go to (``test-artifacts/`` or $TEST_ARTIFACTS).
@@ -47,7 +48,6 @@ CHROMIUM_ARGS = [
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "demo1234"  # licensing_portal/management/commands/demo_data.py
 BIN = Path(sys.executable).parent
-
 
 
 def _free_port() -> int:
@@ -156,8 +156,14 @@ class Site:
     def agent(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Runs the reference AppSuite agent (``appsuite-agent``) with its state in var/agent."""
         return subprocess.run(
-            [sys.executable, "-m", "appsuite_agent.cli", "--state-dir", str(self.var_dir / "agent"),
-             *args],
+            [
+                sys.executable,
+                "-m",
+                "appsuite_agent.cli",
+                "--state-dir",
+                str(self.var_dir / "agent"),
+                *args,
+            ],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,
