@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from licensing_portal.authentication import actor_for
+from licensing_portal.sorting import Sorting
 from smartaccounts.models import Product
 from smartaccounts.selectors import can_manage_accounts, get_account_for
 
@@ -35,6 +36,17 @@ def _require_manager(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
+# The customer picker's sortable columns (True: the first click sorts descending, largest
+# counts first) and the ordering behind each; the name breaks ties so pages stay stable.
+PICKER_SORTS = {"name": False, "applications": True, "servers": True, "care": True}
+_PICKER_ORDERINGS = {
+    "name": ("name", "pk"),
+    "applications": ("application_count", "name", "pk"),
+    "servers": ("server_count", "name", "pk"),
+    "care": ("care_expiring_count", "name", "pk"),
+}
+
+
 @login_required
 @require_safe
 def account_picker(request: HttpRequest) -> HttpResponse:
@@ -43,13 +55,17 @@ def account_picker(request: HttpRequest) -> HttpResponse:
     if actor.organization is None or not actor.organization.is_partner:
         raise Http404
     query = request.GET.get("q", "").strip()
-    accounts = accounts_overview_for(actor, timezone.now(), query)
+    sorting = Sorting(request, PICKER_SORTS, default="name")
+    ordering = _PICKER_ORDERINGS[sorting.column]
+    if sorting.descending:
+        ordering = (f"-{ordering[0]}", *ordering[1:])
+    accounts = accounts_overview_for(actor, timezone.now(), query).order_by(*ordering)
     page = Paginator(accounts, 25).get_page(request.GET.get("page"))
     template = "tokens/_picker_rows.html" if request.htmx else "tokens/account_picker.html"
     return render(
         request,
         template,
-        {"page": page, "q": query},
+        {"page": page, "q": query, "sorting": sorting},
     )
 
 
