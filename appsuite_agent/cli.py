@@ -16,9 +16,17 @@ from urllib.parse import urlparse
 
 from . import __version__
 from .fingerprint import machine_fingerprint
-from .service import Reply, Unreachable, call
-from .state import State, load, save
-from .verify import Refused, UnknownKey, clock_rolled_back, lease_left, verify
+from .service import InsecureUrl, Reply, Unreachable, call, check_url, transport
+from .state import State, StateUnreadable, load, save
+from .trust import Root, UntrustedRoot, endorsed, load_root
+from .verify import (
+    MAX_CLOCK_SKEW,
+    Refused,
+    UnknownKey,
+    clock_rolled_back,
+    lease_left,
+    verify,
+)
 
 OK, FAILED, UNLICENSED = 0, 1, 2
 DEFAULT_STATE_DIR = os.environ.get("APPSUITE_STATE_DIR", "./appsuite-state")
@@ -43,50 +51,112 @@ def _api(url: str, path: str) -> str:
     return url.rstrip("/") + "/api/v1" + path
 
 
-def fetch_keys(url: str) -> dict[str, dict[str, Any]]:
+def _endorsed_jwks(listed: object, root: Root) -> dict[str, dict[str, Any]]:
+    """The Ed25519 JWKs of a key set that the root endorses; the rest are dropped."""
+    keys = {}
+    for key in listed if isinstance(listed, list) else []:
+        if (
+            isinstance(key, dict)
+            and key.get("kty") == "OKP"
+            and key.get("crv") == "Ed25519"
+            and isinstance(key.get("kid"), str)
+            and key["kid"]
+        ):
+            keys[key["kid"]] = key
+    return {
+        kid: {k: v for k, v in key.items() if k != "_window"}
+        for kid, key in endorsed(keys, root).items()
+    }
+
+
+def fetch_keys(url: str, root: Root) -> dict[str, dict[str, Any]]:
     reply = call("GET", _api(url, "/keys"))
     if reply.status != 200:
         raise Unreachable(f"/api/v1/keys answered {reply.status}")
-    keys = {}
-    for key in reply.body.get("keys", []):
-        if key.get("kty") == "OKP" and key.get("crv") == "Ed25519" and key.get("kid"):
-            keys[key["kid"]] = key
-    return keys
+    return _endorsed_jwks(reply.body.get("keys"), root)
 
 
-def _accept(state: State, document: str, *, server_id: str | None, refresh_keys: bool) -> dict:
+def _held_claims(state: State, root: Root, server_id: str | None) -> dict[str, Any] | None:
+    if not state.document:
+        return None
+    try:
+        return verify(
+            state.document,
+            state.keys,
+            root=root,
+            fingerprint=state.fingerprint,
+            server_id=server_id,
+        ).claims
+    except Refused:
+        return None  # nothing trustworthy is held (an edited state file, say)
+
+
+def _accept(
+    state: State, document: str, *, root: Root, server_id: str | None, refresh_keys: bool
+) -> dict:
     """Verify and, if newer than what we hold, take the document. Returns its claims."""
     try:
-        verified = verify(document, state.keys, fingerprint=state.fingerprint, server_id=server_id)
+        verified = verify(
+            document, state.keys, root=root, fingerprint=state.fingerprint, server_id=server_id
+        )
     except UnknownKey:
         if not refresh_keys or not state.url:
             raise
-        # A rotation: learn the service's current keys over the same HTTPS channel. Keys are
-        # never taken from a document itself.
-        state.keys.update(fetch_keys(state.url))
-        verified = verify(document, state.keys, fingerprint=state.fingerprint, server_id=server_id)
-    if state.document:
-        held = verify(
-            state.document, state.keys, fingerprint=state.fingerprint, server_id=server_id
+        # A rotation: learn the service's current keys over the same HTTPS channel, each
+        # endorsed by the root. Keys are never taken from a document itself.
+        state.keys.update(fetch_keys(state.url, root))
+        verified = verify(
+            document, state.keys, root=root, fingerprint=state.fingerprint, server_id=server_id
         )
-        if verified.claims["iat"] < held.claims["iat"]:
-            raise Refused("the document is older than the one held (replay?)")
+    held = _held_claims(state, root, server_id)
+    if held is not None and verified.claims["iat"] < held["iat"]:
+        raise Refused("the document is older than the one held (replay?)")
     state.document = document
     state.server_id = verified.claims["sub"]
     state.mode = verified.claims.get("mode", "")
     state.last_verified_at = time.time()
+    state.dropped = ""
     return verified.claims
+
+
+def _drop(state: State, reason: str) -> None:
+    """Revocation reached us: the license is gone at once, not at the end of its lease."""
+    state.document = ""
+    state.credential = ""
+    state.etag = ""
+    state.dropped = reason
+
+
+def _clock_skew(reply: Reply) -> float | None:
+    date = reply.headers.get("Date") or reply.headers.get("date")
+    if not date:
+        return None
+    try:
+        return time.time() - parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
     folder = Path(args.state_dir)
-    state = load(folder)
-    if state.activated and not args.force:
+    root = load_root()
+    try:
+        check_url(args.url)
+    except InsecureUrl as exc:
+        _err(str(exc))
+        return FAILED
+    try:
+        held = load(folder)
+    except StateUnreadable:
+        if not args.force:
+            raise
+        held = State()
+    if held.activated and not args.force:
         _err("this server is already activated (use --force to start over)")
         return FAILED
     state = State(url=args.url, fingerprint=machine_fingerprint())
     try:
-        state.keys = fetch_keys(args.url)
+        state.keys = fetch_keys(args.url, root)
         reply = call(
             "POST",
             _api(args.url, "/activation"),
@@ -105,9 +175,16 @@ def cmd_activate(args: argparse.Namespace) -> int:
         return FAILED
     state.credential = reply.body["credential"]
     state.etag = reply.headers.get("ETag", "")
+    state.clock_skew = _clock_skew(reply)
     try:
         # The key may be newer than the list fetched a moment ago (a rotation in between).
-        _accept(state, reply.body["license"], server_id=reply.body["server_id"], refresh_keys=True)
+        _accept(
+            state,
+            reply.body["license"],
+            root=root,
+            server_id=reply.body["server_id"],
+            refresh_keys=True,
+        )
     except (Refused, Unreachable) as exc:
         # Keep the credential: the activation happened, and a later sync can fetch a document.
         state.server_id = reply.body["server_id"]
@@ -124,6 +201,9 @@ def cmd_activate(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     folder = Path(args.state_dir)
     state = load(folder)
+    if state.dropped and not state.credential:
+        _err(f"unlicensed: {state.dropped}")
+        return UNLICENSED
     if not state.credential:
         _err("not activated online: run `appsuite-agent activate TOKEN --url URL` first")
         return FAILED
@@ -151,8 +231,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return _after_sync(folder, state, reply)
 
 
+# Answers after which this server holds no license any more, whatever its lease says.
+REVOKING = {
+    "credential_revoked": "the service revoked this server's credential (deactivated or "
+    "replaced in the portal)",
+    "server_replaced": "this server was replaced by its successor in the portal",
+}
+
+
 def _after_sync(folder: Path, state: State, reply: Reply) -> int:
+    root = load_root()
     state.last_contact_at = time.time()
+    state.clock_skew = _clock_skew(reply)
+    if reply.code in REVOKING:
+        _drop(state, REVOKING[reply.code])
+        save(folder, state)
+        _err(f"license dropped: {state.dropped}")
+        _print_status(state)
+        return UNLICENSED
     if reply.status == 304:
         state.last_error = ""
         save(folder, state)
@@ -164,8 +260,10 @@ def _after_sync(folder: Path, state: State, reply: Reply) -> int:
         _err(state.last_error)
         return FAILED
     try:
-        _accept(state, reply.body["license"], server_id=state.server_id, refresh_keys=True)
-    except Refused as exc:
+        _accept(
+            state, reply.body["license"], root=root, server_id=state.server_id, refresh_keys=True
+        )
+    except (Refused, Unreachable) as exc:
         state.last_error = f"document refused: {exc}"
         save(folder, state)
         _err(state.last_error)
@@ -179,7 +277,20 @@ def _after_sync(folder: Path, state: State, reply: Reply) -> int:
 
 def _print_status(state: State, as_json: bool = False) -> int:
     now = time.time()
-    report: dict[str, Any] = {"server_id": state.server_id, "mode": state.mode}
+    root = load_root()
+    report: dict[str, Any] = {
+        "server_id": state.server_id,
+        "mode": state.mode,
+        "root_key": f"{root.kid} ({root.source})",
+    }
+    if state.clock_skew is not None and abs(state.clock_skew) > MAX_CLOCK_SKEW:
+        report["clock_skew"] = (
+            f"this machine's clock is {state.clock_skew:+.0f} s off the service's: "
+            "enable time sync (NTP)"
+        )
+    if state.dropped:
+        report.update(state="unlicensed", error=state.dropped)
+        return _emit(report, as_json, UNLICENSED)
     if not state.document:
         report.update(state="not activated")
         return _emit(report, as_json, UNLICENSED)
@@ -192,14 +303,27 @@ def _print_status(state: State, as_json: bool = False) -> int:
         return _emit(report, as_json, UNLICENSED)
     try:
         claims = verify(
-            state.document, state.keys, fingerprint=machine_fingerprint(), server_id=state.server_id
+            state.document,
+            state.keys,
+            root=root,
+            fingerprint=machine_fingerprint(),
+            server_id=state.server_id,
+            now=now,
         ).claims
     except Refused as exc:
         report.update(state="error", error=f"held document refused: {exc}")
         return _emit(report, as_json, UNLICENSED)
     left = lease_left(claims, now)
+    entitlements = claims.get("entitlements", [])
+    if left is not None and left <= 0:
+        verdict = "lease expired"
+    elif not any(e.get("quantity", 0) > 0 for e in entitlements):
+        verdict = "unlicensed"
+        report["error"] = "the service holds no capacity for this server any more"
+    else:
+        verdict = "licensed"
     report.update(
-        state="licensed" if left is None or left > 0 else "lease expired",
+        state=verdict,
         account=claims.get("account", {}).get("name", ""),
         issued_at=_when(claims["iat"]),
         lease_ends_at=_when(claims.get("exp")),
@@ -229,7 +353,10 @@ def _emit(report: dict[str, Any], as_json: bool, code: int) -> int:
         return code
     _say(f"State:    {report['state']}" + (f" ({report['mode']})" if report.get("mode") else ""))
     if report.get("error"):
-        _say(f"Error:    {report['error']}")
+        _say(f"Reason:   {report['error']}")
+    if report.get("clock_skew"):
+        _say(f"Clock:    {report['clock_skew']}")
+    _say(f"Root key: {report['root_key']}")
     if report.get("account"):
         _say(f"Account:  {report['account']}")
         _say(f"Lease:    until {report['lease_ends_at']}")
@@ -263,19 +390,42 @@ def cmd_offline_request(args: argparse.Namespace) -> int:
     return OK
 
 
+def _read_json(path: str, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise Refused(f"cannot read the {what} {path} ({exc})") from exc
+    if not isinstance(data, dict):
+        raise Refused(f"the {what} {path} is not a JSON object")
+    return data
+
+
 def cmd_offline_apply(args: argparse.Namespace) -> int:
     folder = Path(args.state_dir)
-    state = load(folder)
-    state.fingerprint = machine_fingerprint()
-    if args.keys:
-        keys = json.loads(Path(args.keys).read_text()).get("keys", [])
-        state.keys.update({k["kid"]: k for k in keys if k.get("kid")})
-    if not state.keys:
-        _err("no trusted keys: pass --keys with the service's /api/v1/keys saved as a file")
-        return FAILED
-    document = json.loads(Path(args.file).read_text()).get("license", "")
+    root = load_root()
     try:
-        claims = _accept(state, document, server_id=state.server_id or None, refresh_keys=False)
+        state = load(folder)
+    except StateUnreadable:
+        state = State()  # an offline server recovers by applying a fresh file
+    state.fingerprint = machine_fingerprint()
+    try:
+        if args.keys:
+            offered = _read_json(args.keys, "keys file").get("keys")
+            trusted = _endorsed_jwks(offered, root)
+            if not trusted:
+                _err(
+                    f"no key in {args.keys} is endorsed by the vendor's root key "
+                    f"({root.kid}, {root.source}); take the file from the service's /api/v1/keys"
+                )
+                return FAILED
+            state.keys.update(trusted)
+        if not state.keys:
+            _err("no trusted keys: pass --keys with the service's /api/v1/keys saved as a file")
+            return FAILED
+        document = _read_json(args.file, "license file").get("license", "")
+        claims = _accept(
+            state, document, root=root, server_id=state.server_id or None, refresh_keys=False
+        )
     except Refused as exc:
         _err(f"license file refused: {exc}")
         return FAILED
@@ -296,6 +446,15 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     parsed = urlparse(url)
     host, port = parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
     problems = []
+    root = load_root()
+    _say(f"Root key:     {root.kid} ({root.source})")
+    proxy = transport.proxies().get(parsed.scheme)
+    _say(f"Proxy:        {proxy or 'none'}" + (" (from the environment)" if proxy else ""))
+    _say(f"CA bundle:    {transport.ca_file or 'the system default'}")
+    try:
+        check_url(url)
+    except InsecureUrl as exc:
+        problems.append(str(exc))
     try:
         addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port)})
         _say(f"DNS:          {host} -> {', '.join(addresses)}")
@@ -304,7 +463,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         problems.append(f"the name {host} does not resolve: check the server's DNS settings")
     if parsed.scheme == "https":
         try:
-            context = ssl.create_default_context()
+            context = transport.context()
             with (
                 socket.create_connection((host, port), timeout=10) as raw,
                 context.wrap_socket(raw, server_hostname=host) as tls,
@@ -323,11 +482,18 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         _say(f"Keys:         /api/v1/keys answered {reply.status}")
         if reply.status != 200:
             problems.append(f"the activation API answered {reply.status}")
+        elif not _endorsed_jwks(reply.body.get("keys"), root):
+            problems.append(
+                "none of the service's signing keys is endorsed by this agent's root key: "
+                "check APPSUITE_ROOT_KEY or the service's root"
+            )
+        else:
+            _say("Endorsement:  the service's keys are endorsed by the root key")
         date = reply.headers.get("Date")
         if date:
             skew = time.time() - parsedate_to_datetime(date).timestamp()
             _say(f"Clock skew:   {skew:+.0f} s against the service")
-            if abs(skew) > 300:
+            if abs(skew) > MAX_CLOCK_SKEW:
                 problems.append(
                     f"this machine's clock is off by {skew:+.0f} s: enable time sync (NTP)"
                 )
@@ -348,6 +514,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--state-dir", default=DEFAULT_STATE_DIR, help="folder holding the agent's state"
+    )
+    parser.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="allow a plain http:// service on this machine (loopback), for development only",
+    )
+    parser.add_argument(
+        "--ca-file", help="a CA bundle (PEM) to trust besides the system's, e.g. a TLS proxy's"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -385,4 +559,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    transport.insecure_dev = args.insecure_dev
+    transport.ca_file = args.ca_file
+    try:
+        return args.func(args)
+    except (StateUnreadable, UntrustedRoot) as exc:
+        _err(str(exc))
+        return FAILED

@@ -10,6 +10,10 @@ from typing import Any
 STATE_FILE = "state.json"
 
 
+class StateUnreadable(Exception):
+    """The state file is truncated, corrupted or not the agent's."""
+
+
 @dataclass
 class State:
     url: str = ""
@@ -23,6 +27,8 @@ class State:
     last_verified_at: float = 0.0  # local time of the last successful verification
     last_contact_at: float = 0.0
     last_error: str = ""
+    dropped: str = ""  # why the license was dropped (revoked, no capacity); empty while held
+    clock_skew: float | None = None  # this machine's clock minus the service's, last contact
 
     @property
     def activated(self) -> bool:
@@ -33,9 +39,25 @@ def load(folder: Path) -> State:
     path = folder / STATE_FILE
     if not path.exists():
         return State()
-    data = json.loads(path.read_text())
-    known = {name for name in State.__dataclass_fields__}
-    return State(**{k: v for k, v in data.items() if k in known})
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = {name for name in State.__dataclass_fields__}
+        state = State(**{k: v for k, v in data.items() if k in known})
+        if not isinstance(state.keys, dict) or not all(
+            isinstance(getattr(state, name), str)
+            for name in ("url", "server_id", "credential", "fingerprint", "document", "etag")
+        ):
+            raise ValueError("unexpected field types")
+        float(state.last_verified_at)
+    except (OSError, ValueError, TypeError) as exc:
+        raise StateUnreadable(
+            f"the state file {path} is unreadable ({exc}). Start over with "
+            "`appsuite-agent activate TOKEN --url URL --force` (a new token from the portal), "
+            "or for an offline server `offline-apply` a fresh license file."
+        ) from exc
+    return state
 
 
 def save(folder: Path, state: State) -> None:

@@ -1,4 +1,4 @@
-"""Verification of license documents against pinned Ed25519 keys."""
+"""Verification of license documents against signing keys the vendor's root endorses."""
 
 import time
 from dataclasses import dataclass
@@ -6,9 +6,12 @@ from typing import Any
 
 import jwt
 
+from .trust import Root, endorsed
+
 ALGORITHM = "EdDSA"
 DOCUMENT_TYPE = "license+jwt"
 ROLLBACK_TOLERANCE = 3600.0  # seconds the clock may go back before we call it a rollback
+MAX_CLOCK_SKEW = 300.0  # seconds this machine's clock may differ from the service's
 
 
 class Refused(Exception):
@@ -31,10 +34,13 @@ def verify(
     document: str,
     keys: dict[str, dict[str, Any]],
     *,
+    root: Root,
     fingerprint: str,
     server_id: str | None,
+    now: float | None = None,
 ) -> Verified:
-    """Check signature, algorithm, type, key id, subject and fingerprint (not the lease)."""
+    """Check the key's endorsement by the root, then signature, algorithm, type, key id,
+    issue time, subject and fingerprint (not the lease)."""
     try:
         header = jwt.get_unverified_header(document)
     except jwt.PyJWTError as exc:
@@ -46,8 +52,12 @@ def verify(
     kid = header.get("kid", "")
     if kid not in keys:
         raise UnknownKey(kid)
+    trusted = endorsed({kid: keys[kid]}, root)
+    if kid not in trusted:
+        raise Refused(f"the signing key {kid!r} is not endorsed by the vendor's root key")
+    public = {k: v for k, v in trusted[kid].items() if k not in {"_window", "endorsement"}}
     try:
-        key = jwt.PyJWK(keys[kid], algorithm=ALGORITHM)
+        key = jwt.PyJWK(public, algorithm=ALGORITHM)
         claims = jwt.decode(
             document,
             key.key,
@@ -56,6 +66,16 @@ def verify(
         )
     except jwt.PyJWTError as exc:
         raise Refused(f"signature or claims invalid ({exc})") from exc
+    now = time.time() if now is None else now
+    if claims["iat"] > now + MAX_CLOCK_SKEW:
+        raise Refused(
+            "the document was issued in the future by this machine's clock: fix the clock (NTP)"
+        )
+    not_before, not_after = trusted[kid]["_window"]
+    if claims["iat"] < not_before - MAX_CLOCK_SKEW or (
+        not_after is not None and claims["iat"] > not_after
+    ):
+        raise Refused(f"the document was signed outside the key {kid!r}'s endorsed window")
     if server_id and claims["sub"] != server_id:
         raise Refused("the document is for another server")
     if claims.get("fingerprint") != fingerprint:

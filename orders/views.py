@@ -13,7 +13,7 @@ from smartaccounts.decorators import partner_required, writer_required
 from . import services
 from .errors import OrderError
 from .models import Order
-from .selectors import get_order_for, orders_for
+from .selectors import get_order_for, get_order_to_release_for, orders_for
 
 
 def _next_or_list(request: HttpRequest) -> str:
@@ -52,13 +52,23 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
 
 @partner_required
 @writer_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def unlock(request: HttpRequest, order_id: str) -> HttpResponse:
+    """The portal's unlock: GET shows the order and asks to confirm; only the POST unlocks.
+    Only the order's holder reaches it (404 for anyone else)."""
     actor = actor_for(request)
-    order = get_order_for(actor, order_id)
+    order = get_order_to_release_for(actor, order_id)
+    if request.method == "GET":
+        return render(
+            request, "orders/order_unlock.html", {"order": order, "lines": order.lines.all()}
+        )
     _, changed = services.unlock_order(order=order, actor=actor)
     if changed:
-        messages.success(request, f"Order {order.reference} unlocked: its licenses are active.")
+        messages.success(
+            request,
+            f"Order {order.reference} unlocked: its licenses are active and "
+            f"{order.customer.name} has been told.",
+        )
     else:
         messages.info(request, f"Order {order.reference} was already unlocked.")
     return redirect(_next_or_list(request))
@@ -69,7 +79,7 @@ def unlock(request: HttpRequest, order_id: str) -> HttpResponse:
 @require_POST
 def resend(request: HttpRequest, order_id: str) -> HttpResponse:
     actor = actor_for(request)
-    order = get_order_for(actor, order_id)
+    order = get_order_to_release_for(actor, order_id)
     try:
         services.resend_order_email(order=order, actor=actor)
     except OrderError as exc:
@@ -103,12 +113,20 @@ def unlock_with_link(request: HttpRequest, secret: str) -> HttpResponse:
         actor = Actor.anonymous(
             label=f"unlock link sent to {order.placed_by.name}", address=address
         )
-        order, changed = services.unlock_order(order=order, actor=actor)
-        response = render(
-            request,
-            "orders/unlock_done.html",
-            {"order": order, "changed": changed, "lines": order.lines.select_related("product")},
-        )
+        try:
+            order, changed = services.unlock_order_with_link(secret=secret, actor=actor)
+        except OrderError:  # a new link was sent a moment ago: this one just stopped working
+            response = render(request, "orders/unlock_unknown.html", status=404)
+        else:
+            response = render(
+                request,
+                "orders/unlock_done.html",
+                {
+                    "order": order,
+                    "changed": changed,
+                    "lines": order.lines.select_related("product"),
+                },
+            )
     else:
         response = render(
             request,

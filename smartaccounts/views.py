@@ -214,8 +214,15 @@ def revoke_api_key(request: HttpRequest, key_id: str) -> HttpResponse:
 
 
 class InvitationView(auth_views.PasswordResetConfirmView):
-    """The invitation link: an invited user sets a first password (Django's reset token)."""
+    """The invitation link: an invited user sets a first password (Django's reset token) and
+    lands in the portal, signed in. The link works once: setting the password retires it."""
 
     template_name = "smartaccounts/invitation.html"
-    success_url = reverse_lazy("password_reset_complete")
-    post_reset_login = False
+    success_url = reverse_lazy("smartaccounts:home")
+    post_reset_login = True
+    post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
+
+    def form_valid(self, form: forms.Form) -> HttpResponse:
+        response = super().form_valid(form)
+        messages.success(self.request, f"Welcome! Your password is set for {form.user.email}.")
+        return response
