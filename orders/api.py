@@ -16,7 +16,7 @@ from smartaccounts.selectors import resellers_of
 
 from . import services
 from .models import Order, OrderLine
-from .selectors import get_order_for, orders_with_lines_for
+from .selectors import get_order_for, get_order_to_release_for, orders_with_lines_for
 
 
 class OrgRefSerializer(serializers.Serializer):
@@ -185,13 +185,19 @@ class OrderUnlockApi(APIView):
     @extend_schema(
         operation_id="orders_unlock",
         summary="Unlock an order's licenses",
-        description="Idempotent: unlocking an unlocked order changes nothing and answers 200.",
+        description=(
+            "Idempotent: unlocking an unlocked order changes nothing and answers 200. Only the "
+            "organization that placed the order may unlock it: a reseller sees an order its "
+            "distributor placed for it but gets `404 not_found` here. On the first unlock the "
+            "customer's admins get one e-mail (a customer nobody of which can log in yet gets "
+            "an invitation instead)."
+        ),
         request=None,
         responses={200: OrderOutputSerializer, **problem_responses(401, 403, 404)},
     )
     def post(self, request: Request, order_id: str) -> Response:
         actor = actor_for(request)
-        order = get_order_for(actor, order_id)
+        order = get_order_to_release_for(actor, order_id)
         services.unlock_order(order=order, actor=actor)
         return Response(_order_body(order.pk, request))
 

@@ -1,4 +1,5 @@
-"""The one e-mail per order: details and the unlock link, minted when it is sent."""
+"""The one e-mail per order (details and the unlock link, minted when it is sent), and the
+customer's e-mail once the order is unlocked."""
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -12,7 +13,7 @@ from smartaccounts.audit import record_event
 from smartaccounts.secrets import new_secret
 
 from .models import Order
-from .services import ORDER_EMAIL, set_unlock_secret
+from .services import LICENSES_AVAILABLE_EMAIL, ORDER_EMAIL, set_unlock_secret
 
 
 def unlock_url(secret: str) -> str:
@@ -56,5 +57,41 @@ def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         obj=order,
         account=order.account,
         data={"to": row.to, "with_unlock_link": link is not None},
+    )
+    return message
+
+
+@register(LICENSES_AVAILABLE_EMAIL)
+def render_licenses_available_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
+    """Tells the customer's people that an unlocked order's licenses are theirs to use."""
+    order = (
+        Order.objects.select_related("reseller", "customer", "account")
+        .prefetch_related("lines__product")
+        .filter(pk=row.object_id)
+        .first()
+    )
+    if order is None or order.is_locked:
+        return None
+    context = {
+        "order": order,
+        "lines": list(order.lines.all()),
+        "account_url": settings.SITE_URL
+        + reverse("smartaccounts:account", args=[order.account_id]),
+        "site_url": settings.SITE_URL,
+    }
+    message = EmailMultiAlternatives(
+        subject=f"New licenses are available in {order.account.name}'s Smart Account",
+        body=render_to_string("emails/licenses_available.txt", context),
+        to=row.to,
+    )
+    message.attach_alternative(
+        render_to_string("emails/licenses_available.html", context), "text/html"
+    )
+    record_event(
+        actor=Actor.system("outbox"),
+        action="order.customer_notified",
+        obj=order,
+        account=order.account,
+        data={"to": row.to},
     )
     return message

@@ -60,6 +60,20 @@ class Order(models.Model):
     def is_locked(self) -> bool:
         return self.state == self.State.LOCKED
 
+    def may_release(self, actor: Actor) -> bool:
+        """Whether `actor` may unlock this order or re-send its e-mail (SECURITY.md S29).
+
+        Only the holder releases: the organization that placed the order, or vendor staff. A
+        reseller sees the order its distributor placed for it, but the distributor holds the
+        licenses until the reseller pays. (The e-mail's unlock link is a capability of the
+        placing organization and is checked by its secret instead.)
+        """
+        if actor.is_system:
+            return True
+        if actor.user is not None and actor.user.is_active and actor.user.is_staff:
+            return True
+        return actor.organization is not None and actor.organization.pk == self.placed_by_id
+
 
 class OrderLine(models.Model):
     class Action(models.TextChoices):

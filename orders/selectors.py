@@ -1,4 +1,5 @@
 from django.db.models import Prefetch, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from licensing_portal.identifiers import uuid_or_404
@@ -21,3 +22,12 @@ def orders_with_lines_for(actor: Actor) -> QuerySet[Order]:
 
 def get_order_for(actor: Actor, order_id: object) -> Order:
     return get_object_or_404(orders_with_lines_for(actor), pk=uuid_or_404(order_id))
+
+
+def get_order_to_release_for(actor: Actor, order_id: object) -> Order:
+    """The order `actor` may unlock or re-send (`Order.may_release`); 404 for anyone else,
+    including a reseller looking at the order its distributor placed for it."""
+    order = get_order_for(actor, order_id)
+    if not order.may_release(actor):
+        raise Http404("No such order.")
+    return order

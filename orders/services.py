@@ -4,6 +4,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,12 +20,13 @@ from smartaccounts.models import (
     User,
 )
 from smartaccounts.secrets import hash_secret, secret_matches
-from smartaccounts.services import create_customer, invite_user
+from smartaccounts.services import create_customer, invite_user, resend_invitation
 
 from .errors import OrderError
 from .models import Order, OrderLine
 
 ORDER_EMAIL = "order"
+LICENSES_AVAILABLE_EMAIL = "licenses_available"
 
 
 @dataclass(frozen=True)
@@ -407,11 +409,38 @@ def _apply_renewal(
 
 
 def unlock_order(*, order: Order, actor: Actor) -> tuple[Order, bool]:
-    """Unlock every license of the order. Returns (order, changed); a second call is harmless."""
+    """Unlock every license of the order. Returns (order, changed); a second call is harmless.
+
+    Only the order's holder may (`Order.may_release`); anyone else gets not_found, as if the
+    order did not exist, and nothing changes.
+    """
+    _require_holder(order, actor)
     if actor.user is not None and not actor.can_write:
         raise OrderError("permission_denied", "Viewers cannot unlock orders.")
+    return _release(order, actor)
+
+
+def unlock_order_with_link(*, secret: str, actor: Actor) -> tuple[Order, bool]:
+    """Unlock the order whose e-mail link carries `secret`: the link is the placing
+    organization's capability for this one order (S8), so it stands in for the holder check."""
+    order = find_order_by_unlock_secret(secret)
+    if order is None:
+        raise OrderError("not_found", "This unlock link is not valid.")
+    return _release(order, actor)
+
+
+def _require_holder(order: Order, actor: Actor) -> None:
+    if not order.may_release(actor):
+        raise OrderError("not_found", "No such order.")
+
+
+def _release(order: Order, actor: Actor) -> tuple[Order, bool]:
     with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
+        locked = (
+            Order.objects.select_for_update()
+            .select_related("placed_by", "reseller", "customer", "account")
+            .get(pk=order.pk)
+        )
         if not locked.is_locked:
             return locked, False
         now = timezone.now()
@@ -429,7 +458,7 @@ def unlock_order(*, order: Order, actor: Actor) -> tuple[Order, bool]:
             account=locked.account,
             data={"reference": locked.reference},
         )
-        _invite_first_customer_user(locked, actor)
+        _tell_customer(locked, actor)
     return locked, True
 
 
@@ -447,7 +476,11 @@ def find_order_by_unlock_secret(secret: str) -> Order | None:
 
 
 def resend_order_email(*, order: Order, actor: Actor) -> Order:
-    """Send the order e-mail again with a new link; the previous link stops working now."""
+    """Send the order e-mail again with a new link; the previous link stops working now.
+
+    Only the order's holder may (`Order.may_release`); anyone else gets not_found.
+    """
+    _require_holder(order, actor)
     if actor.user is not None and not actor.can_write:
         raise OrderError("permission_denied", "Viewers cannot re-send order e-mails.")
     with transaction.atomic():
@@ -474,10 +507,45 @@ def set_unlock_secret(*, order: Order, secret: str) -> None:
     Order.objects.filter(pk=order.pk).update(unlock_secret_hash=hash_secret(secret))
 
 
+def customer_recipients(customer: Organization) -> list[str]:
+    """Who hears that licenses arrived: the customer's admins who can log in, or, when it has
+    no such admin, everyone of it who can. Empty for a first-time contact."""
+    users = (
+        User.objects.filter(organization=customer, is_active=True)
+        .exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX)
+        .order_by("email")
+        .values_list("email", "role")
+    )
+    admins = [email for email, role in users if role == User.Role.ADMIN]
+    return admins or [email for email, _ in users]
+
+
+def _tell_customer(order: Order, actor: Actor) -> None:
+    """One e-mail per unlock: the licenses are in the Smart Account. A customer nobody of
+    which can log in yet gets the invitation instead (it says the licenses are waiting)."""
+    recipients = customer_recipients(order.customer)
+    if recipients:
+        enqueue_email(kind=LICENSES_AVAILABLE_EMAIL, object_id=str(order.pk), to=recipients)
+    else:
+        _invite_first_customer_user(order, actor)
+
+
 def _invite_first_customer_user(order: Order, actor: Actor) -> None:
     customer = order.customer
+    pending = list(customer.users.filter(is_active=True))
+    if pending:
+        # Invited by an earlier order but not signed up yet: invite them again.
+        for user in pending:
+            resend_invitation(user=user, actor=actor, licenses_from=order.reseller)
+        return
     if customer.users.exists() or not customer.email:
         return
     if User.objects.filter(email__iexact=customer.email).exists():
         return  # the address already signs in elsewhere; the partner can invite someone else
-    invite_user(organization=customer, email=customer.email, role=User.Role.ADMIN, actor=actor)
+    invite_user(
+        organization=customer,
+        email=customer.email,
+        role=User.Role.ADMIN,
+        actor=actor,
+        licenses_from=order.reseller,
+    )

@@ -11,10 +11,29 @@ from django.utils.http import urlsafe_base64_encode
 from notifications.models import OutboundEmail
 from notifications.renderers import register
 
-from .models import User
+from .models import Organization, User
+from .services import INVITATION_EMAIL, INVITED_FOR_LICENSES
 
-INVITATION_EMAIL = "invitation"
 PASSWORD_RESET_EMAIL = "password_reset"
+
+
+ROLE_PHRASES = {
+    User.Role.ADMIN: "an administrator",
+    User.Role.MEMBER: "a member",
+    User.Role.VIEWER: "a viewer",
+}
+# What each role may do, in the invitation's words.
+ROLE_POWERS = {
+    (User.Role.VIEWER, False): "see the licenses, servers and history, without changing them",
+    (User.Role.VIEWER, True): "see your customers, their licenses, servers and orders, "
+    "without changing them",
+    (User.Role.MEMBER, False): "assign licenses to your AppSuite servers and activate them",
+    (User.Role.MEMBER, True): "manage your customers' servers and capacity, and unlock orders",
+    (User.Role.ADMIN, False): "assign licenses to your AppSuite servers, activate them, "
+    "and invite your colleagues",
+    (User.Role.ADMIN, True): "manage your customers' servers and capacity, unlock orders, "
+    "invite colleagues and create API keys",
+}
 
 
 @register(INVITATION_EMAIL)
@@ -29,15 +48,31 @@ def render_invitation_email(row: OutboundEmail) -> EmailMultiAlternatives | None
             default_token_generator.make_token(user),
         ],
     )
+    organization: Organization | None = user.organization
+    is_partner = organization is not None and organization.is_partner
+    for_licenses = row.context.get("reason") == INVITED_FOR_LICENSES
     context = {
         "user": user,
-        "organization": user.organization,
+        "organization": organization,
+        "role": ROLE_PHRASES.get(user.role, user.get_role_display().lower()),
+        "powers": ROLE_POWERS.get((user.role, is_partner), ""),
+        "for_licenses": for_licenses,
+        "partner": row.context.get("partner", ""),
+        "inviter": row.context.get("inviter", ""),
+        "inviter_organization": row.context.get("inviter_organization", ""),
         "invitation_url": settings.SITE_URL + path,
         "login_url": settings.SITE_URL + reverse("login"),
         "site_url": settings.SITE_URL,
     }
+    if for_licenses:
+        subject = f"Licenses for {organization} are waiting in the Cloud Licensing portal"
+    elif context["inviter"]:
+        inviter = row.context.get("inviter", "").split(" (")[0]
+        subject = f"{inviter} invited you to {organization} on the Cloud Licensing portal"
+    else:
+        subject = f"You are invited to {organization} on the Cloud Licensing portal"
     message = EmailMultiAlternatives(
-        subject=f"You are invited to the Cloud Licensing portal ({user.organization})",
+        subject=subject,
         body=render_to_string("emails/invitation.txt", context),
         to=[user.email],
     )

@@ -25,6 +25,12 @@ API_KEY_PREFIX = "clp_"
 RENEWAL_GRACE = timedelta(days=7)
 API_KEY_VISIBLE_CHARS = 12  # "clp_" and 8 random characters, shown in lists
 
+INVITATION_EMAIL = "invitation"
+# Why someone is invited: a colleague asked them onto the team, or a partner's order brought
+# their organization its first licenses.
+INVITED_TO_TEAM = "team"
+INVITED_FOR_LICENSES = "licenses"
+
 
 def create_api_key(*, organization: Organization, name: str, actor: Actor) -> tuple[ApiKey, str]:
     """Create a key for `organization`. Returns the row and the raw key, shown once."""
@@ -95,9 +101,20 @@ def create_customer(
 
 
 def invite_user(
-    *, organization: Organization, email: str, role: str, actor: Actor, full_name: str = ""
+    *,
+    organization: Organization,
+    email: str,
+    role: str,
+    actor: Actor,
+    full_name: str = "",
+    licenses_from: Organization | None = None,
 ) -> User:
-    """Create a user without a password and e-mail them a link to set one."""
+    """Create a user without a password and e-mail them a link to set one.
+
+    The e-mail says who invited them, to which organization and with which role; with
+    `licenses_from` (the partner whose order brought a customer its first licenses) it says
+    the licenses are waiting instead of naming a colleague.
+    """
     email = email.strip().lower()
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
@@ -109,7 +126,12 @@ def invite_user(
         user = User(email=email, organization=organization, role=role, full_name=full_name)
         user.set_unusable_password()
         user.save()
-        enqueue_email(kind="invitation", object_id=str(user.pk), to=[user.email])
+        enqueue_email(
+            kind=INVITATION_EMAIL,
+            object_id=str(user.pk),
+            to=[user.email],
+            context=_invitation_context(actor, licenses_from),
+        )
         record_event(
             actor=actor,
             action="user.invited",
@@ -118,6 +140,48 @@ def invite_user(
             data={"email": user.email, "role": role},
         )
     return user
+
+
+def resend_invitation(
+    *, user: User, actor: Actor, licenses_from: Organization | None = None
+) -> bool:
+    """Invite again someone who has not chosen a password yet. False when there is nobody to
+    invite any more (signed up or deactivated)."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().select_related("organization").get(pk=user.pk)
+        if not user.is_active or user.has_usable_password():
+            return False
+        enqueue_email(
+            kind=INVITATION_EMAIL,
+            object_id=str(user.pk),
+            to=[user.email],
+            context=_invitation_context(actor, licenses_from),
+        )
+        record_event(
+            actor=actor,
+            action="user.invited",
+            obj=user,
+            account=getattr(user.organization, "smart_account", None),
+            data={"email": user.email, "role": user.role, "again": True},
+        )
+    return True
+
+
+def _invitation_context(actor: Actor, licenses_from: Organization | None) -> dict[str, str]:
+    """What the invitation says about where it comes from (stored with the outbox row)."""
+    if licenses_from is not None:
+        return {"reason": INVITED_FOR_LICENSES, "partner": licenses_from.name}
+    if actor.user is not None:
+        who = actor.user.email
+        if actor.user.full_name:
+            who = f"{actor.user.full_name} ({actor.user.email})"
+    else:
+        who = actor.label
+    return {
+        "reason": INVITED_TO_TEAM,
+        "inviter": who,
+        "inviter_organization": actor.organization.name if actor.organization else "",
+    }
 
 
 def _require_org_admin(actor: Actor, organization: Organization) -> None:

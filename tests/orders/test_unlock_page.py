@@ -309,8 +309,9 @@ def test_portal_order_actions_with_bad_ids_are_404_and_get_is_405(cast, place, c
     assert client.get("/orders/not-a-uuid/").status_code == 404
     assert client.post("/orders/not-a-uuid/unlock/").status_code == 404
     assert client.post("/orders/00000000-0000-0000-0000-000000000000/resend/").status_code == 404
-    assert client.get(f"/orders/{order.pk}/unlock/").status_code == 405
+    assert client.get("/orders/not-a-uuid/unlock/").status_code == 404
     assert client.get(f"/orders/{order.pk}/resend/").status_code == 405
+    assert client.put(f"/orders/{order.pk}/unlock/").status_code == 405
     assert license_states(order) == {"locked"}
 
 
@@ -325,11 +326,14 @@ def test_unlock_invites_a_customer_without_users_once_and_the_invitation_works(
     with django_capture_on_commit_callbacks(execute=True):
         post_with_csrf(csrf_client, path)  # a second unlock invites nobody again
 
-    invitations = [m for m in mail.outbox if "invited" in m.subject]
+    invitations = [m for m in mail.outbox if INVITATION_LINK.search(m.body)]
     assert len(invitations) == 1
     assert OutboundEmail.objects.filter(kind="invitation").count() == 1
+    # Nobody at Erin can log in yet: the invitation stands in for the "licenses" e-mail.
+    assert not OutboundEmail.objects.filter(kind="licenses_available").exists()
     invitation = invitations[0]
     assert invitation.to == ["it@erin.example"]
+    assert "waiting" in invitation.subject
     user = User.objects.get(email="it@erin.example")
     assert user.organization.name == "Erin GmbH"
     assert user.role == User.Role.ADMIN
@@ -346,7 +350,8 @@ def test_unlock_invites_a_customer_without_users_once_and_the_invitation_works(
         {"new_password1": "a-long-new-passphrase-42", "new_password2": "a-long-new-passphrase-42"},
     )
     assert saved.status_code == 302
-    assert saved["Location"] == "/password-reset/done/"
+    assert saved["Location"] == "/"  # signed in, on the way to the customer's licenses
+    assert browser.get("/", follow=True).redirect_chain[-1][0].startswith("/accounts/")
 
     assert Client().login(username="it@erin.example", password="a-long-new-passphrase-42")
     # The link is single use: once the password is set it no longer works.
@@ -354,7 +359,7 @@ def test_unlock_invites_a_customer_without_users_once_and_the_invitation_works(
     assert "no longer works" in reused.content.decode()
 
 
-def test_unlock_for_a_customer_with_users_sends_no_invitation(
+def test_unlock_for_a_customer_with_users_tells_its_admins_and_invites_nobody(
     cast, place, csrf_client, django_capture_on_commit_callbacks
 ):
     users_before = User.objects.count()
@@ -370,7 +375,8 @@ def test_unlock_for_a_customer_with_users_sends_no_invitation(
     assert license_states(order) == {"active"}
     assert User.objects.count() == users_before
     assert not OutboundEmail.objects.filter(kind="invitation").exists()
-    assert [m.to for m in mail.outbox] == [["orders@alice.example"]]
+    # The order e-mail to Alice, then one e-mail to Carol's admin (not to its viewer).
+    assert [m.to for m in mail.outbox] == [["orders@alice.example"], ["carol@carol.example"]]
 
 
 def test_another_host_is_refused_and_never_appears_in_an_email(
