@@ -1,15 +1,37 @@
-"""The partner's daily digest e-mail."""
+"""The partner's daily digest and the customer's expiry reminder e-mails."""
+
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 
 from notifications.models import OutboundEmail
 from notifications.renderers import register
+from smartaccounts.selectors import partners_of
 
-from .models import Digest
-from .services import DIGEST_EMAIL
+from .models import Digest, ExpiryNotice
+from .services import DIGEST_EMAIL, EXPIRY_REMINDER_EMAIL
+
+# The digest keeps its moments as ISO text; the templates show them with |when and |day.
+MOMENTS = ("ends_at", "new_ends_at", "ended_at", "last_sync_at", "placed_at")
+
+
+def _with_moments(content: dict[str, Any]) -> dict[str, Any]:
+    def item(entry: Any) -> Any:
+        if not isinstance(entry, dict):
+            return entry
+        return {
+            key: (parse_datetime(value) if key in MOMENTS and isinstance(value, str) else value)
+            for key, value in entry.items()
+        }
+
+    return {
+        key: [item(entry) for entry in value] if isinstance(value, list) else value
+        for key, value in content.items()
+    }
 
 
 @register(DIGEST_EMAIL)
@@ -19,7 +41,7 @@ def render_digest_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         return None
     context = {
         "digest": digest,
-        "c": digest.content,
+        "c": _with_moments(digest.content),
         "dashboard_url": settings.SITE_URL + reverse("lifecycle:renewals"),
         "orders_url": settings.SITE_URL + reverse("orders:list"),
     }
@@ -29,4 +51,34 @@ def render_digest_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         to=row.to,
     )
     message.attach_alternative(render_to_string("emails/digest.html", context), "text/html")
+    return message
+
+
+@register(EXPIRY_REMINDER_EMAIL)
+def render_expiry_reminder_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
+    notice = (
+        ExpiryNotice.objects.select_related("customer__smart_account")
+        .filter(pk=row.object_id)
+        .first()
+    )
+    if notice is None:
+        return None
+    account = notice.customer.smart_account
+    context = {
+        "notice": notice,
+        "customer": notice.customer,
+        "lines": list(notice.lines.select_related("license__product").order_by("ends_at", "pk")),
+        "partners": partners_of(account),
+        "licenses_url": settings.SITE_URL
+        + reverse("smartaccounts:account", kwargs={"account_id": account.pk}),
+        "settings_url": settings.SITE_URL + reverse("lifecycle:notifications"),
+    }
+    message = EmailMultiAlternatives(
+        subject=f"Cloud Licensing: care or subscriptions of {notice.customer.name} end soon",
+        body=render_to_string("emails/expiry_reminder.txt", context),
+        to=row.to,
+    )
+    message.attach_alternative(
+        render_to_string("emails/expiry_reminder.html", context), "text/html"
+    )
     return message

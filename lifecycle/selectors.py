@@ -8,10 +8,12 @@ from django.db.models import Case, F, Q, QuerySet, When
 
 from orders.models import Order
 from smartaccounts.actors import Actor
-from smartaccounts.models import AuditEvent, License, SmartAccount
+from smartaccounts.models import AuditEvent, License, Organization, SmartAccount
 from smartaccounts.selectors import PoolRow, accounts_for, license_pool
 from tokens.models import Server
-from tokens.selectors import server_counts_by_state
+from tokens.selectors import OverUse, overused_servers, server_counts_by_state
+
+from .history import PARTNER_ONLY
 
 HORIZON = timedelta(days=90)
 LIVE_STATES = (Server.State.ACTIVE, Server.State.STALE, Server.State.OFFLINE)
@@ -32,11 +34,16 @@ class AccountOverview:
     clones: list[Server]
     locked_orders: list[Order]
     ending: list[License]
+    overused: list[OverUse]
 
     @property
     def attention_count(self) -> int:
         return (
-            len(self.stale_servers) + len(self.clones) + len(self.locked_orders) + len(self.ending)
+            len(self.stale_servers)
+            + len(self.clones)
+            + len(self.locked_orders)
+            + len(self.ending)
+            + len(self.overused)
         )
 
 
@@ -72,6 +79,7 @@ def account_overview(account: SmartAccount, now: datetime) -> AccountOverview:
             ]
         ),
         ending=list(ending),
+        overused=overused_servers(account),
     )
 
 
@@ -126,14 +134,28 @@ def locked_orders_for(actor: Actor) -> QuerySet[Order]:
     )
 
 
+def _events_of(account: SmartAccount, viewer: Actor) -> QuerySet[AuditEvent]:
+    """The account's events the viewer may read: a customer never sees its partner's e-mails."""
+    events = AuditEvent.objects.filter(account=account)
+    org = viewer.organization
+    if org is None or org.kind == Organization.Kind.CUSTOMER:
+        events = events.exclude(PARTNER_ONLY)
+    return events
+
+
 def history_for(
     account: SmartAccount,
     *,
+    viewer: Actor,
     action: str = "",
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
-    events = AuditEvent.objects.filter(account=account).order_by("-created_at")
+    events = (
+        _events_of(account, viewer)
+        .select_related("actor_user", "organization")
+        .order_by("-created_at", "-pk")
+    )
     if action:
         events = events.filter(action__startswith=action)
     if since:
@@ -143,10 +165,7 @@ def history_for(
     return events
 
 
-def history_actions(account: SmartAccount) -> list[str]:
+def history_actions(account: SmartAccount, *, viewer: Actor) -> list[str]:
     return list(
-        AuditEvent.objects.filter(account=account)
-        .order_by("action")
-        .values_list("action", flat=True)
-        .distinct()
+        _events_of(account, viewer).order_by("action").values_list("action", flat=True).distinct()
     )

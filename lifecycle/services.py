@@ -6,6 +6,7 @@ day with its reminders unique per subject and threshold.
 """
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,17 +16,22 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from notifications.services import enqueue_email
-from orders.models import Order
+from orders.models import Order, OrderLine
 from orders.services import partner_recipients
 from smartaccounts.actors import Actor
-from smartaccounts.models import License, LicenseRenewal, Organization, SmartAccount
+from smartaccounts.audit import record_event
+from smartaccounts.errors import AccountError
+from smartaccounts.models import License, LicenseRenewal, Organization, SmartAccount, User
 from smartaccounts.services import RENEWAL_GRACE, expire_license, renew_subscription
 from tokens.models import Server
+from tokens.selectors import overused_servers_in
 from tokens.services import mark_stale_servers
 
-from .models import Digest, Reminder
+from .models import Digest, ExpiryNotice, ExpiryNoticeLine, Reminder
 
 THRESHOLDS = (90, 60, 30, 7)
+CUSTOMER_THRESHOLDS = (30, 7)
+EXPIRY_REMINDER_EMAIL = "expiry_reminder"
 LOCKED_TOO_LONG = timedelta(days=14)
 DIGEST_EMAIL = "digest"
 LOOKBACK = timedelta(days=30)
@@ -64,13 +70,14 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
         "expired": expire_due_licenses(now=now, actor=actor),
         "stale": len(mark_stale_servers(now=now, actor=actor)),
         "digests": send_partner_digests(now=now),
+        "reminders": send_customer_reminders(now=now),
     }
 
 
 # --- Digests ----------------------------------------------------------------------------------
 
 
-SECTIONS = ("terms_ending", "renewed", "expired", "stale_servers", "locked_orders")
+SECTIONS = ("terms_ending", "renewed", "expired", "overuse", "stale_servers", "locked_orders")
 ReminderKey = tuple[str, str, str]  # (subject id, reason, marker): what makes an item "told"
 
 
@@ -113,18 +120,32 @@ def _accounts_served_by(partner: Organization) -> QuerySet[SmartAccount]:
     return SmartAccount.objects.filter(organization__reseller_links__reseller=partner)
 
 
-def threshold_for(days_left: int) -> int | None:
-    crossed = [t for t in THRESHOLDS if days_left <= t]
+def _licenses_ordered_by(partner: Organization) -> QuerySet[License]:
+    return License.objects.filter(
+        pk__in=OrderLine.objects.filter(order__placed_by=partner).values("license")
+    )
+
+
+def threshold_for(days_left: int, thresholds: tuple[int, ...] = THRESHOLDS) -> int | None:
+    crossed = [t for t in thresholds if days_left <= t]
     return min(crossed) if crossed else None
 
 
 def build_digest(partner: Organization, now: datetime) -> DigestDraft:
+    """A reseller hears about its customers' accounts; a distributor about the licenses of the
+    orders it placed (the reseller it placed them for hears too)."""
     draft = DigestDraft(partner=partner)
-    accounts = _accounts_served_by(partner) if partner.kind == Organization.Kind.RESELLER else None
-    if accounts is not None:
-        _terms_ending(draft, accounts, now)
-        _renewed_and_expired(draft, accounts, now)
+    if partner.kind == Organization.Kind.RESELLER:
+        accounts = _accounts_served_by(partner)
+        licenses = License.objects.filter(account__in=accounts)
+        _terms_ending(draft, licenses, now)
+        _renewed_and_expired(draft, licenses, now)
+        _overuse(draft, accounts)
         _stale(draft, accounts)
+    elif partner.kind == Organization.Kind.DISTRIBUTOR:
+        licenses = _licenses_ordered_by(partner)
+        _terms_ending(draft, licenses, now)
+        _renewed_and_expired(draft, licenses, now)
     _locked_orders(draft, partner, now)
     told = set(
         Reminder.objects.filter(
@@ -134,18 +155,22 @@ def build_digest(partner: Organization, now: datetime) -> DigestDraft:
     return draft.without(told)
 
 
-def _terms_ending(draft: DigestDraft, accounts: QuerySet[SmartAccount], now: datetime) -> None:
-    horizon = now + timedelta(days=max(THRESHOLDS))
-    licenses = (
-        License.objects.filter(account__in=accounts, state=License.State.ACTIVE)
+def _ending(
+    licenses: QuerySet[License], now: datetime, thresholds: tuple[int, ...]
+) -> Iterator[tuple[License, str, datetime, int, int]]:
+    """(license, "term" or "care", end, days left, threshold) for active licenses whose term or
+    care ends within the largest threshold."""
+    horizon = now + timedelta(days=max(thresholds))
+    ending = (
+        licenses.filter(state=License.State.ACTIVE)
         .filter(
             Q(ends_at__gt=now, ends_at__lte=horizon)
             | Q(care_ends_at__gt=now, care_ends_at__lte=horizon)
         )
         .select_related("product", "account")
-        .order_by("ends_at", "care_ends_at")
+        .order_by("ends_at", "care_ends_at", "pk")
     )
-    for lic in licenses:
+    for lic in ending:
         ends = []
         if lic.ends_at and now < lic.ends_at <= horizon:
             ends.append(("term", lic.ends_at))
@@ -157,31 +182,33 @@ def _terms_ending(draft: DigestDraft, accounts: QuerySet[SmartAccount], now: dat
             ends.append(("care", lic.care_ends_at))
         for reason, end in ends:
             days_left = math.ceil((end - now).total_seconds() / 86400)
-            threshold = threshold_for(days_left)
-            if threshold is None:
-                continue
-            draft.add(
-                "terms_ending",
-                {
-                    "what": reason,
-                    "customer": lic.account.name,
-                    "product": lic.product.name,
-                    "quantity": lic.quantity,
-                    "kind": lic.kind,
-                    "ends_at": _iso(end),
-                    "days_left": days_left,
-                    "threshold": threshold,
-                    "renews_itself": reason == "term" and lic.auto_renew,
-                },
-                (str(lic.pk), reason, f"{end.date()}:{threshold}"),
-            )
+            threshold = threshold_for(days_left, thresholds)
+            if threshold is not None:
+                yield lic, reason, end, days_left, threshold
 
 
-def _renewed_and_expired(
-    draft: DigestDraft, accounts: QuerySet[SmartAccount], now: datetime
-) -> None:
+def _terms_ending(draft: DigestDraft, licenses: QuerySet[License], now: datetime) -> None:
+    for lic, reason, end, days_left, threshold in _ending(licenses, now, THRESHOLDS):
+        draft.add(
+            "terms_ending",
+            {
+                "what": reason,
+                "customer": lic.account.name,
+                "product": lic.product.name,
+                "quantity": lic.quantity,
+                "kind": lic.kind,
+                "ends_at": _iso(end),
+                "days_left": days_left,
+                "threshold": threshold,
+                "renews_itself": reason == "term" and lic.auto_renew,
+            },
+            (str(lic.pk), reason, f"{end.date()}:{threshold}"),
+        )
+
+
+def _renewed_and_expired(draft: DigestDraft, licenses: QuerySet[License], now: datetime) -> None:
     renewals = LicenseRenewal.objects.filter(
-        license__account__in=accounts,
+        license__in=licenses,
         source=LicenseRenewal.Source.AUTOMATIC,
         created_at__gte=now - LOOKBACK,
     ).select_related("license__product", "license__account")
@@ -197,8 +224,8 @@ def _renewed_and_expired(
             },
             (str(lic.pk), "renewed", renewal.new_ends_at.date().isoformat()),
         )
-    expired = License.objects.filter(
-        account__in=accounts, state=License.State.EXPIRED, ends_at__gte=now - LOOKBACK
+    expired = licenses.filter(
+        state=License.State.EXPIRED, ends_at__gte=now - LOOKBACK
     ).select_related("product", "account")
     for lic in expired:
         draft.add(
@@ -210,6 +237,23 @@ def _renewed_and_expired(
                 "ended_at": _iso(lic.ends_at),
             },
             (str(lic.pk), "expired", lic.ends_at.date().isoformat()),
+        )
+
+
+def _overuse(draft: DigestDraft, accounts: QuerySet[SmartAccount]) -> None:
+    for over in overused_servers_in(accounts):
+        draft.add(
+            "overuse",
+            {
+                "customer": over.server.account.name,
+                "server": over.server.name,
+                "product": over.product.name,
+                "unit": over.product.unit,
+                "used": over.used,
+                "held": over.held,
+            },
+            # Told again only once what the server holds changes and it is still over.
+            (str(over.server.pk), "overuse", f"{over.held}:{over.product.code}"[:64]),
         )
 
 
@@ -281,3 +325,137 @@ def send_partner_digests(*, now: datetime) -> int:
         Q(kind=Organization.Kind.RESELLER) | Q(kind=Organization.Kind.DISTRIBUTOR)
     ).exclude(digests__day=now.date())
     return sum(1 for partner in partners if send_digest(partner=partner, now=now) is not None)
+
+
+# --- Customers' own expiry reminders -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoticeLine:
+    license: License
+    what: str
+    ends_at: datetime
+    days_left: int
+    threshold: int
+
+    @property
+    def key(self) -> tuple[str, str, datetime, int]:
+        return (str(self.license.pk), self.what, self.ends_at, self.threshold)
+
+
+def customer_notice_lines(now: datetime) -> dict[str, list[NoticeLine]]:
+    """By customer organization id: the terms and care ending within 30 days not yet told at
+    their current threshold. A subscription that renews itself does not end: not listed."""
+    candidates = [
+        NoticeLine(lic, what, end, days_left, threshold)
+        for lic, what, end, days_left, threshold in _ending(
+            License.objects.filter(account__organization__kind=Organization.Kind.CUSTOMER),
+            now,
+            CUSTOMER_THRESHOLDS,
+        )
+        if not (what == "term" and lic.auto_renew)
+    ]
+    told = {
+        (str(license_id), what, ends_at, threshold)
+        for license_id, what, ends_at, threshold in ExpiryNoticeLine.objects.filter(
+            license__in=[line.license.pk for line in candidates]
+        ).values_list("license_id", "what", "ends_at", "threshold")
+    }
+    by_customer: dict[str, list[NoticeLine]] = {}
+    for line in candidates:
+        if line.key not in told:
+            by_customer.setdefault(str(line.license.account.organization_id), []).append(line)
+    return by_customer
+
+
+def reminder_recipients(customer_ids: list[str]) -> dict[str, list[str]]:
+    """By customer organization id: the active users who keep expiry reminders on."""
+    recipients: dict[str, list[str]] = {}
+    for org_id, address in (
+        User.objects.filter(organization__in=customer_ids, is_active=True, expiry_reminders=True)
+        .order_by("email")
+        .values_list("organization_id", "email")
+    ):
+        recipients.setdefault(str(org_id), []).append(address)
+    return recipients
+
+
+def send_expiry_notice(
+    *, account: SmartAccount, lines: list[NoticeLine], to: list[str], now: datetime
+) -> ExpiryNotice | None:
+    """Queue one reminder e-mail to a customer's users about `lines`; None when there is
+    nothing to say or another run told them already (today, or these lines)."""
+    if not lines or not to:
+        return None
+    try:
+        with transaction.atomic():
+            notice = ExpiryNotice.objects.create(
+                customer_id=account.organization_id, day=now.date(), created_at=now
+            )
+            ExpiryNoticeLine.objects.bulk_create(
+                [
+                    ExpiryNoticeLine(
+                        notice=notice,
+                        license=line.license,
+                        what=line.what,
+                        ends_at=line.ends_at,
+                        threshold=line.threshold,
+                        days_left=line.days_left,
+                    )
+                    for line in lines
+                ]
+            )
+            enqueue_email(kind=EXPIRY_REMINDER_EMAIL, object_id=str(notice.pk), to=to)
+            record_event(
+                actor=Actor.system("daily jobs"),
+                action="reminder.sent",
+                obj=notice,
+                account=account,
+                data={"items": len(lines), "recipients": len(to)},
+            )
+    except IntegrityError:
+        return None
+    return notice
+
+
+def send_customer_reminders(*, now: datetime) -> int:
+    """Each customer with a care or subscription end within 30 (then 7) days gets one e-mail
+    a day at most, each end told once per threshold, to its users who did not opt out."""
+    pending = customer_notice_lines(now)
+    told_today = {
+        str(org_id)
+        for org_id in ExpiryNotice.objects.filter(
+            customer__in=list(pending), day=now.date()
+        ).values_list("customer_id", flat=True)
+    }
+    pending = {org: lines for org, lines in pending.items() if org not in told_today}
+    recipients = reminder_recipients(list(pending))
+    sent = 0
+    for org_id, lines in pending.items():
+        account = lines[0].license.account
+        notice = send_expiry_notice(
+            account=account, lines=lines, to=recipients.get(org_id, []), now=now
+        )
+        sent += notice is not None
+    return sent
+
+
+def set_expiry_reminders(*, user: User, enabled: bool, actor: Actor) -> User:
+    """A person turns their own expiry reminders on or off."""
+    if actor.user is None or actor.user.pk != user.pk:
+        raise AccountError("permission_denied", "Only the person themselves may change this.")
+    with transaction.atomic():
+        changed = (
+            User.objects.filter(pk=user.pk)
+            .exclude(expiry_reminders=enabled)
+            .update(expiry_reminders=enabled)
+        )
+        user.expiry_reminders = enabled
+        if changed:
+            record_event(
+                actor=actor,
+                action="user.notifications_changed",
+                obj=user,
+                data={"expiry_reminders": enabled},
+            )
+    return user

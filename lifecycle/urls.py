@@ -6,6 +6,7 @@ app_name = "lifecycle"
 
 urlpatterns = [
     path("renewals/", views.renewals, name="renewals"),
+    path("settings/notifications/", views.notifications, name="notifications"),
     path("accounts/<str:account_id>/overview/", views.account_dashboard, name="overview"),
     path("accounts/<str:account_id>/history/", views.account_history, name="history"),
 ]

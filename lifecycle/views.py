@@ -1,18 +1,21 @@
-import json
 from datetime import UTC, datetime, time, timedelta
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from licensing_portal.authentication import actor_for
 from licensing_portal.exports import csv_response
+from smartaccounts.models import Organization
 from smartaccounts.selectors import get_account_for
 
+from . import history, services
+from .forms import NotificationsForm
 from .selectors import (
     account_overview,
     history_actions,
@@ -58,23 +61,12 @@ def account_history(request: HttpRequest, account_id: str) -> HttpResponse:
     account = get_account_for(actor, account_id)
     action = request.GET.get("action", "")
     since, until = _day(request.GET.get("since")), _day(request.GET.get("until"), end=True)
-    events = history_for(account, action=action, since=since, until=until)
+    events = history_for(account, viewer=actor, action=action, since=since, until=until)
     if request.GET.get("format") == "csv":
         return csv_response(
             f"history-{account.pk}.csv",
-            ["time_utc", "action", "who", "object_type", "object_id", "address", "details"],
-            (
-                (
-                    e.created_at.isoformat(),
-                    e.action,
-                    e.actor_label,
-                    e.object_type,
-                    e.object_id,
-                    e.address,
-                    json.dumps(e.data, sort_keys=True),
-                )
-                for e in events.iterator(chunk_size=500)
-            ),
+            history.CSV_HEADER,
+            history.csv_rows(events.iterator(chunk_size=500), actor),
         )
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     return render(
@@ -83,7 +75,11 @@ def account_history(request: HttpRequest, account_id: str) -> HttpResponse:
         {
             "account": account,
             "page": page,
-            "actions": history_actions(account),
+            "entries": history.entries(list(page), actor),
+            "actions": [
+                (code, history.action_label(code))
+                for code in history_actions(account, viewer=actor)
+            ],
             "action": action,
             "since": request.GET.get("since", ""),
             "until": request.GET.get("until", ""),
@@ -117,17 +113,20 @@ def renewals(request: HttpRequest) -> HttpResponse:
                 "license_id",
             ],
             (
-                (
-                    lic.account.name,
-                    lic.product.code,
-                    lic.kind,
-                    lic.quantity,
-                    lic.ends_at.isoformat() if lic.ends_at else "",
-                    lic.care_ends_at.isoformat() if lic.care_ends_at else "",
-                    lic.next_end.isoformat(),
-                    lic.auto_renew if lic.kind == "subscription" else "",
-                    lic.pk,
-                )
+                [
+                    history.inert(cell)
+                    for cell in (
+                        lic.account.name,
+                        lic.product.code,
+                        lic.kind,
+                        lic.quantity,
+                        lic.ends_at.isoformat() if lic.ends_at else "",
+                        lic.care_ends_at.isoformat() if lic.care_ends_at else "",
+                        lic.next_end.isoformat(),
+                        lic.auto_renew if lic.kind == "subscription" else "",
+                        lic.pk,
+                    )
+                ]
                 for lic in licenses.iterator(chunk_size=500)
             ),
         )
@@ -140,3 +139,31 @@ def renewals(request: HttpRequest) -> HttpResponse:
         "poll_seconds": POLL_SECONDS,
     }
     return render(request, "lifecycle/renewals.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def notifications(request: HttpRequest) -> HttpResponse:
+    """Each person's own e-mail settings: a customer's users may turn expiry reminders off."""
+    actor = actor_for(request)
+    user = request.user
+    form = NotificationsForm(
+        request.POST or None, initial={"expiry_reminders": user.expiry_reminders}
+    )
+    if request.method == "POST" and form.is_valid():
+        enabled = form.cleaned_data["expiry_reminders"]
+        services.set_expiry_reminders(user=user, enabled=enabled, actor=actor)
+        messages.success(
+            request, "Expiry reminders are on." if enabled else "Expiry reminders are off."
+        )
+        return redirect("lifecycle:notifications")
+    org = actor.organization
+    return render(
+        request,
+        "lifecycle/notifications.html",
+        {
+            "form": form,
+            "organization": org,
+            "is_customer": org is not None and org.kind == Organization.Kind.CUSTOMER,
+        },
+    )

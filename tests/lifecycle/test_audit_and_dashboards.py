@@ -305,7 +305,7 @@ def test_audit_events_are_read_only_in_the_admin(cast, carol_account, client):
 # --- The account history -----------------------------------------------------------------------
 
 
-def make_history(account: SmartAccount, renamed: int) -> None:
+def make_history(account: SmartAccount, renamed: int, by: User | None = None) -> None:
     """Three renewals early in March and `renamed` renames on 7 March, plus noise elsewhere."""
     for day in (1, 3, 5):
         AuditEvent.objects.create(
@@ -315,17 +315,19 @@ def make_history(account: SmartAccount, renamed: int) -> None:
             account=account,
             object_type="smartaccounts.license",
             object_id=f"lic-{day}",
-            data={"ends_at": f"2032-03-0{day}"},
+            data={"source": "automatic", "ends_at": f"2032-03-0{day}T00:00:00+00:00"},
         )
     AuditEvent.objects.bulk_create(
         AuditEvent(
             created_at=datetime(2031, 3, 7, 8, tzinfo=UTC) + timedelta(minutes=i),
             action="server.renamed",
-            actor_label="member@alice.example",
+            actor_label=by.email if by else "member@alice.example",
+            actor_user=by,
+            organization=by.organization if by else None,
             account=account,
             object_id=f"srv-{i}",
             address="198.51.100.4",
-            data={"to": f"pbx-{i}"},
+            data={"from": f"old-{i}", "to": f"pbx-{i}"},
         )
         for i in range(renamed)
     )
@@ -333,7 +335,7 @@ def make_history(account: SmartAccount, renamed: int) -> None:
 
 @pytest.fixture
 def history(cast, carol_account, dave_account):
-    make_history(carol_account, 52)
+    make_history(carol_account, 52, by=cast.alice_member)
     make_history(dave_account, 2)  # another tenant's: never shown
     return f"/accounts/{carol_account.pk}/history/"
 
@@ -353,15 +355,23 @@ def test_history_lists_the_accounts_events_newest_first_50_a_page(cast, client, 
 
     assert first.status_code == second.status_code == 200
     assert first.context["page"].paginator.count == 55
-    shown = [e.object_id for e in first.context["page"]] + [
-        e.object_id for e in second.context["page"]
+    shown = [e.event.object_id for e in first.context["entries"]] + [
+        e.event.object_id for e in second.context["entries"]
     ]
-    assert len(first.context["page"]) == 50 and len(shown) == 55
+    assert len(first.context["entries"]) == 50 and len(shown) == 55
     assert shown[0] == "srv-51" and shown[-3:] == ["lic-5", "lic-3", "lic-1"]
-    assert first.context["actions"] == ["license.renewed", "server.renamed"]
+    assert first.context["actions"] == [
+        ("license.renewed", "License renewed"),
+        ("server.renamed", "Server renamed"),
+    ]
     page = first.content.decode()
-    assert "<code>server.renamed</code>" in page and "198.51.100.4" in page
+    assert "Server renamed from old-51 to pbx-51" in page and "198.51.100.4" in page
+    assert "server.renamed" not in page.replace('value="server.renamed"', "")
+    assert "2031-03-07 08:51 UTC" in page
     assert "Page 1 of 2" in page
+    last = second.content.decode()
+    assert "renewed automatically until 2032-03-01" in last
+    assert "Cloud Licensing (automatic)" in last
 
 
 @pytest.mark.parametrize(
@@ -380,40 +390,65 @@ def test_history_filters_by_type_and_date(cast, client, history, query, expected
 
     response = client.get(history, query)
 
-    assert [e.object_id for e in response.context["page"]] == expected
+    assert [e.event.object_id for e in response.context["entries"]] == expected
     assert csv_rows(client.get(history, {**query, "format": "csv"}))[1:] == [
-        row for row in csv_rows(client.get(history, {"format": "csv"}))[1:] if row[4] in expected
+        row for row in csv_rows(client.get(history, {"format": "csv"}))[1:] if row[5] in expected
     ]
 
 
-def test_history_exports_csv_with_a_header_and_one_line_per_event(cast, client, history):
-    client.force_login(cast.carol_admin)  # the customer reads its own history too
+def test_history_exports_csv_with_flat_columns_and_one_line_per_event(cast, client, history):
+    client.force_login(cast.alice_member)
 
     rows = csv_rows(client.get(history, {"format": "csv"}))
 
-    assert rows[0] == [
+    header = rows[0]
+    assert header[:8] == [
         "time_utc",
+        "actor",
         "action",
-        "who",
+        "action_in_words",
         "object_type",
         "object_id",
+        "object_name",
         "address",
-        "details",
     ]
+    assert "detail_from" in header and "detail_to" in header and header[-1] == "more_details"
     assert len(rows) == 1 + 55
-    assert rows[1] == [
-        "2031-03-07T08:51:00+00:00",
-        "server.renamed",
-        "member@alice.example",
+    first = dict(zip(header, rows[1], strict=True))
+    assert first["time_utc"] == "2031-03-07T08:51:00+00:00"
+    assert first["actor"] == "member@alice.example"
+    assert first["action"] == "server.renamed"
+    assert first["action_in_words"] == "Server renamed from old-51 to pbx-51"
+    assert (first["object_id"], first["address"]) == ("srv-51", "198.51.100.4")
+    assert (first["detail_from"], first["detail_to"], first["more_details"]) == (
+        "old-51",
+        "pbx-51",
         "",
-        "srv-51",
-        "198.51.100.4",
-        '{"to": "pbx-51"}',
-    ]
-    assert rows[-1][1:5] == ["license.renewed", "daily jobs", "smartaccounts.license", "lic-1"]
-    assert rows[-1][5] == ""  # no address for the system
+    )
+    last = dict(zip(header, rows[-1], strict=True))
+    assert (last["action"], last["actor"], last["object_type"], last["object_id"]) == (
+        "license.renewed",
+        "Cloud Licensing (automatic)",
+        "smartaccounts.license",
+        "lic-1",
+    )
+    assert last["address"] == ""  # no address for the system
+    assert last["more_details"] == "source: automatic"
+    assert not any(cell.startswith("{") for row in rows for cell in row)  # no raw JSON
     filtered = csv_rows(client.get(history, {"format": "csv", "action": "server"}))
     assert len(filtered) == 1 + 52
+
+
+def test_the_customer_reads_partner_people_as_their_organization(cast, client, history):
+    client.force_login(cast.carol_admin)
+
+    page = client.get(history).content.decode()
+    rows = csv_rows(client.get(history, {"format": "csv"}))
+
+    assert "Alice Reseller" in page and "member@alice.example" not in page
+    assert "198.51.100.4" not in page  # another organization's addresses are not shown
+    assert {row[1] for row in rows[1:53]} == {"Alice Reseller"}
+    assert {row[7] for row in rows[1:]} == {""}
 
 
 def test_history_of_another_tenant_is_404_and_it_is_read_only(cast, client, history):
@@ -736,9 +771,9 @@ def test_the_dashboards_and_history_need_a_constant_number_of_queries(
     client.force_login(cast.alice_member)
     account = f"/accounts/{carol_account.pk}"
 
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(15):
         assert client.get(f"{account}/overview/").status_code == 200
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(15):
         assert client.get(f"{account}/overview/", HTTP_HX_REQUEST="true").status_code == 200
     with django_assert_max_num_queries(7):
         assert client.get("/renewals/").status_code == 200
@@ -746,9 +781,9 @@ def test_the_dashboards_and_history_need_a_constant_number_of_queries(
         assert client.get("/renewals/", {"sort": "customer", "page": 2}).status_code == 200
     with django_assert_max_num_queries(4):
         assert len(csv_rows(client.get("/renewals/", {"format": "csv"}))) > 1
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(11):
         assert client.get(f"{account}/history/").status_code == 200
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(11):
         assert client.get(f"{account}/history/", {"action": "server", "page": 2}).status_code == 200
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(9):
         assert len(csv_rows(client.get(f"{account}/history/", {"format": "csv"}))) > 1

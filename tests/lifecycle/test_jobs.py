@@ -172,7 +172,9 @@ def test_the_management_command_runs_the_jobs_and_prints_the_counts(due, clock):
 
     call_command("run_daily_jobs", stdout=out)
 
-    assert out.getvalue().strip() == "Renewed 1, expired 1, stale servers 1, digests 1."
+    assert out.getvalue().strip() == (
+        "Renewed 1, expired 1, stale servers 1, digests 1, customer reminders 0."
+    )
     renewing.refresh_from_db()
     ending.refresh_from_db()
     silent.refresh_from_db()
@@ -181,7 +183,9 @@ def test_the_management_command_runs_the_jobs_and_prints_the_counts(due, clock):
 
     again = StringIO()
     call_command("run_daily_jobs", stdout=again)
-    assert again.getvalue().strip() == "Renewed 0, expired 0, stale servers 0, digests 0."
+    assert again.getvalue().strip() == (
+        "Renewed 0, expired 0, stale servers 0, digests 0, customer reminders 0."
+    )
 
 
 def test_the_celery_task_runs_the_jobs_and_returns_the_counts(due, clock):
@@ -190,7 +194,13 @@ def test_the_celery_task_runs_the_jobs_and_returns_the_counts(due, clock):
 
     result = tasks.run_daily_jobs.delay()
 
-    assert result.get() == {"renewed": 1, "expired": 1, "stale": 1, "digests": 1}
+    assert result.get() == {
+        "renewed": 1,
+        "expired": 1,
+        "stale": 1,
+        "digests": 1,
+        "reminders": 0,
+    }
     ending.refresh_from_db()
     silent.refresh_from_db()
     assert (ending.state, silent.state) == ("expired", "stale")
@@ -200,6 +210,7 @@ def test_the_celery_task_runs_the_jobs_and_returns_the_counts(due, clock):
         "expired": 0,
         "stale": 0,
         "digests": 0,
+        "reminders": 0,
     }
 
 

@@ -7,7 +7,8 @@ from lifecycle.services import run_daily_jobs
 
 class Command(BaseCommand):
     help = (
-        "Run the daily jobs now: automatic renewals, expiry, stale servers and partner digests. "
+        "Run the daily jobs now: automatic renewals, expiry, stale servers, partner digests and "
+        "customers' expiry reminders. "
         "Safe to run again (and at the same time as Celery beat's run)."
     )
 
@@ -15,5 +16,6 @@ class Command(BaseCommand):
         counts = run_daily_jobs()
         self.stdout.write(
             f"Renewed {counts['renewed']}, expired {counts['expired']}, "
-            f"stale servers {counts['stale']}, digests {counts['digests']}."
+            f"stale servers {counts['stale']}, digests {counts['digests']}, "
+            f"customer reminders {counts['reminders']}."
         )
