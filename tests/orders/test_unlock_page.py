@@ -199,10 +199,25 @@ def test_the_unlock_page_leaks_no_referrer_and_is_not_cached(cast, place, csrf_c
 
     shown = csrf_client.get(path)
     done = post_with_csrf(csrf_client, path)
+    unknown = csrf_client.get("/unlock/not-the-right-secret-at-all/")
 
-    for response in (shown, done):
+    for response in (shown, done, unknown):
         assert response["Referrer-Policy"] == "same-origin"
         assert "no-store" in response["Cache-Control"]
+        # `same-origin` keeps the secret in Referer only for this site's own requests, so the
+        # page must load nothing from another site: every src, href and action is relative
+        # (not protocol-relative) or this site's.
+        page = response.content.decode()
+        urls = re.findall(
+            r"""\b(?:src|href|action|srcset|poster|data)\s*=\s*["']([^"']*)["']""", page
+        )
+        urls += re.findall(r"""url\(\s*["']?([^"')]+)""", page)  # inline styles
+        urls += re.findall(r"""@import\s+["']([^"']+)""", page)
+        assert any(url.startswith("/static/") for url in urls), urls  # the check sees assets
+        for url in urls:
+            same_site = url.startswith(SITE + "/") or url == SITE
+            relative = not re.match(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)", url)
+            assert relative or same_site, f"{url!r} leaves the site"
 
 
 def test_resend_from_the_portal_sends_a_new_link_and_retires_the_old_one(
