@@ -22,6 +22,7 @@ STATUS_FOR_CODE: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "not_acceptable": 406,
+    "payload_too_large": 413,
     "unsupported_media_type": 415,
     "idempotency_conflict": 409,
     "insufficient_capacity": 409,
@@ -126,7 +127,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-def problem_response(request: HttpRequest, status: int, code: str, detail: str) -> JsonResponse:
+def problem_response(
+    request: HttpRequest, status: int, code: str, detail: str, **extra: Any
+) -> JsonResponse:
     return JsonResponse(
-        problem(status, code, detail), status=status, content_type=PROBLEM_CONTENT_TYPE
+        problem(status, code, detail, **extra), status=status, content_type=PROBLEM_CONTENT_TYPE
     )

@@ -9,6 +9,7 @@ from . import views
 admin.site.site_header = "Cloud Licensing — back office"
 admin.site.site_title = "Cloud Licensing back office"
 
+handler400 = "licensing_portal.views.bad_request"
 handler403 = "licensing_portal.views.permission_denied"
 handler404 = "licensing_portal.views.not_found"
 handler500 = "licensing_portal.views.server_error"

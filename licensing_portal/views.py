@@ -2,13 +2,14 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
+from .middleware import is_machine_path
 from .problems import problem_response
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     """200 when the database answers one query; 503 problem+json otherwise."""
     try:
@@ -20,7 +21,25 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def _wants_problem(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return is_machine_path(request.path)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """400 for a request Django refused before any view (a Host not served here, say)."""
+    if _wants_problem(request):
+        return problem_response(request, 400, "validation_error", "The request is not valid.")
+    return HttpResponse("Bad request.", status=400, content_type="text/plain")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if _wants_problem(request):
+        return problem_response(
+            request,
+            403,
+            "permission_denied",
+            "CSRF verification failed: send the portal's CSRF token with session calls.",
+        )
+    return render(request, "403_csrf.html", status=403)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

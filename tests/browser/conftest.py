@@ -143,6 +143,7 @@ class Site:
     var_dir: Path
     mail_dir: Path
     log: Path
+    access_log: Path
     _seen: set[str] = field(default_factory=set)
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -272,7 +273,14 @@ def site(site_template: Template, tmp_path: Path) -> Iterator[Site]:
             raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
         time.sleep(0.2)
     try:
-        yield Site(url=url, env=env, var_dir=var_dir, mail_dir=var_dir / "mail", log=log)
+        yield Site(
+            url=url,
+            env=env,
+            var_dir=var_dir,
+            mail_dir=var_dir / "mail",
+            log=log,
+            access_log=tmp_path / "access.log",
+        )
     finally:
         server.terminate()
         try:

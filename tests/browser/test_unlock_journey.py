@@ -58,3 +58,9 @@ def test_partner_unlocks_from_the_email_in_a_fresh_browser(site, new_page, artif
     again = new_page()
     again.goto(unlock_url)
     assert "already unlocked" in again.locator("h1").inner_text()
+
+    # The capability never reaches the access log (S28).
+    secret = unlock_url.rstrip("/").rsplit("/", 1)[-1]
+    logged = site.access_log.read_text()
+    assert "/unlock/[redacted]" in logged
+    assert secret not in logged

@@ -1,0 +1,96 @@
+"""What every response of the project shares at the edge: a request id, private caching by
+default, problem+json for machine paths, and refusals of input no view should ever see."""
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+
+from .problems import problem_response
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+current_request_id: ContextVar[str] = ContextVar("current_request_id", default="-")
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+
+def is_machine_path(path: str) -> bool:
+    """Paths whose callers are programs: they get problem+json, never an HTML page."""
+    return path.startswith("/api/") or path == "/healthz"
+
+
+class RequestIdMiddleware:
+    """Every response carries X-Request-ID: the trusted proxy's, else a fresh one. The logs
+    carry it too (RequestIdFilter)."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        trusted = settings.TRUSTED_PROXY_COUNT > 0 and _SAFE_REQUEST_ID.match(incoming)
+        request_id = incoming if trusted else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = current_request_id.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id.get()
+        return True
+
+
+class EdgeMiddleware:
+    """Refuses what no view should see and keeps shared caches out.
+
+    - A NUL byte in the path or query string is refused with 400 (databases refuse it, and no
+      identifier or search holds one).
+    - An API body over API_MAX_BODY_BYTES is refused with 413 ``payload_too_large`` before it
+      is read.
+    - A response that says nothing about caching is ``private, no-store``: portal pages, CSV
+      exports and API answers belong to one user. Answers that may be shared (the public keys,
+      static files) say so themselves.
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        refusal = self._refuse(request)
+        response = refusal or self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "private, no-store"
+        return response
+
+    def _refuse(self, request: HttpRequest) -> HttpResponse | None:
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "%00" in query or "\x00" in query:
+            detail = "The request's path or query holds a NUL character."
+            if is_machine_path(request.path):
+                return problem_response(request, 400, "validation_error", detail)
+            return HttpResponseBadRequest(detail, content_type="text/plain")
+        if is_machine_path(request.path):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > settings.API_MAX_BODY_BYTES:
+                return problem_response(
+                    request,
+                    413,
+                    "payload_too_large",
+                    f"The body is larger than the limit of {settings.API_MAX_BODY_BYTES} bytes.",
+                    limit=settings.API_MAX_BODY_BYTES,
+                )
+        return None
