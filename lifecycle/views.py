@@ -147,8 +147,10 @@ def notifications(request: HttpRequest) -> HttpResponse:
     """Each person's own e-mail settings: a customer's users may turn expiry reminders off."""
     actor = actor_for(request)
     user = request.user
+    # Bound on every POST: an unticked box sends nothing, and that is the answer "off".
     form = NotificationsForm(
-        request.POST or None, initial={"expiry_reminders": user.expiry_reminders}
+        request.POST if request.method == "POST" else None,
+        initial={"expiry_reminders": user.expiry_reminders},
     )
     if request.method == "POST" and form.is_valid():
         enabled = form.cleaned_data["expiry_reminders"]

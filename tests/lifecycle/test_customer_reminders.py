@@ -1,0 +1,165 @@
+"""Customers get their own reminder (issue 9): when care or a subscription ends within 30 days,
+one e-mail a day at most, each end told once at 30 and once at 7 days, to the customer's users
+who did not turn reminders off on the Notifications page."""
+
+import pytest
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from lifecycle.models import ExpiryNotice, ExpiryNoticeLine
+from lifecycle.services import run_daily_jobs, send_customer_reminders
+from notifications.models import OutboundEmail
+from smartaccounts.models import AuditEvent, User
+
+from ..factories import LicenseFactory, UserFactory
+from .conftest import at, subscription
+
+pytestmark = pytest.mark.django_db
+
+SETTINGS = "/settings/notifications/"
+
+
+def reminders_until(clock, last_day: int, capture) -> dict[int, list[tuple[str, int]]]:
+    """Run the daily jobs once a day; {day: [(to, lines)]} of the reminders e-mailed."""
+    sent: dict[int, list[tuple[str, int]]] = {}
+    for day in range(last_day + 1):
+        clock.move_to(at(days=day, hours=1))
+        mail.outbox = []
+        with capture(execute=True):
+            run_daily_jobs()
+        for message in mail.outbox:
+            if "end soon" in message.subject:
+                sent.setdefault(day, []).append((",".join(message.to), message.body.count("\n- ")))
+    return sent
+
+
+def test_each_end_is_told_once_at_30_and_once_at_7_days(
+    cast, carol_account, clock, django_capture_on_commit_callbacks
+):
+    care = LicenseFactory(account=carol_account, product=cast.recording, care_ends_at=at(40))
+    term = subscription(carol_account, cast.console, at(days=35), auto_renew=False)
+    subscription(carol_account, cast.analytics, at(days=20))  # renews itself: it does not end
+    LicenseFactory(account=carol_account, product=cast.billing, care_ends_at=at(days=200))
+
+    sent = reminders_until(clock, 36, django_capture_on_commit_callbacks)
+
+    to = "carol@carol.example,viewer@carol.example"
+    assert sent == {5: [(to, 1)], 10: [(to, 1)], 28: [(to, 1)], 33: [(to, 1)]}
+    told = sorted(
+        (line.license_id, line.what, line.threshold) for line in ExpiryNoticeLine.objects.all()
+    )
+    assert told == sorted(
+        [(term.pk, "term", 30), (care.pk, "care", 30), (term.pk, "term", 7), (care.pk, "care", 7)]
+    )
+    assert ExpiryNotice.objects.filter(customer=cast.carol_customer).count() == 4
+    assert AuditEvent.objects.filter(action="reminder.sent", account=carol_account).count() == 4
+
+
+def test_the_reminder_says_what_ends_when_and_whom_to_ask(
+    cast, carol_account, clock, django_capture_on_commit_callbacks
+):
+    LicenseFactory(account=carol_account, product=cast.recording, care_ends_at=at(days=30))
+    subscription(carol_account, cast.console, at(days=7), auto_renew=False, quantity=4)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 1
+
+    (message,) = mail.outbox
+    assert message.subject == "Cloud Licensing: care or subscriptions of Carol Corp end soon"
+    assert sorted(message.to) == ["carol@carol.example", "viewer@carol.example"]
+    body = message.body
+    assert "- Attendant Console (4 seats, subscription): the subscription ends on 2031-03-17" in (
+        body
+    )
+    assert "- Call Recording (10 channels, perpetual): care ends on 2031-04-09, in 30 days" in body
+    assert "contact Alice Reseller (orders@alice.example)" in body
+    assert "https://licensing.example.test/settings/notifications/" in body
+    assert "Carol Corp" in message.alternatives[0][0]
+    row = OutboundEmail.objects.get(kind="expiry_reminder")
+    assert row.sent_at is not None
+
+
+def test_a_person_who_turned_reminders_off_gets_none(
+    cast, carol_account, client, clock, django_capture_on_commit_callbacks
+):
+    LicenseFactory(account=carol_account, product=cast.recording, care_ends_at=at(days=20))
+    client.force_login(cast.carol_viewer)
+
+    page = client.get(SETTINGS)
+    assert page.status_code == 200
+    assert 'name="expiry_reminders"' in page.content.decode() and "checked" in (
+        page.content.decode()
+    )
+    response = client.post(SETTINGS, {})  # the box unticked
+    assert response.status_code == 302 and response["Location"] == SETTINGS
+    cast.carol_viewer.refresh_from_db()
+    assert cast.carol_viewer.expiry_reminders is False
+    event = AuditEvent.objects.get(action="user.notifications_changed")
+    assert event.actor_user == cast.carol_viewer and event.data == {"expiry_reminders": False}
+    assert "checked" not in client.get(SETTINGS).content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 1
+
+    (message,) = mail.outbox
+    assert message.to == ["carol@carol.example"]
+
+
+def test_nobody_left_to_tell_sends_nothing_and_tells_later_who_opts_back_in(
+    cast, carol_account, client, clock, django_capture_on_commit_callbacks
+):
+    LicenseFactory(account=carol_account, product=cast.recording, care_ends_at=at(days=20))
+    User.objects.filter(organization=cast.carol_customer).update(expiry_reminders=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 0
+    assert not ExpiryNotice.objects.exists() and mail.outbox == []
+
+    client.force_login(cast.carol_admin)
+    client.post(SETTINGS, {"expiry_reminders": "on"})
+    clock.move_to(at(days=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 1
+    assert mail.outbox[0].to == ["carol@carol.example"]
+
+
+def test_twice_the_same_day_sends_one_and_partners_and_other_customers_get_none(
+    cast, carol_account, dave_account, clock, django_capture_on_commit_callbacks
+):
+    LicenseFactory(account=carol_account, product=cast.recording, care_ends_at=at(days=25))
+    LicenseFactory(account=dave_account, product=cast.recording, care_ends_at=at(days=6))
+    UserFactory(email="dave@dave.example", organization=cast.dave_customer)
+    UserFactory(email="gone@carol.example", organization=cast.carol_customer, is_active=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 2
+        assert send_customer_reminders(now=timezone.now()) == 0
+
+    by_customer = {m.to[0].split("@")[1]: m for m in mail.outbox}
+    assert sorted(by_customer) == ["carol.example", "dave.example"]
+    assert by_customer["dave.example"].to == ["dave@dave.example"]
+    assert "Carol" not in by_customer["dave.example"].body
+    everyone = {address for m in mail.outbox for address in m.to}
+    assert not {"gone@carol.example", "alice@alice.example", "orders@alice.example"} & everyone
+
+
+def test_the_notifications_page_for_partners_anonymous_and_wrong_methods(cast, client):
+    assert Client().get(SETTINGS).status_code == 302  # to the login
+    client.force_login(cast.alice_member)
+    page = client.get(SETTINGS).content.decode()
+    assert "orders@alice.example" in page and 'name="expiry_reminders"' not in page
+    assert client.put(SETTINGS).status_code == 405
+    assert client.delete(SETTINGS).status_code == 405
+
+
+def test_customers_reminders_take_a_bounded_number_of_queries(
+    cast, carol_account, clock, django_assert_max_num_queries
+):
+    for product in (cast.recording, cast.console, cast.billing):
+        for days in (3, 10, 25):
+            LicenseFactory(account=carol_account, product=product, care_ends_at=at(days=days))
+
+    with django_assert_max_num_queries(12):
+        assert send_customer_reminders(now=timezone.now()) == 1
+    assert ExpiryNoticeLine.objects.count() == 9

@@ -1,0 +1,143 @@
+"""Over-use (issue 9, item 8): a server reporting more in use than it holds shows in the
+account Overview's Needs attention and in the reseller's digest, once per holding."""
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from lifecycle.models import Digest
+from lifecycle.services import build_digest, send_partner_digests
+from smartaccounts.actors import Actor
+from tokens import services
+from tokens.models import Server
+
+from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory
+from .conftest import START, at
+
+pytestmark = pytest.mark.django_db
+
+
+def server_using(account, name: str, held: dict, usage: dict, state: str = "active") -> Server:
+    """A server holding `held` {product: quantity} that last reported `usage` {code: n}."""
+    system = Actor.system("tests")
+    server = services.create_server(account=account, name=name, purpose="production", actor=system)
+    for product, quantity in held.items():
+        services.assign_capacity(server=server, product=product, quantity=quantity, actor=system)
+    Server.objects.filter(pk=server.pk).update(
+        state=state, reported_usage=usage, last_sync_at=START
+    )
+    return server
+
+
+@pytest.fixture
+def overused(cast, carol_account):
+    rec, console = cast.recording, cast.console
+    LicenseFactory(account=carol_account, product=rec, quantity=100, care_ends_at=at(days=300))
+    LicenseFactory(account=carol_account, product=console, quantity=20, care_ends_at=at(days=300))
+    over = server_using(
+        carol_account,
+        "PBX-1",
+        {rec: 60, console: 5},
+        {"CALL_RECORDING": 80, "ATTENDANT_CONSOLE": 5},
+    )
+    server_using(carol_account, "PBX-2", {rec: 30}, {"CALL_RECORDING": 30})  # within
+    server_using(carol_account, "PBX-3", {}, {"CALL_RECORDING": 9}, state="deactivated")
+    return over
+
+
+def test_overuse_shows_in_needs_attention_on_the_overview(cast, carol_account, client, overused):
+    client.force_login(cast.alice_member)
+
+    response = client.get(f"/accounts/{carol_account.pk}/overview/")
+
+    assert response.status_code == 200
+    o = response.context["overview"]
+    [(server, code, used, held, excess)] = [
+        (u.server, u.product.code, u.used, u.held, u.excess) for u in o.overused
+    ]
+    assert (server, code, used, held, excess) == (overused, "CALL_RECORDING", 80, 60, 20)
+    assert o.attention_count == 1
+    page = response.content.decode()
+    assert "Using more than they hold" in page
+    assert "reports <strong>80 channels</strong> of Call Recording in use against 60 assigned" in (
+        page
+    )
+    assert "PBX-2" not in page.split("What needs attention")[1]
+    assert '<p class="big">1</p>' in page
+
+
+def test_the_customer_sees_its_overuse_too(cast, carol_account, client, overused):
+    client.force_login(cast.carol_viewer)
+    page = client.get(f"/accounts/{carol_account.pk}/overview/").content.decode()
+    assert "of Call Recording in use against 60 assigned: 20 over" in page
+
+
+def test_overuse_is_in_the_resellers_digest_once_per_holding(
+    cast, carol_account, overused, clock, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_partner_digests(now=timezone.now()) == 1
+
+    digest = Digest.objects.get(partner=cast.alice_reseller)
+    assert digest.content["overuse"] == [
+        {
+            "customer": "Carol Corp",
+            "server": "PBX-1",
+            "product": "Call Recording",
+            "unit": "channels",
+            "used": 80,
+            "held": 60,
+        }
+    ]
+    (message,) = mail.outbox
+    assert (
+        "- Carol Corp: PBX-1 reports 80 channels of Call Recording in use, 60 assigned"
+        in message.body
+    )
+    assert "Servers using more than they hold" in message.alternatives[0][0]
+
+    clock.move_to(at(days=1))
+    assert send_partner_digests(now=timezone.now()) == 0  # told already
+
+    # The reseller raises the holding, still short of the use: told again.
+    services.assign_capacity(
+        server=overused, product=cast.recording, quantity=70, actor=Actor.system("tests")
+    )
+    clock.move_to(at(days=2))
+    assert send_partner_digests(now=timezone.now()) == 1
+    (item,) = Digest.objects.get(day=at(days=2).date()).content["overuse"]
+    assert (item["used"], item["held"]) == (80, 70)
+
+
+def test_another_resellers_overuse_stays_out_of_the_digest(
+    cast, carol_account, dave_account, clock
+):
+    LicenseFactory(account=dave_account, product=cast.recording, quantity=10)
+    server_using(dave_account, "dave-pbx", {cast.recording: 10}, {"CALL_RECORDING": 50})
+
+    send_partner_digests(now=timezone.now())
+
+    assert not Digest.objects.filter(partner=cast.alice_reseller).exists()
+    bob = Digest.objects.get(partner=cast.bob_reseller).content
+    assert [(i["server"], i["used"], i["held"]) for i in bob["overuse"]] == [("dave-pbx", 50, 10)]
+
+
+@pytest.mark.parametrize("customers", [1, 12])
+def test_the_resellers_digest_takes_a_constant_number_of_queries(
+    cast, django_assert_max_num_queries, customers
+):
+    for n in range(customers):
+        customer = CustomerFactory(name=f"Grown {n}")
+        PartnerLinkFactory(reseller=cast.alice_reseller, customer=customer)
+        account = customer.smart_account
+        LicenseFactory(account=account, product=cast.recording, care_ends_at=at(days=20 + n))
+        server_using(account, f"pbx-{n}", {cast.recording: 5}, {"CALL_RECORDING": 6 + n})
+        server_using(account, f"stale-{n}", {}, {}, state="stale")
+
+    with django_assert_max_num_queries(10):
+        draft = build_digest(cast.alice_reseller, timezone.now())
+
+    sections = draft.sections
+    assert len(sections["overuse"]) == customers
+    assert len(sections["terms_ending"]) == customers
+    assert len(sections["stale_servers"]) == customers
