@@ -31,6 +31,7 @@ run: install
 	@mkdir -p var "$(EMAIL_FILE_PATH)"
 	@$(BIN)/python -m licensing_portal.embedded --site-url "$(SITE_URL)" --mail "$(EMAIL_FILE_PATH)"
 	$(MANAGE) migrate --noinput
+	$(MANAGE) createcachetable
 	$(MANAGE) demo_data
 	@echo ""
 	@echo "  Portal:  $(SITE_URL)/   (log in as reseller@example.com / demo1234;"

@@ -6,8 +6,10 @@ window. Counters live in the cache (Redis in production); if the cache is unreac
 limiter lets requests through rather than take the service down with it.
 """
 
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,11 +18,22 @@ logger = logging.getLogger(__name__)
 
 
 class FailureLimiter:
-    def __init__(self, scope: str) -> None:
+    """At most ``limit()`` events per key (a client address, an e-mail) in a fixed window of
+    ``window()`` seconds; the settings are read when used, so tests and deployments tune them.
+    """
+
+    def __init__(
+        self,
+        scope: str,
+        limit: Callable[[], int] = lambda: settings.FAILED_ATTEMPTS_LIMIT,
+        window: Callable[[], int] = lambda: int(settings.FAILED_ATTEMPTS_WINDOW.total_seconds()),
+    ) -> None:
         self.scope = scope
+        self.limit = limit
+        self.window = window
 
     def _window(self) -> tuple[str, int]:
-        length = int(settings.FAILED_ATTEMPTS_WINDOW.total_seconds())
+        length = max(1, self.window())
         start = int(time.time()) // length * length
         return f"failures:{self.scope}:{start}", start + length
 
@@ -34,7 +47,7 @@ class FailureLimiter:
         except Exception:  # the cache is down: fail open
             logger.warning("Failure limiter cache unavailable", exc_info=True)
             return None
-        if failures >= settings.FAILED_ATTEMPTS_LIMIT:
+        if failures >= self.limit():
             return max(1, end - int(time.time()))
         return None
 
@@ -49,6 +62,33 @@ class FailureLimiter:
         except Exception:
             logger.warning("Failure limiter cache unavailable", exc_info=True)
 
+    def record_distinct(self, address: str | None, value: str) -> None:
+        """Counts ``value`` (a username tried) once per address and window: the limit is then
+        on how many different values one address tries (password spraying)."""
+        if address is None:
+            return
+        prefix, end = self._window()
+        digest = hashlib.sha256(value.lower().encode()).hexdigest()[:16]
+        seen = f"{prefix}:{address}:seen:{digest}"
+        try:
+            if cache.add(seen, 1, timeout=end - int(time.time()) + 1):
+                self.record_failure(address)
+        except Exception:
+            logger.warning("Failure limiter cache unavailable", exc_info=True)
+
 
 activation_failures = FailureLimiter("activation")
 unlock_failures = FailureLimiter("unlock")
+# Password spraying: distinct usernames failed from one address.
+login_spraying = FailureLimiter(
+    "login-spray",
+    limit=lambda: settings.LOGIN_SPRAY_LIMIT,
+    window=lambda: settings.LOGIN_SPRAY_WINDOW_MINUTES * 60,
+)
+# Password-reset requests: per client address, and per e-mail address asked for.
+reset_by_address = FailureLimiter(
+    "reset-address", limit=lambda: settings.PASSWORD_RESET_LIMIT_PER_ADDRESS, window=lambda: 3600
+)
+reset_by_email = FailureLimiter(
+    "reset-email", limit=lambda: settings.PASSWORD_RESET_LIMIT_PER_EMAIL, window=lambda: 3600
+)

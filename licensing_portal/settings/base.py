@@ -125,6 +125,15 @@ AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# The real client behind the trusted proxies, the same address the rest of the project uses.
+AXES_CLIENT_IP_CALLABLE = "licensing_portal.authentication.client_address"
+# Password spraying: one address failing with this many different e-mails within the window
+# is refused further logins until the window ends.
+LOGIN_SPRAY_LIMIT = env_int("LOGIN_SPRAY_LIMIT", 10)
+LOGIN_SPRAY_WINDOW_MINUTES = env_int("LOGIN_SPRAY_WINDOW_MINUTES", 15)
+# Password-reset requests per hour: per client address, and per e-mail address asked for.
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 10)
+PASSWORD_RESET_LIMIT_PER_EMAIL = env_int("PASSWORD_RESET_LIMIT_PER_EMAIL", 3)
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -321,10 +330,16 @@ CLOUD_SERVICES = env_list("CLOUD_SERVICES", ["enhanced_support", "proactive_supp
 FAILED_ATTEMPTS_LIMIT = env_int("FAILED_ATTEMPTS_LIMIT", 20)
 FAILED_ATTEMPTS_WINDOW = timedelta(minutes=env_int("FAILED_ATTEMPTS_WINDOW_MINUTES", 10))
 
+# Counters of the failed-attempt limits must be shared by every process: Redis when there is
+# one, else the database (`manage.py createcachetable`, which `make run` runs), never one
+# process's memory.
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+        }
     )
 }

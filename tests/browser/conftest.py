@@ -128,6 +128,7 @@ def site_template(tmp_path_factory) -> Iterator[Template]:
         template = Template(var_dir=var_dir, sqlite_file=var_dir / "db.sqlite3")
     env = _production_env(var_dir, database_url, 8000)
     _manage(env, "migrate", "--noinput")
+    _manage(env, "createcachetable")
     _manage(env, "demo_data")
     try:
         yield template
