@@ -1,5 +1,7 @@
 """What a server's license document says: its entitlements, lease and services."""
 
+import base64
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -168,4 +170,27 @@ def build_document(
 ) -> Document:
     return sign_content(
         document_content(server, mode=mode, now=now, nonce=nonce), mode=mode, now=now
+    )
+
+
+def issued_claims(token: str) -> dict[str, Any]:
+    """The claims of a document this service signed and stored itself (an offline file), read
+    without verifying: it never came from outside. {} when it is not a compact JWS."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def entitlement_key(item: dict[str, Any]) -> tuple:
+    """What an entitlement grants, without the care status (which moves with the clock)."""
+    return (
+        item.get("product"),
+        item.get("quantity"),
+        item.get("kind"),
+        item.get("license"),
+        item.get("ends_at"),
+        item.get("care_ends_at"),
     )

@@ -3,7 +3,8 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from smartaccounts.actors import Actor
@@ -59,6 +60,16 @@ class Server(models.Model):
     class Meta:
         ordering = ["name", "created_at"]
         indexes = [models.Index(fields=["account", "state"])]
+        constraints = [
+            # People tell servers apart by name: one name per Smart Account, in any case,
+            # among servers in use (a deactivated server's name is free again).
+            models.UniqueConstraint(
+                Lower("name"),
+                F("account"),
+                condition=~Q(state="deactivated"),
+                name="server_name_unique_in_account",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

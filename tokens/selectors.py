@@ -1,12 +1,14 @@
+import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from django.db import connection
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, Lower
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 
@@ -15,7 +17,7 @@ from smartaccounts.actors import Actor
 from smartaccounts.models import CARE_EXPIRING_WITHIN, License, Product, SmartAccount
 from smartaccounts.selectors import PoolRow, accounts_for, license_pool
 
-from .documents import Held, Subject
+from .documents import Held, Subject, entitlement_key, entitlements, held_by, issued_claims
 from .models import ActivationToken, Assignment, Server, ServerCredential
 
 
@@ -83,6 +85,32 @@ def servers_of(account: SmartAccount, *, include_deactivated: bool = True) -> Qu
     return with_holdings(servers)
 
 
+SERVER_ORDERINGS: dict[str, tuple[Any, ...]] = {
+    "name": (Lower("name").asc(), "pk"),
+    "-name": (Lower("name").desc(), "-pk"),
+    "state": ("state", Lower("name").asc(), "pk"),
+    "-state": ("-state", Lower("name").asc(), "pk"),
+    "last_sync": (F("last_sync_at").asc(nulls_first=True), Lower("name").asc(), "pk"),
+    "-last_sync": (F("last_sync_at").desc(nulls_last=True), Lower("name").asc(), "pk"),
+}
+
+
+def filter_servers(
+    servers: QuerySet[Server], *, state: str = "", purpose: str = "", search: str = ""
+) -> QuerySet[Server]:
+    """The servers list's filters: a state (by default those in use, i.e. not deactivated;
+    "all" for every one), a purpose, and part of the name or host name in any case."""
+    if state in Server.State.values:
+        servers = servers.filter(state=state)
+    elif state != "all":
+        servers = servers.exclude(state=Server.State.DEACTIVATED)
+    if purpose in Server.Purpose.values:
+        servers = servers.filter(purpose=purpose)
+    if search:
+        servers = servers.filter(Q(name__icontains=search) | Q(hostname__icontains=search))
+    return servers
+
+
 @dataclass
 class Holding:
     """What a server holds of one application, next to what the account has left."""
@@ -99,6 +127,11 @@ class Holding:
     @property
     def can_hold_up_to(self) -> int:
         return self.held + self.pool.available
+
+    @property
+    def over_by(self) -> int:
+        """How much more the server reported in use than it holds (0: within it)."""
+        return max((self.used or 0) - self.held, 0)
 
 
 def holdings(server: Server, now: datetime) -> list[Holding]:
@@ -228,6 +261,71 @@ def overused_servers(account: SmartAccount) -> list[OverUse]:
     return overused_servers_in(SmartAccount.objects.filter(pk=account.pk))
 
 
+def over_use_of(
+    server: Server, held: Mapping[str, int], products: Mapping[str, Product]
+) -> list[OverUse]:
+    """One server's over-use, given what it holds and the products already at hand per code
+    (any other product named in its report costs one query)."""
+    over = server.over_use(held)
+    missing = set(over) - set(products)
+    if missing:
+        products = {**products, **{p.code: p for p in Product.objects.filter(code__in=missing)}}
+    return [
+        OverUse(server=server, product=products[code], used=used, held=held_n)
+        for code, (used, held_n) in sorted(over.items())
+        if code in products
+    ]
+
+
+@dataclass(frozen=True)
+class OfflineFileLine:
+    name: str
+    unit: str
+    quantity: int
+    care_ends_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OfflineFile:
+    """The last license file issued to an offline server, and whether it still says what the
+    server holds."""
+
+    issued_at: datetime | None
+    lines: list[OfflineFileLine]
+    out_of_date: bool
+
+
+def last_offline_file(server: Server, now: datetime) -> OfflineFile | None:
+    if not server.offline_document:
+        return None
+    claims = issued_claims(server.offline_document)
+    issued = claims.get("entitlements") or []
+    totals: dict[str, OfflineFileLine] = {}
+    for item in issued:
+        code = item.get("product", "")
+        care = parse_datetime(item["care_ends_at"]) if item.get("care_ends_at") else None
+        line = totals.get(code)
+        if line is None:
+            totals[code] = OfflineFileLine(
+                item.get("name", code), item.get("unit", ""), item.get("quantity", 0), care
+            )
+        else:
+            latest = max((c for c in (line.care_ends_at, care) if c), default=None)
+            totals[code] = OfflineFileLine(
+                line.name, line.unit, line.quantity + item.get("quantity", 0), latest
+            )
+    current = entitlements(held_by(server), now)
+    out_of_date = sorted(map(entitlement_key, issued), key=repr) != sorted(
+        map(entitlement_key, current), key=repr
+    )
+    iat = claims.get("iat")
+    return OfflineFile(
+        issued_at=datetime.fromtimestamp(iat, UTC) if isinstance(iat, int) else None,
+        lines=sorted(totals.values(), key=lambda line: line.name),
+        out_of_date=out_of_date,
+    )
+
+
 # --- The sync hot path ------------------------------------------------------------------------
 
 
@@ -243,6 +341,7 @@ class SyncSnapshot:
     state: str
     fingerprint: str
     reported_version: str
+    reported_usage: dict[str, Any]
     last_sync_at: datetime | None
     first_sync_at: datetime | None
     clone_suspected_at: datetime | None
@@ -263,6 +362,17 @@ def _when(value: object) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment
+
+
+def _usage(value: object) -> dict[str, Any]:
+    # A JSON column read with a raw cursor: text on SQLite and through Django's psycopg
+    # loaders, already decoded by a bare psycopg connection.
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str | bytes) and value:
+        decoded = json.loads(value)
+        return decoded if isinstance(decoded, dict) else {}
+    return {}
 
 
 def _hot_path_cursor() -> Any:
@@ -304,7 +414,7 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
         SELECT c.id, c.revoked_at, c.credential_hash, s.id, s.name, s.state, s.fingerprint,
                s.reported_version, s.last_sync_at, s.first_sync_at, s.clone_suspected_at,
                a.id, a.name, asg.quantity, l.id, l.kind, l.ends_at, l.care_ends_at,
-               p.code, p.name, p.unit
+               p.code, p.name, p.unit, s.reported_usage
           FROM {credential} c
           JOIN {server} s ON s.id = c.server_id
           JOIN {account} a ON a.id = s.account_id
@@ -344,6 +454,7 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
         state=first[5],
         fingerprint=first[6],
         reported_version=first[7],
+        reported_usage=_usage(first[21]),
         last_sync_at=_when(first[8]),
         first_sync_at=_when(first[9]),
         clone_suspected_at=_when(first[10]),

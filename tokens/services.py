@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -67,37 +67,63 @@ def _clean_name(name: str) -> str:
     return name
 
 
+def _name_taken(name: str) -> TokenError:
+    message = f"A server named “{name}” already exists in this Smart Account: pick another name."
+    return TokenError("validation_error", f"name: {message}", errors={"name": [message]})
+
+
+def _check_name_free(account_id: object, name: str, *, server_id: object = None) -> None:
+    """Server names are unique per account among servers in use, in any case (the database
+    constraint server_name_unique_in_account backs this up)."""
+    others = Server.objects.filter(account_id=account_id, name__iexact=name).exclude(
+        state=Server.State.DEACTIVATED
+    )
+    if server_id is not None:
+        others = others.exclude(pk=server_id)
+    if others.exists():
+        raise _name_taken(name)
+
+
 def create_server(*, account: SmartAccount, name: str, purpose: str, actor: Actor) -> Server:
     _require_manager(actor)
     if purpose not in Server.Purpose.values:
         message = f"One of: {', '.join(Server.Purpose.values)}."
         raise TokenError("validation_error", f"purpose: {message}", errors={"purpose": [message]})
-    with transaction.atomic():
-        server = Server.objects.create(account=account, name=_clean_name(name), purpose=purpose)
-        record_event(
-            actor=actor,
-            action="server.created",
-            obj=server,
-            account=account,
-            data={"name": server.name, "purpose": purpose},
-        )
+    name = _clean_name(name)
+    try:
+        with transaction.atomic():
+            _check_name_free(account.pk, name)
+            server = Server.objects.create(account=account, name=name, purpose=purpose)
+            record_event(
+                actor=actor,
+                action="server.created",
+                obj=server,
+                account=account,
+                data={"name": server.name, "purpose": purpose},
+            )
+    except IntegrityError as exc:  # a concurrent request took the name after our check
+        raise _name_taken(name) from exc
     return server
 
 
 def rename_server(*, server: Server, name: str, actor: Actor) -> Server:
     _require_manager(actor)
     name = _clean_name(name)
-    with transaction.atomic():
-        previous = server.name
-        Server.objects.filter(pk=server.pk).update(name=name)
-        server.name = name
-        record_event(
-            actor=actor,
-            action="server.renamed",
-            obj=server,
-            account=server.account,
-            data={"from": previous, "to": name},
-        )
+    try:
+        with transaction.atomic():
+            _check_name_free(server.account_id, name, server_id=server.pk)
+            previous = server.name
+            Server.objects.filter(pk=server.pk).update(name=name)
+            server.name = name
+            record_event(
+                actor=actor,
+                action="server.renamed",
+                obj=server,
+                account=server.account,
+                data={"from": previous, "to": name},
+            )
+    except IntegrityError as exc:
+        raise _name_taken(name) from exc
     return server
 
 
@@ -153,10 +179,25 @@ def assign_capacity(
         available = sum(lic.quantity - lic.assigned for lic in usable)
         delta = quantity - current
         if delta > available:
+            detail = (
+                f"Only {available} more {product.unit} of {product.code} are available; "
+                f"this server holds {current}."
+            )
+            if server.state == Server.State.OFFLINE and any(
+                lic.kind == License.Kind.SUBSCRIPTION
+                and lic.state == License.State.ACTIVE
+                and lic.quantity > lic.assigned
+                for lic in licenses
+            ):
+                detail = (
+                    f"Only {available} more {product.unit} of {product.code} are available to "
+                    f"this server: it was activated offline, and a license file carries "
+                    f"perpetual capacity only. Subscription capacity needs a server activated "
+                    f"online. This server holds {current}."
+                )
             raise TokenError(
                 "insufficient_capacity",
-                f"Only {available} more {product.unit} of {product.code} are available; "
-                f"this server holds {current}.",
+                detail,
                 extra={"available": available, "held": current},
             )
         changed: dict[object, License] = {}
@@ -455,8 +496,9 @@ def sync_server(
     modified").
 
     This is the fleet's hot path: one query reads everything; in steady state nothing is
-    written (last-seen, version and usage are stored when they changed meaningfully or
-    SYNC_RECORD_INTERVAL has passed) and nothing is signed when the server's ETag is current.
+    written (a changed version or usage is stored at once; otherwise last-seen is refreshed
+    once SYNC_RECORD_INTERVAL has passed) and nothing is signed when the server's ETag is
+    current.
     """
     snapshot = None
     if credential.startswith(CREDENTIAL_PREFIX):
@@ -492,6 +534,9 @@ def _record_sync(
         changes["state"] = Server.State.ACTIVE
     if version != snapshot.reported_version:
         changes["reported_version"] = version
+    if usage != snapshot.reported_usage:
+        # What a server uses is what over-use is judged by: it reaches the portal at once.
+        changes["reported_usage"] = usage
     if snapshot.first_sync_at is None:
         changes["first_sync_at"] = now
     last = snapshot.last_sync_at

@@ -1,5 +1,8 @@
 import json
+from collections.abc import Iterator
+from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,8 +14,9 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from licensing_portal.authentication import actor_for
+from licensing_portal.exports import csv_response
 from licensing_portal.sorting import Sorting
-from smartaccounts.models import Product
+from smartaccounts.models import Product, SmartAccount
 from smartaccounts.selectors import can_manage_accounts, get_account_for
 
 from . import services
@@ -20,12 +24,16 @@ from .errors import TokenError
 from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
 from .selectors import (
+    SERVER_ORDERINGS,
     accounts_overview_for,
     current_token,
+    filter_servers,
     get_server_for,
     held_lines,
     holdings,
     holds_subscription,
+    last_offline_file,
+    over_use_of,
     server_counts_by_state,
     servers_of,
 )
@@ -69,6 +77,51 @@ def account_picker(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _add_errors(form: forms.Form, exc: TokenError) -> None:
+    """A service's refusal beside the fields it names, or above the form."""
+    named = {field: errors for field, errors in exc.errors.items() if field in form.fields}
+    for field, errors in named.items():
+        for error in errors:
+            form.add_error(field, error)
+    if not named:
+        form.add_error(None, exc.detail)
+
+
+SORT_COLUMNS = {"name": False, "state": False, "last_sync": True}
+
+
+def _listed_servers(request: HttpRequest, account: SmartAccount) -> tuple[Any, dict[str, Any]]:
+    """The account's servers as the list's filters and sort choose them, shared by the page and
+    its CSV export."""
+    state = request.GET.get("state", "")
+    purpose = request.GET.get("purpose", "")
+    search = request.GET.get("q", "").strip()[:100]
+    sorting = Sorting(request, SORT_COLUMNS, default="name")
+    listed = filter_servers(servers_of(account), state=state, purpose=purpose, search=search)
+    listed = listed.order_by(*SERVER_ORDERINGS[sorting.value])
+    filters = dict(
+        state=state, purpose=purpose, q=search, sorting=sorting, filtered=bool(purpose or search)
+    )
+    return listed, filters
+
+
+def _mark_over_use(servers: list[Server], products: dict[str, Product] | None = None) -> None:
+    """Annotate listed servers with what each holds and any over-use: from their prefetched
+    rows, plus one query for the applications they report (some may not be held at all)
+    unless `products` already has them."""
+    if products is None:
+        reported = {code for server in servers for code in server.reported_usage or {}}
+        products = (
+            {p.code: p for p in Product.objects.filter(code__in=reported)} if reported else {}
+        )
+    for server in servers:
+        server.held = held_lines(server)
+    for server in servers:
+        server.over = over_use_of(
+            server, {line.product.code: line.quantity for line in server.held}, products
+        )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def servers(request: HttpRequest, account_id: str) -> HttpResponse:
@@ -82,7 +135,7 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
             try:
                 server = services.create_server(account=account, actor=actor, **form.cleaned_data)
             except TokenError as exc:
-                form.add_error(None, exc.detail)
+                _add_errors(form, exc)
             else:
                 messages.success(
                     request,
@@ -91,15 +144,9 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
                 )
                 return redirect("tokens:server", server_id=server.pk)
         status = 400
-    state = request.GET.get("state", "")
-    listed = servers_of(account)
-    if state in Server.State.values:
-        listed = listed.filter(state=state)
-    else:
-        listed = listed.exclude(state=Server.State.DEACTIVATED)
+    listed, filters = _listed_servers(request, account)
     page = Paginator(listed, 25).get_page(request.GET.get("page"))
-    for server in page:
-        server.held = held_lines(server)
+    _mark_over_use(list(page))
     counts = server_counts_by_state(account)
     return render(
         request,
@@ -108,28 +155,109 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
             account=account,
             page=page,
             form=form,
-            state=state,
             state_filters=[(v, label, counts.get(v, 0)) for v, label in Server.State.choices],
+            purposes=Server.Purpose.choices,
+            any_servers=any(counts.values()),
+            export_query=request.GET.urlencode(),
             tab="servers",
+            **filters,
         ),
         status=status,
     )
+
+
+CSV_COLUMNS = [
+    "id",
+    "name",
+    "purpose",
+    "state",
+    "hostname",
+    "version",
+    "last_sync_utc",
+    "activated_utc",
+    "created_utc",
+    "product",
+    "product_name",
+    "held",
+    "in_use",
+    "over_use",
+]
+
+
+def _utc(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _csv_rows(listed: Any) -> Iterator[list[Any]]:
+    """One line per server and application it holds or reports using (a server holding
+    nothing still gets one line), so a spreadsheet can filter and sum each column."""
+    catalog = {p.code: p for p in Product.objects.all()}  # a few dozen applications at most
+    for server in listed.iterator(chunk_size=500):
+        _mark_over_use([server], catalog)
+        base = [
+            server.pk,
+            server.name,
+            server.purpose,
+            server.state,
+            server.hostname,
+            server.reported_version,
+            _utc(server.last_sync_at),
+            _utc(server.activated_at),
+            _utc(server.created_at),
+        ]
+        over = {o.product.code: o for o in server.over}
+        lines = [
+            (line.product.code, line.product.name, line.quantity, line.used) for line in server.held
+        ]
+        held_codes = {code for code, *_ in lines}
+        lines += [
+            (o.product.code, o.product.name, 0, o.used)
+            for o in server.over
+            if o.product.code not in held_codes
+        ]
+        if not lines:
+            yield [*base, "", "", 0, "", ""]
+        for code, name, quantity, used in lines:
+            excess = over[code].excess if code in over else 0
+            yield [*base, code, name, quantity, "" if used is None else used, excess]
+
+
+@login_required
+@require_safe
+def servers_csv(request: HttpRequest, account_id: str) -> HttpResponse:
+    """The servers list as it is filtered and sorted, as CSV (every cell inert, S25)."""
+    account = get_account_for(actor_for(request), account_id)
+    listed, _ = _listed_servers(request, account)
+    filename = f"servers-{slugify(account.name) or 'account'}.csv"
+    return csv_response(filename, CSV_COLUMNS, _csv_rows(listed))
 
 
 def _server_page(
     request: HttpRequest, server: Server, *, status: int = 200, **extra: object
 ) -> HttpResponse:
     now = timezone.now()
+    held = holdings(server, now)
     context = dict(
         account=server.account,
         server=server,
-        holdings=holdings(server, now),
+        holdings=held,
+        over_use=over_use_of(
+            server,
+            {h.product.code: h.held for h in held},
+            {h.product.code: h.product for h in held},
+        ),
         token=current_token(server, now) if server.is_pending else None,
-        rename_form=RenameForm(initial={"name": server.name}),
         offline_allowed=server.state in (Server.State.PENDING, Server.State.OFFLINE),
+        offline_file=last_offline_file(server, now)
+        if server.state == Server.State.OFFLINE
+        else None,
         holds_subscription=holds_subscription(server),
         tab="servers",
-        **{"offline_form": OfflineRequestForm(), **extra},
+        **{
+            "offline_form": OfflineRequestForm(),
+            "rename_form": RenameForm(initial={"name": server.name}),
+            **extra,
+        },
     )
     template = "tokens/_server_body.html" if request.htmx else "tokens/server.html"
     return render(request, template, context, status=status)
@@ -145,7 +273,8 @@ def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
 @require_POST
 def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
     """Set what the server holds of one product. The page is rendered, not redirected to, so a
-    freshly minted token can be shown once."""
+    freshly minted token can be shown once. A refusal re-renders it with the error beside the
+    field, which shows what the server really holds now (another tab may have changed it)."""
     actor = actor_for(request)
     server = get_server_for(actor, server_id)
     _require_manager(request)
@@ -160,7 +289,10 @@ def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
             server=server, product=product_obj, quantity=form.cleaned_data["quantity"], actor=actor
         )
     except TokenError as exc:
-        return _server_page(request, server, status=409, errors={product_obj.code: [exc.detail]})
+        status = 409 if exc.code in ("insufficient_capacity", "validation_error") else 422
+        if exc.code == "permission_denied":
+            raise PermissionDenied from exc
+        return _server_page(request, server, status=status, errors={product_obj.code: [exc.detail]})
     messages.success(
         request,
         f"{server.name} now holds {result.quantity} {product_obj.unit} of {product_obj.name}.",
@@ -177,8 +309,9 @@ def regenerate_token(request: HttpRequest, server_id: str) -> HttpResponse:
     try:
         minted = services.mint_token(server=server, actor=actor)
     except TokenError as exc:
+        # Rendered, not redirected to: a stale tab sees why, and the server as it is now.
         messages.error(request, exc.detail)
-        return redirect("tokens:server", server_id=server.pk)
+        return _server_page(request, server, status=409)
     messages.success(request, "A new token is ready; the previous one no longer works.")
     return _server_page(request, server, new_token=minted)
 
@@ -194,12 +327,11 @@ def rename(request: HttpRequest, server_id: str) -> HttpResponse:
         try:
             services.rename_server(server=server, name=form.cleaned_data["name"], actor=actor)
         except TokenError as exc:
-            messages.error(request, exc.detail)
+            _add_errors(form, exc)
         else:
             messages.success(request, f"Renamed to “{server.name}”.")
-    else:
-        messages.error(request, "A server needs a name of at most 100 characters.")
-    return redirect("tokens:server", server_id=server.pk)
+            return redirect("tokens:server", server_id=server.pk)
+    return _server_page(request, server, status=400, rename_form=form)
 
 
 @login_required
@@ -233,11 +365,16 @@ def offline_activation(request: HttpRequest, server_id: str) -> HttpResponse:
         return _server_page(request, server, status=400, offline_form=form)
     try:
         license_file = services.activate_offline(
-            server=server, request=services.OfflineRequest(**form.cleaned_data), actor=actor
+            server=server,
+            request=services.OfflineRequest(**form.cleaned_data["request_file"]),
+            actor=actor,
         )
     except TokenError as exc:
+        if exc.code == "permission_denied":
+            raise PermissionDenied from exc
         form.add_error("request_file", exc.detail)
         status = 422 if exc.code == "subscription_requires_online" else 400
+        server = get_server_for(actor, server.pk)
         return _server_page(request, server, status=status, offline_form=form)
     response = HttpResponse(json.dumps({"license": license_file}), content_type="application/json")
     filename = slugify(server.name) or "server"

@@ -23,3 +23,57 @@ document.addEventListener("submit", (event) => {
   const message = event.target.dataset && event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
+
+// htmx leaves 4xx answers unswapped, so a refused change would look like nothing happened and
+// the field would keep the unsaved number. The portal answers a refusal with the fragment
+// re-rendered: the reason beside the field and the value as it really is now. Swap those.
+const SWAP_REFUSALS = new Set([400, 409, 422]);
+document.addEventListener("htmx:beforeSwap", (event) => {
+  if (SWAP_REFUSALS.has(event.detail.xhr.status)) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+
+// Focus the first field the answer marks invalid, so keyboard and screen-reader users land
+// on the reason.
+document.addEventListener("htmx:afterSwap", (event) => {
+  const invalid = event.detail.target.querySelector("[aria-invalid='true']");
+  if (invalid) invalid.focus();
+});
+
+// A form htmx will not send because the browser finds a field invalid: say why, as the
+// browser would without htmx.
+document.addEventListener("htmx:validation:halted", (event) => {
+  const form = event.detail.elt && event.detail.elt.closest("form");
+  if (form) form.reportValidity();
+});
+
+// Any other failure (no permission, the network, the server) still says so beside the form
+// that was sent, instead of nothing at all.
+function showFailure(elt, text) {
+  const form = (elt && elt.closest("form")) || elt;
+  if (!form || !form.parentNode) return;
+  let note = form.parentNode.querySelector(":scope > .htmx-failure");
+  if (!note) {
+    note = document.createElement("p");
+    note.className = "message message-error htmx-failure";
+    note.setAttribute("role", "alert");
+    form.parentNode.insertBefore(note, form);
+  }
+  note.textContent = text;
+}
+document.addEventListener("htmx:responseError", (event) => {
+  const status = event.detail.xhr.status;
+  if (SWAP_REFUSALS.has(status)) return;
+  const text =
+    status === 403
+      ? "Refused: your role may not make this change. Nothing was changed."
+      : status === 404
+        ? "Not found: this item no longer exists or is not yours to change. Reload the page."
+        : `The change did not go through (error ${status}). Reload the page and try again.`;
+  showFailure(event.detail.elt, text);
+});
+document.addEventListener("htmx:sendError", (event) => {
+  showFailure(event.detail.elt, "The portal could not be reached: nothing was changed. Check the connection and try again.");
+});

@@ -160,20 +160,58 @@ def test_a_change_in_capacity_changes_the_etag_and_reaches_the_next_sync(
     assert sum(e["quantity"] for e in recording) == 30
 
 
-def test_steady_state_syncs_write_nothing(cast, activated, pending_server, device):
+def test_steady_state_syncs_write_nothing(
+    cast, activated, pending_server, device, django_assert_num_queries
+):
     sync(device, activated["credential"], usage={"CALL_RECORDING": 3})
     before = Server.objects.get(pk=pending_server.pk).last_sync_at
+    sync(device, activated["credential"], usage={"CALL_RECORDING": 3})  # warm the key cache
 
-    with time_machine.travel(timezone.now() + timedelta(minutes=1)):
-        response = sync(device, activated["credential"], usage={"CALL_RECORDING": 4})
+    # The same usage and version a minute later: one read, no write.
+    with (
+        time_machine.travel(timezone.now() + timedelta(minutes=1)),
+        django_assert_num_queries(1),
+    ):
+        response = sync(device, activated["credential"], usage={"CALL_RECORDING": 3})
     assert response.status_code == 200
     assert Server.objects.get(pk=pending_server.pk).last_sync_at == before
 
+    # Once SYNC_RECORD_INTERVAL has passed, last-seen is refreshed.
     with time_machine.travel(timezone.now() + timedelta(minutes=6)):
-        sync(device, activated["credential"], usage={"CALL_RECORDING": 5})
+        sync(device, activated["credential"], usage={"CALL_RECORDING": 3})
     server = Server.objects.get(pk=pending_server.pk)
     assert server.last_sync_at > before
-    assert server.reported_usage == {"CALL_RECORDING": 5}
+    assert server.reported_usage == {"CALL_RECORDING": 3}
+
+
+def test_a_changed_usage_reaches_the_portal_on_the_next_sync(
+    cast, activated, pending_server, device
+):
+    sync(device, activated["credential"], usage={"CALL_RECORDING": 3})
+    before = Server.objects.get(pk=pending_server.pk).last_sync_at
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=30)):
+        response = sync(device, activated["credential"], usage={"CALL_RECORDING": 80})
+    assert response.status_code == 200
+    server = Server.objects.get(pk=pending_server.pk)
+    assert server.reported_usage == {"CALL_RECORDING": 80}
+    assert server.last_sync_at > before
+
+    # Also when the answer is "not modified", and when a product stops being reported.
+    etag = response["ETag"]
+    with time_machine.travel(timezone.now() + timedelta(seconds=40)):
+        again = sync(device, activated["credential"], etag=etag, usage={})
+    assert again.status_code == 304
+    assert Server.objects.get(pk=pending_server.pk).reported_usage == {}
+
+
+def test_a_changed_version_is_stored_on_the_next_sync(cast, activated, pending_server, device):
+    sync(device, activated["credential"], version="W26")
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=30)):
+        sync(device, activated["credential"], version="Spring'27")
+
+    assert Server.objects.get(pk=pending_server.pk).reported_version == "Spring'27"
 
 
 def test_sync_query_count_does_not_grow_with_entitlements(

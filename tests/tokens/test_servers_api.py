@@ -264,7 +264,8 @@ def test_injected_fields_on_create_change_nothing(cast, carol_api, account):
 
 
 def _fill(account, products, servers: int) -> None:
-    for n in range(servers):
+    first = Server.objects.filter(account=account).count()
+    for n in range(first, first + servers):
         server = Server.objects.create(account=account, name=f"PBX {n:02}")
         for product in products:
             hold(server, product, 1)
