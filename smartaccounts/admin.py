@@ -8,7 +8,7 @@ from licensing_portal.authentication import client_address
 
 from . import services
 from .actors import Actor
-from .forms import EvaluationForm
+from .forms import EvaluationForm, LicenseAdminForm
 from .models import (
     ApiKey,
     AuditEvent,
@@ -136,6 +136,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
+    form = LicenseAdminForm
     list_display = [
         "id",
         "account",

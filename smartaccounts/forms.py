@@ -3,9 +3,10 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .models import User
+from .models import License, User
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -77,4 +78,67 @@ class EvaluationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["product"].queryset = Product.objects.filter(
             is_active=True, allows_subscription=True
+        )
+
+
+class LicenseAdminForm(forms.ModelForm):
+    """The back office's license form: the quantity never drops below what servers hold.
+
+    The database refuses it too (assigned <= quantity), but as a 500; here staff read which
+    servers hold the capacity.
+    """
+
+    class Meta:
+        model = License
+        fields = [
+            "account",
+            "product",
+            "kind",
+            "quantity",
+            "state",
+            "starts_at",
+            "ends_at",
+            "care_ends_at",
+            "auto_renew",
+            "renewal_months",
+            "source",
+        ]
+
+    def clean_quantity(self) -> int:
+        quantity = self.cleaned_data["quantity"]
+        if self.instance.pk is None or quantity is None:
+            return quantity
+        # The admin validates and saves in one transaction; the row lock keeps an assignment
+        # made meanwhile from slipping in between this check and the save.
+        assigned = (
+            License.objects.select_for_update()
+            .filter(pk=self.instance.pk)
+            .values_list("assigned", flat=True)
+            .first()
+        )
+        if assigned and quantity < assigned:
+            raise ValidationError(
+                "%(assigned)s %(unit)s of this license are assigned to servers (%(held)s), so "
+                "the quantity cannot go below %(assigned)s. Take the capacity off those "
+                "servers first (on their pages in the portal), then lower the quantity.",
+                code="below_assigned",
+                params={
+                    "assigned": assigned,
+                    "unit": self.instance.product.unit,
+                    "held": self._holders() or "servers of this account",
+                },
+            )
+        return quantity
+
+    def _holders(self) -> str:
+        """Which servers hold this license's capacity ("PBX-1: 10, PBX-2: 5")."""
+        # The reverse relation of the servers' assignments (tokens builds on this app, so it
+        # is reached by name rather than imported).
+        assignments = getattr(self.instance, "assignments", None)
+        if assignments is None:
+            return ""
+        return ", ".join(
+            f"{a.server.name}: {a.quantity}"
+            for a in assignments.select_related("server").order_by("server__name")
+            if a.quantity
         )

@@ -1,5 +1,5 @@
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
@@ -111,6 +111,8 @@ class PoolRow:
     locked: int
     care_ends_at: datetime | None
     care_status: str
+    # The nearest subscription term end among active licenses (None: perpetual only).
+    ends_at: datetime | None = None
     licenses: list[License] = field(default_factory=list)
 
     @property
@@ -135,6 +137,7 @@ def license_pool(account: SmartAccount, now: datetime) -> list[PoolRow]:
             assigned=Coalesce(Sum("assigned", filter=active), 0),
             locked=Coalesce(Sum("quantity", filter=Q(state=License.State.LOCKED)), 0),
             care_min=Min("care_ends_at", filter=active),
+            ends_min=Min("ends_at", filter=active),
             without_care=Count("pk", filter=active & Q(care_ends_at__isnull=True)),
         )
     )
@@ -152,10 +155,60 @@ def license_pool(account: SmartAccount, now: datetime) -> list[PoolRow]:
                 locked=row["locked"],
                 care_ends_at=care_ends_at,
                 care_status=care_status_at(care_ends_at, now) if has_active else "",
+                ends_at=row["ends_min"],
             )
         )
     pool.sort(key=lambda r: r.product.name)
     return pool
+
+
+# The sortable columns of the licenses page; True: the first click sorts descending.
+POOL_SORTS = {"name": False, "available": True, "care": False}
+# Care status from the most urgent: what a partner has to act on comes first.
+_CARE_URGENCY = {
+    License.CareStatus.EXPIRED: 0,
+    License.CareStatus.EXPIRING: 1,
+    License.CareStatus.ACTIVE: 2,
+    "": 3,  # nothing active yet (only locked capacity)
+}
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def arrange_pool(rows: list[PoolRow], *, sort: str, care: str = "") -> list[PoolRow]:
+    """The pool rows with care status `care` (all if empty), ordered by `sort` (a key of
+    POOL_SORTS, "-" for descending). Rows per account are few (one per application): this
+    runs in memory on what license_pool read."""
+    if care:
+        rows = [row for row in rows if row.care_status == care]
+    column = sort.removeprefix("-")
+    keys = {
+        "name": lambda r: (r.product.name.casefold(),),
+        "available": lambda r: (r.available, r.product.name.casefold()),
+        "care": lambda r: (
+            _CARE_URGENCY.get(r.care_status, 3),
+            r.care_ends_at or _NEVER,
+            r.product.name.casefold(),
+        ),
+    }
+    return sorted(rows, key=keys.get(column, keys["name"]), reverse=sort.startswith("-"))
+
+
+def partners_of(account: SmartAccount) -> list[Organization]:
+    """The resellers serving the account's organization, as its users see them."""
+    return list(
+        Organization.objects.filter(customer_links__customer=account.organization_id).order_by(
+            "name"
+        )
+    )
+
+
+def licenses_for_export(account: SmartAccount) -> QuerySet[License]:
+    """Every license of the account, one row each, for the CSV export."""
+    return (
+        License.objects.filter(account=account)
+        .select_related("product")
+        .order_by("product__name", "created_at", "pk")
+    )
 
 
 def licenses_by_product(account: SmartAccount, product_ids: list[int]) -> dict[int, list[License]]:

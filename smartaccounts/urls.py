@@ -8,6 +8,11 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/<str:account_id>/", views.account_licenses, name="account"),
     path(
+        "accounts/<str:account_id>/licenses.csv",
+        views.account_licenses_csv,
+        name="licenses_csv",
+    ),
+    path(
         "accounts/<str:account_id>/licenses/<str:product>/",
         views.account_license_detail,
         name="license_detail",

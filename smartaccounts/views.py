@@ -1,31 +1,40 @@
+from datetime import UTC, datetime
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from licensing_portal.authentication import actor_for
+from licensing_portal.exports import csv_response
+from licensing_portal.sorting import Sorting
 
 from . import services
 from .decorators import org_admin_required_for_post
 from .errors import AccountError
 from .forms import ApiKeyForm, InviteForm, RoleForm
-from .models import Organization, Product, User
+from .models import License, Organization, Product, User
 from .selectors import (
+    POOL_SORTS,
     accounts_for,
     api_keys_for,
+    arrange_pool,
     get_account_for,
     get_api_key_for,
     get_license_for,
     get_user_for,
     license_pool,
     licenses_by_product,
+    licenses_for_export,
+    partners_of,
     users_for,
 )
 
@@ -49,8 +58,13 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
-    account = get_account_for(actor_for(request), account_id)
-    pool = license_pool(account, timezone.now())
+    actor = actor_for(request)
+    account = get_account_for(actor, account_id)
+    sorting = Sorting(request, POOL_SORTS, default="name")
+    care = request.GET.get("care", "")
+    if care not in License.CareStatus.values:
+        care = ""
+    pool = arrange_pool(license_pool(account, timezone.now()), sort=sorting.value, care=care)
     page = Paginator(pool, 25).get_page(request.GET.get("page"))
     expand = request.GET.get("expand", "")
     expanded = {}
@@ -60,11 +74,80 @@ def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
             expanded = licenses_by_product(account, [rows[0].product.pk])
     for row in page:
         row.licenses = expanded.get(row.product.pk, [])
+    org = actor.organization
+    is_customer = org is not None and org.kind == Organization.Kind.CUSTOMER
+    kept = request.GET.copy()
+    kept.pop("expand", None)
     return render(
         request,
         "smartaccounts/account_licenses.html",
-        {"account": account, "page": page, "expand": expand, "tab": "licenses"},
+        {
+            "account": account,
+            "page": page,
+            "expand": expand,
+            "tab": "licenses",
+            "sorting": sorting,
+            "care": care,
+            "care_filters": _care_filters(request, care),
+            "kept_query": kept.urlencode(),
+            "partners": partners_of(account) if is_customer else [],
+        },
     )
+
+
+def _care_filters(request: HttpRequest, current: str) -> list[tuple[str, str, bool]]:
+    """(label, url, chosen) of the care status filter links; each keeps the sort."""
+    links = []
+    for value, label in [("", "All"), *License.CareStatus.choices]:
+        params = request.GET.copy()
+        for name in ("page", "expand", "care"):
+            params.pop(name, None)
+        if value:
+            params["care"] = value
+        links.append((label, f"?{params.urlencode()}", value == current))
+    return links
+
+
+@login_required
+@require_safe
+def account_licenses_csv(request: HttpRequest, account_id: str) -> StreamingHttpResponse:
+    """Every license of the account, one flat row each (times in UTC, ISO 8601)."""
+    account = get_account_for(actor_for(request), account_id)
+    now = timezone.now()
+    return csv_response(
+        f"licenses-{slugify(account.name) or 'account'}.csv",
+        [
+            "application",
+            "code",
+            "kind",
+            "quantity",
+            "state",
+            "starts_at",
+            "term_ends_at",
+            "care_ends_at",
+            "care_status",
+            "order_reference",
+        ],
+        (
+            (
+                lic.product.name,
+                lic.product.code,
+                lic.kind,
+                lic.quantity,
+                lic.state,
+                _utc(lic.starts_at),
+                _utc(lic.ends_at),
+                _utc(lic.care_ends_at),
+                lic.care_status(now),
+                lic.source,
+            )
+            for lic in licenses_for_export(account).iterator(chunk_size=500)
+        ),
+    )
+
+
+def _utc(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat() if moment else ""
 
 
 @login_required

@@ -46,8 +46,8 @@ def client_for(user: User) -> Client:
 
 
 def pool_rows(html: str) -> dict[str, list[str]]:
-    """{application name: [unit, total, assigned, available, locked, care]} of the licenses
-    table: the first row of each application's <tbody>."""
+    """{application name: [unit, total, assigned, available, locked, care, term end]} of the
+    licenses table: the first row of each application's <tbody>."""
     rows = {}
     for row in re.findall(r'<tbody class="pool-row">\s*<tr>(.*?)</tr>', html, re.S):
         cells = re.findall(r"<td\b[^>]*>(.*?)</td>", row, re.S)
@@ -59,7 +59,7 @@ def pool_rows(html: str) -> dict[str, list[str]]:
 def license_rows(html: str) -> list[list[str]]:
     """The rows of the nested table of licenses (kind, quantity, assigned, state, start, term
     end, care end, order)."""
-    nested = re.search(r'<table class="nested">.*?<tbody>(.*?)</tbody>', html, re.S)
+    nested = re.search(r'<table class="nested[^"]*">.*?<tbody>(.*?)</tbody>', html, re.S)
     assert nested is not None, html
     return [
         [squash(cell) for cell in re.findall(r"<td\b[^>]*>(.*?)</td>", row, re.S)]
@@ -207,16 +207,37 @@ def test_the_licenses_page_shows_one_row_per_application(cast, account, licenses
 
     assert response.status_code == 200
     page = response.content.decode()
+
+    def day(name: str, field: str = "care_ends_at") -> str:
+        return getattr(licenses[name], field).strftime("%Y-%m-%d")
+
+    # The care cell names the nearest care end; the last cell the nearest term end.
     assert pool_rows(page) == {
-        "Attendant Console": ["seats", "5", "0", "5", "0", "expiring"],
-        "Call Analytics": ["users", "8", "0", "8", "0", "expired"],
-        "Call Billing": ["users", "0", "0", "0", "7", "—"],
+        "Attendant Console": ["seats", "5", "0", "5", "0", f"expiring until {day('console')}", "—"],
+        "Call Analytics": [
+            "users",
+            "8",
+            "0",
+            "8",
+            "0",
+            f"expired ended {day('analytics')}",
+            day("analytics", "ends_at"),
+        ],
+        "Call Billing": ["users", "0", "0", "0", "7", "—", "—"],
         # Active only: 10 perpetual + 5 subscription; 20 locked apart; expired and revoked out.
-        "Call Recording": ["channels", "15", "4", "11", "20", "active"],
+        "Call Recording": [
+            "channels",
+            "15",
+            "4",
+            "11",
+            "20",
+            f"active until {day('recording_perpetual')}",
+            day("recording_subscription", "ends_at"),
+        ],
     }
     assert list(pool_rows(page)) == sorted(pool_rows(page))
     # Collapsed: no license is listed, only the way to load them.
-    assert 'class="nested"' not in page
+    assert 'class="nested' not in page
     assert "PO-100" not in page and "BOB-PO-1" not in page
     assert f'hx-get="/accounts/{account.pk}/licenses/CALL_RECORDING/"' in page
 
@@ -252,7 +273,7 @@ def test_expand_shows_that_applications_licenses_with_their_order(cast, account,
     assert by_order["PO-101"][0].startswith("Subscription")
     care_end = licenses["recording_perpetual"].care_ends_at.strftime("%Y-%m-%d")
     assert by_order["PO-100"][6] == care_end
-    assert page.count('class="nested"') == 1
+    assert page.count('class="nested') == 1
     assert re.search(r"<details open\s", page)
     # Only that application, only this account.
     assert "PO-200" not in page and "BOB-PO-1" not in page
@@ -262,7 +283,7 @@ def test_expanding_an_unknown_application_shows_the_rows_only(cast, account, lic
     response = client_for(cast.alice_member).get(f"/accounts/{account.pk}/?expand=NOPE")
 
     assert response.status_code == 200
-    assert 'class="nested"' not in response.content.decode()
+    assert 'class="nested' not in response.content.decode()
     assert len(pool_rows(response.content.decode())) == 4
 
 
