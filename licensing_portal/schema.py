@@ -15,7 +15,34 @@ ProblemSerializer = inline_serializer(
         "detail": serializers.CharField(),
         "code": serializers.ChoiceField(choices=sorted(STATUS_FOR_CODE)),
         "errors": serializers.DictField(
-            child=serializers.ListField(child=serializers.CharField()), required=False
+            child=serializers.ListField(child=serializers.CharField()),
+            required=False,
+            help_text="validation_error: the messages of each field, by its dotted path.",
+        ),
+        "available": serializers.IntegerField(
+            required=False, help_text="insufficient_capacity: how much is free to assign."
+        ),
+        "held": serializers.IntegerField(
+            required=False, help_text="insufficient_capacity: what the server holds now."
+        ),
+        "retry_after": serializers.IntegerField(
+            required=False, help_text="rate_limited: seconds to wait (also `Retry-After`)."
+        ),
+        "limit": serializers.IntegerField(
+            required=False, help_text="payload_too_large: the largest body accepted, in bytes."
+        ),
+        "reason": serializers.CharField(
+            required=False,
+            help_text="token_invalid / credential_revoked / fingerprint_mismatch: why, in one "
+            "word (`checksum`, `unknown`, `revoked`, `other_server`).",
+        ),
+        "order_id": serializers.CharField(
+            required=False, help_text="idempotency_conflict: the order placed under the reference."
+        ),
+        "licenses": serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="order_locked: the licenses that are still locked.",
         ),
     },
 )
@@ -27,9 +54,45 @@ _DESCRIPTIONS = {
     404: "No such object visible to the caller (`not_found`).",
     409: "Conflict with the current state.",
     410: "Gone (expired).",
+    413: "The body is over the documented limit (`payload_too_large`).",
     422: "Refused by a business rule.",
     429: "Too many failed attempts (`rate_limited`).",
+    503: "Briefly unavailable (`service_unavailable`); retry after `Retry-After` seconds.",
 }
+
+
+def add_health_check(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular post-processing hook: /healthz is a plain Django view (it must stay
+    cheaper than any API view), so its operation is added here."""
+    result.setdefault("paths", {})["/healthz"] = {
+        "get": {
+            "operationId": "healthz",
+            "summary": "Health check: 200 when the database answers one query",
+            "tags": ["health"],
+            "security": [{}],
+            "responses": {
+                "200": {
+                    "description": "The service and its database answer.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"status": {"type": "string", "enum": ["ok"]}},
+                                "required": ["status"],
+                            }
+                        }
+                    },
+                },
+                "503": {
+                    "description": _DESCRIPTIONS[503],
+                    "content": {
+                        PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                },
+            },
+        }
+    }
+    return result
 
 
 def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:

@@ -245,6 +245,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "licensing_portal.schema.add_health_check",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "LicenseStateEnum": "smartaccounts.models.License.State",
         "LicenseKindEnum": "smartaccounts.models.License.Kind",

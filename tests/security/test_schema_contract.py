@@ -1,0 +1,51 @@
+"""The OpenAPI schema states the contract of ../shared/API.md: every error code it names, the
+fields an error body can carry, and the health check."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+API_MD = Path(__file__).resolve().parents[3] / "shared" / "API.md"
+
+
+@pytest.fixture(scope="module")
+def schema(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("schema") / "schema.yaml"
+    call_command("spectacular", "--file", str(out))
+    return yaml.safe_load(out.read_text())
+
+
+def documented_codes() -> set[str]:
+    if not API_MD.exists():
+        pytest.skip(f"{API_MD} is not beside the checkout")
+    section = API_MD.read_text().split("## Error codes", 1)[1].split("An error body may", 1)[0]
+    return set(re.findall(r"`([a-z_]+)`", section))
+
+
+def resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node or "allOf" in node:
+        ref = node["$ref"] if "$ref" in node else node["allOf"][0]["$ref"]
+        node = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    return node
+
+
+def test_the_schema_lists_exactly_the_error_codes_of_the_contract(schema):
+    code = schema["components"]["schemas"]["Problem"]["properties"]["code"]
+    codes = set(resolve(schema, code)["enum"])
+
+    assert codes == documented_codes()
+
+
+def test_error_bodies_declare_every_extra_field(schema):
+    fields = set(schema["components"]["schemas"]["Problem"]["properties"])
+
+    assert {"available", "retry_after", "limit", "errors", "reason"} <= fields
+
+
+def test_the_health_check_is_in_the_schema(schema):
+    operation = schema["paths"]["/healthz"]["get"]
+
+    assert set(operation["responses"]) == {"200", "503"}
