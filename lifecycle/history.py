@@ -31,6 +31,7 @@ ACTION_LABELS = {
     "order.unlocked": "Order unlocked",
     "order.email_sent": "Order e-mail sent",
     "order.email_resent": "Order e-mail sent again",
+    "order.customer_notified": "Customer told of new licenses",
     "license.created": "Licenses delivered",
     "license.expanded": "Licenses expanded",
     "license.renewed": "License renewed",
@@ -196,7 +197,7 @@ def actor_name(event: AuditEvent, viewer: Actor, names: Names) -> str:
     if event.actor_label.startswith("server ") and event.object_type == "tokens.server":
         server = names.servers.get(event.object_id)
         return f"Server {server.name}" if server else "The server"
-    if event.action == "order.unlocked":
+    if event.actor_label.startswith("unlock link"):
         order = names.orders.get(event.object_id)
         partner = order.placed_by.name if order else "The partner"
         return f"{partner} (unlock link in the order e-mail)"
@@ -239,7 +240,9 @@ def describe(event: AuditEvent, names: Names) -> str:  # noqa: C901 - one branch
     reference = data.get("reference") or data.get("order") or ""
     if action == "order.received":
         lines = data.get("lines")
-        return f"Order {reference} received" + (f" with {lines} lines" if lines else "")
+        if not lines:
+            return f"Order {reference} received"
+        return f"Order {reference} received with {lines} line{'s' if lines != 1 else ''}"
     if action == "order.unlocked":
         return f"Order {reference} unlocked: its licenses can be used"
     if action == "order.email_sent":
@@ -247,6 +250,9 @@ def describe(event: AuditEvent, names: Names) -> str:  # noqa: C901 - one branch
         return f"E-mail for {thing} sent to {to}" if to else f"E-mail for {thing} sent"
     if action == "order.email_resent":
         return f"E-mail for order {reference} sent again"
+    if action == "order.customer_notified":
+        to = ", ".join(data.get("to") or [])
+        return f"Told {to or 'the customer'} that the licenses of {thing} are available"
     if action in ("license.created", "license.expanded"):
         amount = _amount(data.get("quantity"), product, code)
         verb = "Added" if action == "license.expanded" else "Delivered"
