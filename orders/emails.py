@@ -80,7 +80,9 @@ def render_licenses_available_email(row: OutboundEmail) -> EmailMultiAlternative
         "site_url": settings.SITE_URL,
     }
     message = EmailMultiAlternatives(
-        subject=f"New licenses are available in {order.account.name}'s Smart Account",
+        subject=" ".join(
+            f"New licenses are available in {order.account.name}'s Smart Account".split()
+        ),
         body=render_to_string("emails/licenses_available.txt", context),
         to=row.to,
     )

@@ -72,7 +72,7 @@ def render_invitation_email(row: OutboundEmail) -> EmailMultiAlternatives | None
     else:
         subject = f"You are invited to {organization} on the Cloud Licensing portal"
     message = EmailMultiAlternatives(
-        subject=subject,
+        subject=" ".join(subject.split()),  # a name with a line break never breaks the header
         body=render_to_string("emails/invitation.txt", context),
         to=[user.email],
     )

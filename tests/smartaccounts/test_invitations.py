@@ -132,3 +132,18 @@ def test_a_member_who_already_signed_up_gets_no_stale_invitation(
     row = OutboundEmail.objects.get(kind="invitation")
     assert deliver_email(row_id=str(row.pk)) is False
     assert mail.outbox == []
+
+
+def test_a_line_break_in_the_inviters_name_does_not_stick_the_invitation(
+    cast, django_capture_on_commit_callbacks
+):
+    cast.alice_admin.full_name = "Ada\r\nBcc: victim@example.org"
+    cast.alice_admin.save()
+
+    message = invite(
+        cast.alice_admin, "new.person@example.org", "member", django_capture_on_commit_callbacks
+    )
+
+    assert "\n" not in message.subject and "\r" not in message.subject
+    assert message.recipients() == ["new.person@example.org"]
+    assert OutboundEmail.objects.get(kind="invitation").sent_at is not None
