@@ -148,7 +148,7 @@ def resend_invitation(
     """Invite again someone who has not chosen a password yet. False when there is nobody to
     invite any more (signed up or deactivated)."""
     with transaction.atomic():
-        user = User.objects.select_for_update().select_related("organization").get(pk=user.pk)
+        user = User.objects.select_for_update().get(pk=user.pk)
         if not user.is_active or user.has_usable_password():
             return False
         enqueue_email(

@@ -68,3 +68,36 @@ def test_concurrent_unlocks_unlock_once(cast):
     assert run_together(6, unlock) == [200] * 6
     assert AuditEvent.objects.filter(action="order.unlocked").count() == 1
     assert set(License.objects.values_list("state", flat=True)) == {"active"}
+    # The first-time customer is invited once, not once per request.
+    assert OutboundEmail.objects.filter(kind="invitation").count() == 1
+
+
+def test_concurrent_unlocks_tell_the_customer_once(cast):
+    carol = {"name": "Carol Corp", "email": "it@carol.example", "external_id": "ALICE-CAROL"}
+    client = api_client_for(cast.alice_reseller)
+    order_id = client.post(URL, order_body("PO-TELL", carol), format="json").json()["id"]
+    header = client._credentials["HTTP_AUTHORIZATION"]
+
+    def unlock(_):
+        c = APIClient()
+        c.credentials(HTTP_AUTHORIZATION=header)
+        return c.post(f"{URL}/{order_id}/unlock").status_code
+
+    assert run_together(6, unlock) == [200] * 6
+    told = OutboundEmail.objects.filter(kind="licenses_available")
+    assert [row.to for row in told] == [["carol@carol.example"]]
+
+
+def test_the_reseller_racing_the_distributor_never_unlocks(cast):
+    body = order_body("PO-HELD", reseller=str(cast.alice_reseller.pk))
+    order_id = api_client_for(cast.distributor).post(URL, body, format="json").json()["id"]
+    reseller = api_client_for(cast.alice_reseller)._credentials["HTTP_AUTHORIZATION"]
+
+    def unlock(index):
+        c = APIClient()
+        c.credentials(HTTP_AUTHORIZATION=reseller)
+        return c.post(f"{URL}/{order_id}/unlock").status_code
+
+    assert run_together(4, unlock) == [404] * 4
+    assert Order.objects.get(pk=order_id).state == "locked"
+    assert not AuditEvent.objects.filter(action="order.unlocked").exists()
