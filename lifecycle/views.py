@@ -12,7 +12,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 from licensing_portal.authentication import actor_for
 from licensing_portal.exports import csv_response
 from smartaccounts.models import Organization
-from smartaccounts.selectors import get_account_for
+from smartaccounts.selectors import accounts_for, get_account_for
+from tokens.selectors import overused_servers_in
 
 from . import history, services
 from .forms import NotificationsForm
@@ -134,6 +135,7 @@ def renewals(request: HttpRequest) -> HttpResponse:
         "page": Paginator(licenses, 25).get_page(request.GET.get("page")),
         "sort": sort,
         "stale": stale_servers_for(actor)[:50],
+        "overused": overused_servers_in(accounts_for(actor))[:50],
         "locked": locked_orders_for(actor)[:50],
         "now": now,
         "poll_seconds": POLL_SECONDS,

@@ -141,3 +141,13 @@ def test_the_resellers_digest_takes_a_constant_number_of_queries(
     assert len(sections["overuse"]) == customers
     assert len(sections["terms_ending"]) == customers
     assert len(sections["stale_servers"]) == customers
+
+
+def test_the_renewals_page_lists_overuse_across_customers(cast, client, overused):
+    client.force_login(cast.alice_member)
+    page = client.get("/renewals/").content.decode()
+    assert "PBX-1</a> (Carol Corp): 80 channels of Call Recording in use, 60 assigned" in page
+
+    client.force_login(cast.bob_admin)
+    page = client.get("/renewals/").content.decode()
+    assert "PBX-1" not in page and "Carol Corp" not in page
