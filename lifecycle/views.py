@@ -114,20 +114,17 @@ def renewals(request: HttpRequest) -> HttpResponse:
                 "license_id",
             ],
             (
-                [
-                    history.inert(cell)
-                    for cell in (
-                        lic.account.name,
-                        lic.product.code,
-                        lic.kind,
-                        lic.quantity,
-                        lic.ends_at.isoformat() if lic.ends_at else "",
-                        lic.care_ends_at.isoformat() if lic.care_ends_at else "",
-                        lic.next_end.isoformat(),
-                        lic.auto_renew if lic.kind == "subscription" else "",
-                        lic.pk,
-                    )
-                ]
+                (
+                    lic.account.name,
+                    lic.product.code,
+                    lic.kind,
+                    lic.quantity,
+                    lic.ends_at.isoformat() if lic.ends_at else "",
+                    lic.care_ends_at.isoformat() if lic.care_ends_at else "",
+                    lic.next_end.isoformat(),
+                    lic.auto_renew if lic.kind == "subscription" else "",
+                    lic.pk,
+                )
                 for lic in licenses.iterator(chunk_size=500)
             ),
         )
