@@ -426,7 +426,7 @@ def unlock_order_with_link(*, secret: str, actor: Actor) -> tuple[Order, bool]:
     order = find_order_by_unlock_secret(secret)
     if order is None:
         raise OrderError("not_found", "This unlock link is not valid.")
-    return _release(order, actor)
+    return _release(order, actor, link_secret=secret)
 
 
 def _require_holder(order: Order, actor: Actor) -> None:
@@ -434,13 +434,16 @@ def _require_holder(order: Order, actor: Actor) -> None:
         raise OrderError("not_found", "No such order.")
 
 
-def _release(order: Order, actor: Actor) -> tuple[Order, bool]:
+def _release(order: Order, actor: Actor, *, link_secret: str | None = None) -> tuple[Order, bool]:
     with transaction.atomic():
         locked = (
             Order.objects.select_for_update()
             .select_related("placed_by", "reseller", "customer", "account")
             .get(pk=order.pk)
         )
+        if link_secret is not None and not secret_matches(link_secret, locked.unlock_secret_hash):
+            # A new e-mail retired this link while the request was on its way.
+            raise OrderError("not_found", "This unlock link is not valid.")
         if not locked.is_locked:
             return locked, False
         now = timezone.now()

@@ -303,3 +303,20 @@ def test_a_viewer_gets_no_confirm_page(cast, place):
     page = login(cast.alice_viewer).get(f"/orders/{order.pk}/").content.decode()
     assert f"/orders/{order.pk}/unlock/" not in page
     assert license_states(order) == {"locked"}
+
+
+def test_a_link_retired_while_its_request_was_on_its_way_unlocks_nothing(cast, place, monkeypatch):
+    """The link was valid when the page looked it up, then a re-send replaced it before the
+    row lock: the secret is checked again under the lock."""
+    order = place(cast.alice_reseller)
+    path = re.search(r"https://licensing\.example\.test/unlock/([^/\s]+)/", mail.outbox[-1].body)
+    secret = path[1]
+    found = services.find_order_by_unlock_secret(secret)
+    Order.objects.filter(pk=order.pk).update(unlock_secret_hash="")  # the re-send's effect
+    monkeypatch.setattr(services, "find_order_by_unlock_secret", lambda _: found)
+
+    with pytest.raises(OrderError) as refused:
+        services.unlock_order_with_link(secret=secret, actor=Actor.anonymous("link"))
+
+    assert refused.value.code == "not_found"
+    assert license_states(order) == {"locked"}
