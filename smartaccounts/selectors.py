@@ -193,13 +193,9 @@ def arrange_pool(rows: list[PoolRow], *, sort: str, care: str = "") -> list[Pool
     return sorted(rows, key=keys.get(column, keys["name"]), reverse=sort.startswith("-"))
 
 
-def partners_of(account: SmartAccount) -> list[Organization]:
-    """The resellers serving the account's organization, as its users see them."""
-    return list(
-        Organization.objects.filter(customer_links__customer=account.organization_id).order_by(
-            "name"
-        )
-    )
+def partners_of(customer: Organization) -> list[Organization]:
+    """The resellers serving a customer organization, as its users see them."""
+    return list(Organization.objects.filter(customer_links__customer=customer).order_by("name"))
 
 
 def licenses_for_export(account: SmartAccount) -> QuerySet[License]:

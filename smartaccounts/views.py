@@ -51,7 +51,11 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("tokens:picker")
     account = accounts_for(actor_for(request)).first()
     if account is None:
-        return render(request, "smartaccounts/home_customer.html", {"organization": org})
+        return render(
+            request,
+            "smartaccounts/home_customer.html",
+            {"organization": org, "partners": partners_of(org)},
+        )
     return redirect("smartaccounts:account", account_id=account.pk)
 
 
@@ -90,7 +94,7 @@ def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
             "care": care,
             "care_filters": _care_filters(request, care),
             "kept_query": kept.urlencode(),
-            "partners": partners_of(account) if is_customer else [],
+            "partners": partners_of(account.organization) if is_customer else [],
         },
     )
 

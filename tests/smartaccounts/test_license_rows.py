@@ -474,3 +474,16 @@ def test_partners_do_not_see_the_partner_line(cast, account, rows):
     page = client_for(cast.alice_admin).get(f"/accounts/{account.pk}/").content.decode()
 
     assert 'class="partner"' not in page
+
+
+def test_a_customer_still_without_a_smart_account_is_told_who_its_partner_is(cast):
+    erin = CustomerFactory(name="Erin Ltd", smart_account=None)
+    PartnerLinkFactory(reseller=cast.alice_reseller, customer=erin)
+    user = User.objects.create_user("it@erin.example", "pw-for-tests-123", organization=erin)
+
+    page = client_for(user).get("/").content.decode()
+
+    assert squash(re.search(r'<p class="partner">(.*?)</p>', page, re.S).group(1)).startswith(
+        "Your partner: Alice Reseller, orders@alice.example"
+    )
+    assert "Ask Alice Reseller" in page
