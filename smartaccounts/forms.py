@@ -106,7 +106,7 @@ class LicenseAdminForm(forms.ModelForm):
 
     def clean_quantity(self) -> int:
         quantity = self.cleaned_data["quantity"]
-        if self.instance.pk is None or quantity is None:
+        if self.instance._state.adding or quantity is None:
             return quantity
         # The admin validates and saves in one transaction; the row lock keeps an assignment
         # made meanwhile from slipping in between this check and the save.
