@@ -109,3 +109,14 @@ def test_a_license_no_server_holds_may_go_down_to_one(staff, cast):
     assert response.status_code == 302
     lic.refresh_from_db()
     assert lic.quantity == 1
+
+
+def test_adding_a_license_in_the_back_office_still_works(staff, cast):
+    template = LicenseFactory.build(account=cast.carol_customer.smart_account, product=cast.console)
+    data = change_form(template)
+    data["quantity"] = "3"
+
+    response = staff.post(reverse("admin:smartaccounts_license_add"), data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert License.objects.get(product=cast.console).quantity == 3
