@@ -68,7 +68,7 @@ def render_expiry_reminder_email(row: OutboundEmail) -> EmailMultiAlternatives |
         "notice": notice,
         "customer": notice.customer,
         "lines": list(notice.lines.select_related("license__product").order_by("ends_at", "pk")),
-        "partners": partners_of(account),
+        "partners": partners_of(notice.customer),
         "licenses_url": settings.SITE_URL
         + reverse("smartaccounts:account", kwargs={"account_id": account.pk}),
         "settings_url": settings.SITE_URL + reverse("lifecycle:notifications"),
