@@ -74,7 +74,10 @@ def render_expiry_reminder_email(row: OutboundEmail) -> EmailMultiAlternatives |
         "settings_url": settings.SITE_URL + reverse("lifecycle:notifications"),
     }
     message = EmailMultiAlternatives(
-        subject=f"Cloud Licensing: care or subscriptions of {notice.customer.name} end soon",
+        # A name with a line break never breaks the header (nor sticks the row in the outbox).
+        subject=" ".join(
+            f"Cloud Licensing: care or subscriptions of {notice.customer.name} end soon".split()
+        ),
         body=render_to_string("emails/expiry_reminder.txt", context),
         to=row.to,
     )

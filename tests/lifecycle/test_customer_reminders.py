@@ -163,3 +163,19 @@ def test_customers_reminders_take_a_bounded_number_of_queries(
     with django_assert_max_num_queries(12):
         assert send_customer_reminders(now=timezone.now()) == 1
     assert ExpiryNoticeLine.objects.count() == 9
+
+
+def test_a_line_break_in_the_customers_name_does_not_stick_the_reminder(
+    cast, carol_account, clock, django_capture_on_commit_callbacks
+):
+    cast.carol_customer.name = "Carol\r\nBcc: victim@example.org"
+    cast.carol_customer.save()
+    LicenseFactory(account=carol_account, product=cast.recording, care_ends_at=at(days=6))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 1
+
+    (message,) = mail.outbox
+    assert "\n" not in message.subject and "\r" not in message.subject
+    assert sorted(message.recipients()) == ["carol@carol.example", "viewer@carol.example"]
+    assert OutboundEmail.objects.get(kind="expiry_reminder").sent_at is not None
