@@ -1,3 +1,4 @@
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,8 +40,13 @@ class InvitablePasswordResetForm(PasswordResetForm):
         from .emails import PASSWORD_RESET_EMAIL
 
         with transaction.atomic():
-            for user in self.get_users(self.cleaned_data["email"]):
+            users = list(self.get_users(self.cleaned_data["email"]))
+            for user in users:
                 enqueue_email(kind=PASSWORD_RESET_EMAIL, object_id=str(user.pk), to=[user.email])
+            if not users:
+                # The same work for an address with no account, so the answer's timing tells
+                # nothing: a row for nobody, which the sender finds nothing to send for.
+                enqueue_email(kind=PASSWORD_RESET_EMAIL, object_id=str(uuid.UUID(int=0)), to=[])
 
 
 class ApiKeyForm(forms.Form):
