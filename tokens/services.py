@@ -180,7 +180,7 @@ def assign_capacity(
         delta = quantity - current
         if delta > available:
             detail = (
-                f"Only {available} more {product.unit} of {product.code} are available; "
+                f"Only {available} more {product.unit} of {product.name} are available; "
                 f"this server holds {current}."
             )
             if server.state == Server.State.OFFLINE and any(
@@ -190,7 +190,7 @@ def assign_capacity(
                 for lic in licenses
             ):
                 detail = (
-                    f"Only {available} more {product.unit} of {product.code} are available to "
+                    f"Only {available} more {product.unit} of {product.name} are available to "
                     f"this server: it was activated offline, and a license file carries "
                     f"perpetual capacity only. Subscription capacity needs a server activated "
                     f"online. This server holds {current}."

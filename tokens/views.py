@@ -233,14 +233,25 @@ def servers_csv(request: HttpRequest, account_id: str) -> HttpResponse:
 
 
 def _server_page(
-    request: HttpRequest, server: Server, *, status: int = 200, **extra: object
+    request: HttpRequest,
+    server: Server,
+    *,
+    status: int = 200,
+    errors: dict[str, list[str]] | None = None,
+    **extra: object,
 ) -> HttpResponse:
     now = timezone.now()
     held = holdings(server, now)
+    errors = errors or {}
+    # Refusals show beside their field; those with no field on the page (a deactivated
+    # server, an application the account lacks) above the table.
+    fields = set() if server.is_deactivated else {h.product.code for h in held}
     context = dict(
         account=server.account,
         server=server,
         holdings=held,
+        errors=errors,
+        unplaced_errors={code: e for code, e in errors.items() if code not in fields},
         over_use=over_use_of(
             server,
             {h.product.code: h.held for h in held},

@@ -249,7 +249,7 @@ def test_a_stale_tab_sees_the_refusal_and_the_true_value(cast, account, perpetua
     assert response.status_code == 409
     page = response.content.decode()
     assert "<html" not in page  # the fragment htmx swaps in (static/portal/portal.js)
-    assert "Only 0 more channels of CALL_RECORDING are available; this server holds 2." in (
+    assert "Only 0 more channels of Call Recording are available; this server holds 2." in (
         field_error(page, "CALL_RECORDING")
     )
     assert field_value(page, "CALL_RECORDING") == "2"

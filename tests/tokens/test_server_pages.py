@@ -594,7 +594,7 @@ def test_more_than_available_shows_an_error_and_changes_nothing(cast, account, s
     page = response.content.decode()
     error = re.search(r'<ul class="errorlist" id="err-CALL_RECORDING"[^>]*>(.*?)</ul>', page, re.S)
     assert error is not None
-    assert "Only 1 more channels of CALL_RECORDING are available" in squash(error.group(1))
+    assert "Only 1 more channels of Call Recording are available" in squash(error.group(1))
     assert re.search(r'id="qty-CALL_RECORDING"[^>]*aria-invalid="true"', page)
     assert "activation-token" not in page
     assert snapshot() == before
@@ -687,7 +687,7 @@ def test_an_application_the_account_lacks_shows_an_error_and_changes_nothing(cas
     assert response.status_code == 409
     errors = re.search(r'id="capacity-errors">(.*?)</ul>', response.content.decode(), re.S)
     assert errors is not None
-    assert "Only 0 more users of CALL_BILLING are available" in errors.group(1)
+    assert "Only 0 more users of Call Billing are available" in errors.group(1)
     assert snapshot() == before
 
 
