@@ -54,6 +54,7 @@ OPERATIONS: dict[str, str | None] = {
     "activation_create": None,
     "activation_sync": None,
     "keys_list": None,
+    "healthz": None,
     "orders_list": "alice_reseller",
     "orders_create": "alice_reseller",
     "orders_retrieve": "alice_reseller",
