@@ -23,6 +23,10 @@ class OutboundEmail(models.Model):
     subject = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # A sender claims the row before sending, outside any transaction: until claimed_until no
+    # other sender takes it; a claim whose sender died runs out and the row is taken again.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,10 +1,35 @@
+"""The outbox: every outbound message is a row written with the change that causes it, then
+sent by `deliver_email` in three steps, none of which holds a transaction across the send:
+
+1. **claim** — a conditional UPDATE marks the row as being sent by this sender until a lease
+   ends, and commits. Two senders given the same row: one claim wins, the other backs off.
+2. **send** — render and hand the message to the backend, outside any transaction. The message
+   is a pure function of the row: its ``Message-ID`` and ``Date`` come from the row, and every
+   secret in its links is derived from the row's id under ``OUTBOX_LINK_KEY`` (`link_secret`),
+   with its hash committed before the send. Sending the row again gives the same message.
+3. **record** — mark it sent (only under this sender's claim) and run what the renderer asked
+   to happen once it left (an audit event).
+
+A sender that dies between 2 and 3 leaves the claim to run out; the row is then sent again,
+identical, so mail systems fold the copy. At most one send per row in normal operation, at
+least once under faults.
+"""
+
+import base64
+import hashlib
+import hmac
 import logging
+import uuid
 from datetime import datetime
+from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .models import OutboundEmail
@@ -13,6 +38,14 @@ from .renderers import render
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
+
+
+class ClaimedElsewhere(Exception):
+    """Another sender holds the row; try again once its claim may have run out."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(f"claimed by another sender for {retry_in:.0f} s more")
+        self.retry_in = retry_in
 
 
 def enqueue_email(
@@ -42,46 +75,113 @@ def _publish(row_id: object) -> None:
         logger.warning("Could not queue e-mail %s; the outbox sweep will send it", row_id)
 
 
-def deliver_email(*, row_id: str) -> bool:
+# --- what makes a repeated delivery the same message ------------------------------------
+
+
+def link_secret(row: OutboundEmail, purpose: str) -> str:
+    """A secret for a link in this row's message (256 bits): the same on every delivery of the
+    row, different for every row and purpose, never stored (only its hash is)."""
+    key = settings.OUTBOX_LINK_KEY.encode()
+    digest = hmac.new(key, f"{row.pk}:{purpose}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class _TokensAt(PasswordResetTokenGenerator):
+    """Django's password-reset tokens as of one moment, so the same row yields the same token."""
+
+    def __init__(self, moment: datetime) -> None:
+        super().__init__()
+        self._moment = moment
+
+    def _now(self) -> datetime:  # the hook Django's own tests use to pin the clock
+        return timezone.make_naive(self._moment, timezone.get_default_timezone())
+
+
+def token_generator_for(row: OutboundEmail) -> PasswordResetTokenGenerator:
+    """Reset and invitation tokens for this row's message, as of the row's creation."""
+    return _TokensAt(row.created_at)
+
+
+def message_id(row: OutboundEmail) -> str:
+    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+    return f"<{row.pk}@{domain}>"
+
+
+def _stamp(message: EmailMessage, row: OutboundEmail) -> None:
+    message.extra_headers["Message-ID"] = message_id(row)
+    message.extra_headers["Date"] = format_datetime(row.created_at)
+
+
+# --- claim, send, record --------------------------------------------------------------------
+
+
+def _claim(row_id: str, now: datetime) -> tuple[OutboundEmail, uuid.UUID] | None:
+    claim = uuid.uuid4()
+    taken = OutboundEmail.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
+        pk=row_id,
+        sent_at__isnull=True,
+    ).update(
+        claim=claim,
+        claimed_until=now + settings.OUTBOX_CLAIM_LEASE,
+        attempts=F("attempts") + 1,
+    )
+    if taken:
+        return OutboundEmail.objects.get(pk=row_id), claim
+    held = OutboundEmail.objects.filter(pk=row_id, sent_at__isnull=True).first()
+    if held is not None and held.claimed_until is not None:
+        raise ClaimedElsewhere((held.claimed_until - now).total_seconds())
+    return None  # sent already, or gone
+
+
+def _release(row: OutboundEmail, claim: uuid.UUID, error: BaseException) -> None:
+    """The send failed: let the next attempt take the row at once."""
+    OutboundEmail.objects.filter(pk=row.pk, claim=claim, sent_at__isnull=True).update(
+        claimed_until=None, last_error=f"{type(error).__name__}: {error}"[:2000]
+    )
+
+
+def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
     """Send one outbox row unless it was sent already. True when this call sent it.
 
-    The row is locked for the whole send, so two workers given the same row (a duplicate
-    delivery, a sweep racing the task) cannot both send it; if this process dies mid-send the
-    transaction rolls back and the row is sent again later.
+    Raises ClaimedElsewhere while another sender's claim holds the row, and the send's own
+    error when the message could not be handed over (the row is then free for a retry).
     """
+    now = now or timezone.now()
+    claimed = _claim(row_id, now)
+    if claimed is None:
+        return False
+    row, claim = claimed
     try:
-        with transaction.atomic():
-            row = (
-                OutboundEmail.objects.select_for_update(skip_locked=True)
-                .filter(pk=row_id, sent_at__isnull=True)
-                .first()
-            )
-            if row is None:
-                return False
-            message = render(row)
-            if message is None:
-                row.last_error = "Nothing to send any more."
-                row.sent_at = timezone.now()
-                row.save(update_fields=["last_error", "sent_at"])
-                return False
+        message = render(row)
+        if message is not None:
+            _stamp(message, row)
             message.send(fail_silently=False)
-            row.subject = message.subject[:255]
-            row.sent_at = timezone.now()
-            row.attempts += 1
-            row.last_error = ""
-            row.save(update_fields=["subject", "sent_at", "attempts", "last_error"])
-            return True
     except Exception as exc:
-        OutboundEmail.objects.filter(pk=row_id, sent_at__isnull=True).update(
-            attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
-        )
+        _release(row, claim, exc)
         raise
+    with transaction.atomic():
+        recorded = OutboundEmail.objects.filter(pk=row.pk, claim=claim, sent_at__isnull=True)
+        if message is None:
+            recorded.update(
+                sent_at=timezone.now(), last_error="Nothing to send any more.", claimed_until=None
+            )
+            return False
+        recorded.update(
+            subject=message.subject[:255], sent_at=timezone.now(), last_error="", claimed_until=None
+        )
+        after_sent = getattr(message, "after_sent", None)
+        if after_sent is not None:
+            after_sent()
+    return True
 
 
 def sweep_outbox(*, now: datetime | None = None) -> int:
-    """Send rows whose task never ran (broker down at commit, worker lost). Returns how many."""
+    """Send rows whose task never ran (broker down at commit, worker lost) or whose sender's
+    claim ran out. Returns how many it sent."""
     now = now or timezone.now()
     due = OutboundEmail.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
         sent_at__isnull=True,
         created_at__lte=now - settings.OUTBOX_SWEEP_AFTER,
         attempts__lt=MAX_ATTEMPTS,
@@ -89,8 +189,10 @@ def sweep_outbox(*, now: datetime | None = None) -> int:
     sent = 0
     for row_id in list(due[:500]):
         try:
-            if deliver_email(row_id=str(row_id)):
+            if deliver_email(row_id=str(row_id), now=now):
                 sent += 1
+        except ClaimedElsewhere:
+            continue
         except Exception:
             logger.exception("Outbox row %s failed to send; it will be retried", row_id)
     return sent

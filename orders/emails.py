@@ -8,9 +8,9 @@ from django.urls import reverse
 
 from notifications.models import OutboundEmail
 from notifications.renderers import register
+from notifications.services import link_secret
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
-from smartaccounts.secrets import new_secret
 
 from .models import Order
 from .services import LICENSES_AVAILABLE_EMAIL, ORDER_EMAIL, set_unlock_secret
@@ -32,7 +32,9 @@ def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         return None
     link = None
     if order.is_locked:
-        secret = new_secret()
+        # Derived from the row: a repeated delivery carries the same, working link. Its hash
+        # is committed before the message leaves.
+        secret = link_secret(row, "unlock")
         set_unlock_secret(order=order, secret=secret)
         link = unlock_url(secret)
     context = {
@@ -50,8 +52,8 @@ def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         to=row.to,
     )
     message.attach_alternative(render_to_string("emails/order.html", context), "text/html")
-    # Written in the sending transaction: it stays only if the message really left.
-    record_event(
+    # Recorded with the row once the message has left.
+    message.after_sent = lambda: record_event(  # type: ignore[attr-defined]
         actor=Actor.system("outbox"),
         action="order.email_sent",
         obj=order,
@@ -89,7 +91,7 @@ def render_licenses_available_email(row: OutboundEmail) -> EmailMultiAlternative
     message.attach_alternative(
         render_to_string("emails/licenses_available.html", context), "text/html"
     )
-    record_event(
+    message.after_sent = lambda: record_event(  # type: ignore[attr-defined]
         actor=Actor.system("outbox"),
         action="order.customer_notified",
         obj=order,

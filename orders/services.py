@@ -8,6 +8,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.db import transaction
 from django.utils import timezone
 
+from notifications.models import OutboundEmail
 from notifications.services import enqueue_email
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
@@ -492,6 +493,11 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
             raise OrderError("validation_error", "This order is already unlocked.")
         locked.unlock_secret_hash = ""
         locked.save(update_fields=["unlock_secret_hash"])
+        # An earlier e-mail still waiting (or whose sender died mid-way) is closed: only the
+        # new one's link may work.
+        OutboundEmail.objects.filter(
+            kind=ORDER_EMAIL, object_id=str(locked.pk), sent_at__isnull=True
+        ).update(sent_at=timezone.now(), last_error="Replaced by a re-sent e-mail.")
         enqueue_email(
             kind=ORDER_EMAIL, object_id=str(locked.pk), to=partner_recipients(locked.placed_by)
         )

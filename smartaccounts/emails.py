@@ -1,7 +1,6 @@
 """The invitation e-mail: a link to set a first password, made with Django's token generator."""
 
 from django.conf import settings
-from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -10,6 +9,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from notifications.models import OutboundEmail
 from notifications.renderers import register
+from notifications.services import token_generator_for
 
 from .models import Organization, User
 from .services import INVITATION_EMAIL, INVITED_FOR_LICENSES
@@ -45,7 +45,7 @@ def render_invitation_email(row: OutboundEmail) -> EmailMultiAlternatives | None
         "smartaccounts:invitation",
         args=[
             urlsafe_base64_encode(force_bytes(user.pk)),
-            default_token_generator.make_token(user),
+            token_generator_for(row).make_token(user),
         ],
     )
     organization: Organization | None = user.organization
@@ -88,7 +88,7 @@ def render_password_reset_email(row: OutboundEmail) -> EmailMultiAlternatives | 
     context = {
         "email": user.email,
         "uid": urlsafe_base64_encode(force_bytes(user.pk)),
-        "token": default_token_generator.make_token(user),
+        "token": token_generator_for(row).make_token(user),
         "site_url": settings.SITE_URL,
     }
     subject = render_to_string("registration/password_reset_subject.txt", context).strip()

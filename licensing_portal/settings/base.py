@@ -212,6 +212,14 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Rows whose task has not run after this long are picked up by the sweep.
 OUTBOX_SWEEP_AFTER = timedelta(seconds=env_int("OUTBOX_SWEEP_AFTER_SECONDS", 60))
+# How long a sender holds a row it is sending; longer than a send can take (EMAIL_TIMEOUT).
+OUTBOX_CLAIM_LEASE = timedelta(seconds=env_int("OUTBOX_CLAIM_LEASE_SECONDS", 300))
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 60)
+# Key under which the secrets in an e-mail's links are derived from its outbox row, so a
+# repeated delivery carries the same links (SECURITY.md: S12). Kept apart from SECRET_HASH_KEY.
+OUTBOX_LINK_KEY = env_str(
+    "OUTBOX_LINK_KEY", hashlib.sha256(f"outbox-links:{SECRET_KEY}".encode()).hexdigest()
+)
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -321,6 +329,15 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 # --- License documents ----------------------------------------------------------------------
 LICENSE_ISSUER = env_str("LICENSE_ISSUER", SITE_URL)
+# The vendor's root key: its private half endorses signing keys and belongs apart from the web
+# servers (the embedded default keeps it under var/, made by `make run`); agents pin the public
+# half. LICENSE_ROOT_PUBLIC_KEY (ed25519:...) names it where the private half is absent.
+LICENSE_ROOT_KEY_FILE = env_str("LICENSE_ROOT_KEY_FILE", str(VAR_DIR / "root-key.pem"))
+LICENSE_ROOT_PUBLIC_KEY = env_str("LICENSE_ROOT_PUBLIC_KEY", "")
+LICENSE_KEY_ENDORSEMENT_DAYS = env_int("LICENSE_KEY_ENDORSEMENT_DAYS", 3650)
+# How long /api/v1/keys may be cached; a rotated key is published this long (plus a margin)
+# before it signs, so no verifier behind a cache meets an unknown kid.
+KEYS_MAX_AGE = timedelta(seconds=env_int("KEYS_MAX_AGE_SECONDS", 300))
 # Passphrase of the signing keys' encryption at rest; defaults to one derived from the secret key.
 LICENSE_KEY_PASSPHRASE = env_str("LICENSE_KEY_PASSPHRASE", "")
 # Online documents: how long a server may run without reaching us, and when it should refresh.
