@@ -50,30 +50,44 @@ document.addEventListener("htmx:validation:halted", (event) => {
 });
 
 // Any other failure (no permission, the network, the server) still says so beside the form
-// that was sent, instead of nothing at all.
+// that was sent (or the part of the page being refreshed), instead of nothing at all.
 function showFailure(elt, text) {
-  const form = (elt && elt.closest("form")) || elt;
-  if (!form || !form.parentNode) return;
-  let note = form.parentNode.querySelector(":scope > .htmx-failure");
+  const anchor = (elt && elt.closest("form")) || elt;
+  if (!anchor || !anchor.parentNode) return;
+  let note = anchor.parentNode.querySelector(":scope > .htmx-failure");
   if (!note) {
     note = document.createElement("p");
     note.className = "message message-error htmx-failure";
     note.setAttribute("role", "alert");
-    form.parentNode.insertBefore(note, form);
+    anchor.parentNode.insertBefore(note, anchor);
   }
   note.textContent = text;
+}
+function failureText(elt, status) {
+  if (!(elt && elt.closest("form"))) {
+    return `This part of the page could not be refreshed (error ${status}). Reload the page.`;
+  }
+  if (status === 403) return "Refused: your role may not make this change. Nothing was changed.";
+  if (status === 404) {
+    return "Not found: this item no longer exists or is not yours to change. Reload the page.";
+  }
+  return `The change did not go through (error ${status}). Reload the page and try again.`;
 }
 document.addEventListener("htmx:responseError", (event) => {
   const status = event.detail.xhr.status;
   if (SWAP_REFUSALS.has(status)) return;
-  const text =
-    status === 403
-      ? "Refused: your role may not make this change. Nothing was changed."
-      : status === 404
-        ? "Not found: this item no longer exists or is not yours to change. Reload the page."
-        : `The change did not go through (error ${status}). Reload the page and try again.`;
-  showFailure(event.detail.elt, text);
+  showFailure(event.detail.elt, failureText(event.detail.elt, status));
 });
 document.addEventListener("htmx:sendError", (event) => {
-  showFailure(event.detail.elt, "The portal could not be reached: nothing was changed. Check the connection and try again.");
+  showFailure(
+    event.detail.elt,
+    "The portal could not be reached: nothing was changed. Check the connection and try again.",
+  );
+});
+// A later answer that works clears the note.
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (!event.detail.successful) return;
+  const anchor = (event.detail.elt && event.detail.elt.closest("form")) || event.detail.elt;
+  const note = anchor && anchor.parentNode && anchor.parentNode.querySelector(":scope > .htmx-failure");
+  if (note) note.remove();
 });

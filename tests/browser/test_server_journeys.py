@@ -293,6 +293,17 @@ def test_a_refused_change_from_a_stale_tab_shows_why_and_the_true_value(site, ne
     expect(page.locator(".messages")).to_contain_text("now holds 15 channels of Call Recording")
     assert page.errors == [] and page.console_errors == [], page.console_errors
 
+    # Any other failure says so beside the form too, and the next answer that works clears it.
+    page.route("**/assign/CALL_RECORDING/", lambda route: route.fulfill(status=502, body="down"))
+    assign(page, "CALL_RECORDING", 16)
+    failure = page.locator(".htmx-failure")
+    expect(failure).to_contain_text("The change did not go through (error 502)")
+    expect(page.locator("#qty-CALL_RECORDING")).to_have_value("16")  # not saved, and said so
+    page.unroute("**/assign/CALL_RECORDING/")
+    assign(page, "CALL_RECORDING", 16)
+    expect(page.locator(".messages")).to_contain_text("now holds 16 channels of Call Recording")
+    expect(page.locator(".htmx-failure")).to_have_count(0)
+
 
 # --- (c) subscription capacity on an offline server ------------------------------------------
 
