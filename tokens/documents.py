@@ -4,6 +4,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,11 +57,15 @@ def _iso(value: datetime | None) -> str | None:
 
 def held_by(server: Server) -> list[Held]:
     """What the server holds on active licenses (one query)."""
-    assignments = (
+    return held_from(
         Assignment.objects.filter(server=server, license__state=License.State.ACTIVE)
         .select_related("license__product")
         .order_by("license__product__code", "license__created_at")
     )
+
+
+def held_from(assignments: Iterable[Assignment]) -> list[Held]:
+    """Held lines from assignments on active licenses, their license and product at hand."""
     return [
         Held(
             product=a.license.product.code,

@@ -1,6 +1,6 @@
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,15 @@ from smartaccounts.actors import Actor
 from smartaccounts.models import CARE_EXPIRING_WITHIN, License, Product, SmartAccount
 from smartaccounts.selectors import PoolRow, accounts_for, license_pool
 
-from .documents import Held, Subject, entitlement_key, entitlements, held_by, issued_claims
+from .documents import (
+    Held,
+    Subject,
+    entitlement_key,
+    entitlements,
+    held_by,
+    held_from,
+    issued_claims,
+)
 from .models import ActivationToken, Assignment, Server, ServerCredential
 
 
@@ -295,7 +303,11 @@ class OfflineFile:
     out_of_date: bool
 
 
-def last_offline_file(server: Server, now: datetime) -> OfflineFile | None:
+def last_offline_file(
+    server: Server, now: datetime, assignments: Iterable[Assignment] | None = None
+) -> OfflineFile | None:
+    """The last license file issued to `server`, compared with what it holds now: one query,
+    none when its assignments on active licenses are given (prefetched, see with_holdings)."""
     if not server.offline_document:
         return None
     claims = issued_claims(server.offline_document)
@@ -314,7 +326,8 @@ def last_offline_file(server: Server, now: datetime) -> OfflineFile | None:
             totals[code] = OfflineFileLine(
                 line.name, line.unit, line.quantity + item.get("quantity", 0), latest
             )
-    current = entitlements(held_by(server), now)
+    held = held_by(server) if assignments is None else held_from(assignments)
+    current = entitlements(held, now)
     out_of_date = sorted(map(entitlement_key, issued), key=repr) != sorted(
         map(entitlement_key, current), key=repr
     )

@@ -114,8 +114,14 @@ def _mark_over_use(servers: list[Server], products: dict[str, Product] | None = 
         products = (
             {p.code: p for p in Product.objects.filter(code__in=reported)} if reported else {}
         )
+    now = timezone.now()
     for server in servers:
         server.held = held_lines(server)
+        server.offline_file = (
+            last_offline_file(server, now, server.assignments.all())
+            if server.state == Server.State.OFFLINE
+            else None
+        )
     for server in servers:
         server.over = over_use_of(
             server, {line.product.code: line.quantity for line in server.held}, products
@@ -181,6 +187,8 @@ CSV_COLUMNS = [
     "held",
     "in_use",
     "over_use",
+    "license_file_issued_utc",
+    "license_file_out_of_date",
 ]
 
 
@@ -205,6 +213,12 @@ def _csv_rows(listed: Any) -> Iterator[list[Any]]:
             _utc(server.activated_at),
             _utc(server.created_at),
         ]
+        offline_file = server.offline_file
+        license_file = (
+            [_utc(offline_file.issued_at), "yes" if offline_file.out_of_date else "no"]
+            if offline_file
+            else ["", ""]
+        )
         over = {o.product.code: o for o in server.over}
         lines = [
             (line.product.code, line.product.name, line.quantity, line.used) for line in server.held
@@ -216,10 +230,11 @@ def _csv_rows(listed: Any) -> Iterator[list[Any]]:
             if o.product.code not in held_codes
         ]
         if not lines:
-            yield [*base, "", "", 0, "", ""]
+            yield [*base, "", "", 0, "", "", *license_file]
         for code, name, quantity, used in lines:
             excess = over[code].excess if code in over else 0
-            yield [*base, code, name, quantity, "" if used is None else used, excess]
+            used_cell = "" if used is None else used
+            yield [*base, code, name, quantity, used_cell, excess, *license_file]
 
 
 @login_required

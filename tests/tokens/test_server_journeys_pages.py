@@ -11,8 +11,9 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import strip_tags
 
@@ -215,12 +216,23 @@ def test_the_page_shows_the_last_license_file_and_when_it_is_out_of_date(cast, l
     assert "upload the same request file again" in page
     assert "Call Recording: 4 channels" in page  # what the file on the server still says
 
+    listing = client.get(f"/accounts/{server.account_id}/servers/").content.decode()
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", listing, re.S) if "PBX-Lab" in r)
+    assert "license file out of date" in squash(row)
+    exported = b"".join(
+        client.get(f"/accounts/{server.account_id}/servers.csv").streaming_content
+    ).decode()
+    lab_row = next(r for r in csv.DictReader(io.StringIO(exported)) if r["name"] == "PBX-Lab")
+    assert lab_row["license_file_out_of_date"] == "yes" and lab_row["license_file_issued_utc"]
+
     refreshed = upload(client, server, request_file(token))
     assert refreshed.status_code == 200
     claims = issued_claims(json.loads(refreshed.content)["license"])
     assert [e["quantity"] for e in claims["entitlements"]] == [6]
     page = squash(client.get(f"/servers/{server.pk}/").content.decode())
     assert "out of date" not in page and "Call Recording: 6 channels" in page
+    listing = client.get(f"/accounts/{server.account_id}/servers/").content.decode()
+    assert "license file out of date" not in listing
 
 
 def test_viewers_see_the_license_file_without_the_upload_form(cast, lab):
@@ -536,3 +548,27 @@ def test_a_search_that_finds_nothing_offers_to_clear_it(cast, account, fleet):
         client_for(cast.alice_member).get(f"/accounts/{account.pk}/servers/?q=zzz").content.decode()
     )
     assert "No server matches these filters." in page
+
+
+def test_the_list_reads_offline_files_without_a_query_per_server(cast, account, perpetual):
+    client = client_for(cast.alice_member)
+
+    def offline_servers(count: int) -> int:
+        for _ in range(count):
+            server = services.create_server(
+                account=account,
+                name=f"vault-{Server.objects.count()}",
+                purpose="test",
+                actor=SYSTEM,
+            )
+            token = services.assign_capacity(
+                server=server, product=cast.recording, quantity=1, actor=SYSTEM
+            ).token.raw
+            upload(client, server, request_file(token, fingerprint=f"fp-{server.pk}"))
+        client.get(f"/accounts/{account.pk}/servers/")
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(f"/accounts/{account.pk}/servers/").content.decode()
+        assert page.count("Activated offline") >= Server.objects.count()
+        return len(queries)
+
+    assert offline_servers(1) == offline_servers(4)
