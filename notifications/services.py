@@ -108,8 +108,19 @@ def message_id(row: OutboundEmail) -> str:
 
 
 def _stamp(message: EmailMessage, row: OutboundEmail) -> None:
+    """Makes the message the same bytes on every delivery: Message-ID, Date and the MIME
+    boundaries (random by default) come from the row."""
     message.extra_headers["Message-ID"] = message_id(row)
     message.extra_headers["Date"] = format_datetime(row.created_at)
+    build = message.message
+
+    def stable() -> Any:
+        mime = build()
+        for number, part in enumerate(p for p in mime.walk() if p.is_multipart()):
+            part.set_boundary(f"=_{row.pk.hex}_{number}")
+        return mime
+
+    message.message = stable  # type: ignore[method-assign]
 
 
 # --- claim, send, record --------------------------------------------------------------------

@@ -350,6 +350,8 @@ def test_a_worker_killed_in_the_middle_of_sending_the_mail_is_sent_once(
         "SLOW_EMAIL_MARKER_DIR": str(markers),
         # Only the task itself can send the mail here: no beat, and a sweep would wait.
         "OUTBOX_SWEEP_AFTER_SECONDS": "3600",
+        # The claim outlives the 3 s send and runs out before the message is redelivered.
+        "OUTBOX_CLAIM_LEASE_SECONDS": "4",
     }
 
     def attempts() -> int:
@@ -360,7 +362,7 @@ def test_a_worker_killed_in_the_middle_of_sending_the_mail_is_sent_once(
     assert response.status_code == 201, response.content
     row = OutboundEmail.objects.get(object_id=response.json()["id"])
 
-    # The worker is inside the send, holding the row's lock.
+    # The worker is inside the send, holding the row's claim.
     assert wait_for(lambda: attempts() == 1, timeout=30), first.output()[-3000:]
     received = [line for line in first.output().splitlines() if "send_email[" in line]
     assert received, first.output()[-3000:]
@@ -387,7 +389,94 @@ def test_a_worker_killed_in_the_middle_of_sending_the_mail_is_sent_once(
     assert "PO-KILLED" in files[0].read_text()
     assert attempts() == 2  # the killed send and the redelivered one
     row.refresh_from_db()
-    assert row.attempts == 1
+    assert row.attempts == 2  # two claims: the killed one ran out, the second sent
+
+
+# --- PostgreSQL connections dropped while order e-mails go out ------------------------------
+
+
+def messages_in(mail_dir: Path) -> list[tuple[str, object]]:
+    """Every message the file backend wrote, as its text and parsed (a file may hold several)."""
+    import email
+    import email.policy
+
+    found = []
+    for path in mail_files(mail_dir):
+        for chunk in path.read_text().split("\n" + "-" * 79 + "\n"):
+            if chunk.strip():
+                raw = chunk.strip()
+                found.append((raw, email.message_from_string(raw, policy=email.policy.default)))
+    return found
+
+
+@needs_redis_server
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_dropped_database_connections_never_send_two_different_emails(cast, workers, tmp_path):
+    """A burst of orders while every connection but the test's own is terminated again and
+    again (what a PostgreSQL restart does to the workers): each order ends with its one
+    e-mail, copies after a fault are identical, and every link works."""
+    import re
+    import threading
+
+    from orders.services import find_order_by_unlock_secret
+
+    worker = workers(
+        EMAIL_BACKEND="tests.faults.slow_email.SlowFileBackend",
+        SLOW_EMAIL_SECONDS="0.3",
+        OUTBOX_CLAIM_LEASE_SECONDS="3",
+        OUTBOX_SWEEP_AFTER_SECONDS="3600",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own_pid = cursor.fetchone()[0]
+    stop = threading.Event()
+    terminated = []
+
+    def drop_connections() -> None:
+        with _admin_connection() as admin:
+            admin_pid = admin.execute("SELECT pg_backend_pid()").fetchone()[0]
+            while not stop.wait(0.4):
+                rows = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid NOT IN (%s, %s)",
+                    [own_pid, admin_pid],
+                ).fetchall()
+                terminated.append(len(rows))
+
+    dropper = threading.Thread(target=drop_connections, daemon=True)
+    client = api_client_for(cast.alice_reseller)
+    references = [f"PO-PGFAULT-{n}" for n in range(12)]
+    dropper.start()
+    try:
+        for reference in references:
+            response = client.post(URL, order_body(reference), format="json")
+            assert response.status_code == 201, response.content
+            time.sleep(0.3)
+        time.sleep(3)
+    finally:
+        stop.set()
+        dropper.join(timeout=10)
+    assert sum(terminated) > 0  # the faults really happened
+
+    rows = OutboundEmail.objects.filter(kind="order")
+    assert wait_for(lambda: not rows.filter(sent_at__isnull=True).exists(), timeout=120), (
+        worker.output()[-4000:]
+    )
+    messages = messages_in(workers.mail_dir)
+    for reference in references:
+        order = Order.objects.get(reference=reference)
+        assert order.lines.count() == 2
+        assert all(line.license_id for line in order.lines.all())
+        copies = [
+            raw
+            for raw, parsed in messages
+            if str(parsed["Subject"]).strip().startswith(f"Order {reference} ")
+        ]
+        assert copies, reference
+        assert len(set(copies)) == 1, f"{reference}: {len(set(copies))} different e-mails"
+        secret = re.search(r"/unlock/([^/\s]+)/", copies[0]).group(1)
+        assert find_order_by_unlock_secret(secret) == order
 
 
 # --- PostgreSQL connection lost during a sync ---------------------------------------------

@@ -141,6 +141,7 @@ def test_a_crash_between_send_and_record_repeats_the_identical_message(
     assert first.extra_headers["Message-ID"].endswith("@licensing.example.test>")
     assert first.subject == second.subject
     assert first.body == second.body and unlock_link(first) == unlock_link(second)
+    assert first.message().as_bytes() == second.message().as_bytes()  # the very same bytes
     secret = unlock_link(first).rstrip("/").rsplit("/", 1)[-1]
     assert find_order_by_unlock_secret(secret) == order
     assert alice_api.get(f"/api/v1/orders/{order.pk}").json()["state"] == "locked"
