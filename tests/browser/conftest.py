@@ -161,7 +161,7 @@ class Site:
             [
                 sys.executable,
                 "-m",
-                "appsuite_agent.cli",
+                "appsuite_agent",
                 "--state-dir",
                 str(self.var_dir / "agent"),
                 *args,
