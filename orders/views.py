@@ -6,6 +6,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from licensing_portal.authentication import actor_for, client_address
+from licensing_portal.sorting import Sorting
 from licensing_portal.throttling import unlock_failures
 from smartaccounts.actors import Actor
 from smartaccounts.decorators import partner_required, writer_required
@@ -25,6 +26,28 @@ def _next_or_list(request: HttpRequest) -> str:
     return "orders:list"
 
 
+# The orders list's sorts (True: the first choice of that column is descending), the
+# ordering behind each (newest first breaks ties so pages stay stable) and how the filter
+# bar names them.
+ORDER_SORTS = {"date": True, "reference": False, "customer": False, "state": False}
+_ORDER_ORDERINGS = {
+    "date": ("created_at", "pk"),
+    "reference": ("reference", "-created_at", "pk"),
+    "customer": ("customer__name", "-created_at", "pk"),
+    "state": ("state", "-created_at", "pk"),
+}
+ORDER_SORT_CHOICES = [
+    ("-date", "Newest first"),
+    ("date", "Oldest first"),
+    ("reference", "Reference A–Z"),
+    ("-reference", "Reference Z–A"),
+    ("customer", "Customer A–Z"),
+    ("-customer", "Customer Z–A"),
+    ("state", "Locked first"),
+    ("-state", "Unlocked first"),
+]
+
+
 @partner_required
 def order_list(request: HttpRequest) -> HttpResponse:
     orders = orders_for(actor_for(request))
@@ -36,11 +59,22 @@ def order_list(request: HttpRequest) -> HttpResponse:
         orders = orders.filter(reference__icontains=query) | orders.filter(
             customer__name__icontains=query
         )
-    page = Paginator(orders.order_by("-created_at"), 25).get_page(request.GET.get("page"))
+    sorting = Sorting(request, ORDER_SORTS, default="-date")
+    ordering = _ORDER_ORDERINGS[sorting.column]
+    if sorting.descending:
+        ordering = (f"-{ordering[0]}", *ordering[1:])
+    page = Paginator(orders.order_by(*ordering), 25).get_page(request.GET.get("page"))
     return render(
         request,
         "orders/order_list.html",
-        {"page": page, "state": state, "q": query, "states": Order.State.choices},
+        {
+            "page": page,
+            "state": state,
+            "q": query,
+            "states": Order.State.choices,
+            "sorting": sorting,
+            "sort_choices": ORDER_SORT_CHOICES,
+        },
     )
 
 
