@@ -32,6 +32,7 @@ run: install
 	@$(BIN)/python -m licensing_portal.embedded --site-url "$(SITE_URL)" --mail "$(EMAIL_FILE_PATH)"
 	$(MANAGE) migrate --noinput
 	$(MANAGE) createcachetable
+	@$(MANAGE) create_root_key --if-missing > /dev/null
 	$(MANAGE) demo_data
 	@echo ""
 	@echo "  Portal:  $(SITE_URL)/   (log in as reseller@example.com / demo1234;"

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -58,7 +59,9 @@ class KeysApi(APIView):
     )
     def get(self, request: Request) -> Response:
         keys = [jwk(key) for key in published_keys(timezone.now())]
-        return Response({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
+        # A rotated key signs only after this lifetime (tokens.signing.create_signing_key).
+        max_age = int(settings.KEYS_MAX_AGE.total_seconds())
+        return Response({"keys": keys}, headers={"Cache-Control": f"public, max-age={max_age}"})
 
 
 class ActivationApi(APIView):

@@ -86,6 +86,7 @@ def _held_claims(state: State, root: Root, server_id: str | None) -> dict[str, A
             root=root,
             fingerprint=state.fingerprint,
             server_id=server_id,
+            held=True,
         ).claims
     except Refused:
         return None  # nothing trustworthy is held (an edited state file, say)
@@ -309,6 +310,7 @@ def _print_status(state: State, as_json: bool = False) -> int:
             fingerprint=machine_fingerprint(),
             server_id=state.server_id,
             now=now,
+            held=True,
         ).claims
     except Refused as exc:
         report.update(state="error", error=f"held document refused: {exc}")

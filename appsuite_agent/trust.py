@@ -100,7 +100,12 @@ def endorsement_window(key: dict[str, Any], root: Root) -> tuple[float, float | 
             endorsement,
             root.public,
             algorithms=[ALGORITHM],
-            options={"verify_exp": False, "verify_nbf": False, "require": ["kid", "x", "nbf"]},
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "require": ["kid", "x", "nbf"],
+            },
         )
     except jwt.PyJWTError:
         return None

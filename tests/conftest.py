@@ -1,6 +1,7 @@
 """The shared cast: a distributor serving Alice's reseller, Bob's competing reseller, their
 customers, and users of every role. Tests go through the front door with these."""
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -134,6 +135,21 @@ def later():
         return (timezone.now() + timedelta(days=days)).isoformat()
 
     return _later
+
+
+@pytest.fixture(scope="session", autouse=True)
+def vendor_root(tmp_path_factory) -> str:
+    """The vendor's root key for this test run: the service endorses its signing keys with it,
+    and the agent trusts it through APPSUITE_ROOT_KEY, as the README's route does."""
+    from django.conf import settings
+
+    from tokens.trust import create_root_key
+
+    path = tmp_path_factory.mktemp("vendor-root") / "root-key.pem"
+    public = create_root_key(path)
+    settings.LICENSE_ROOT_KEY_FILE = str(path)
+    os.environ["APPSUITE_ROOT_KEY"] = public
+    return public
 
 
 @pytest.fixture(autouse=True)

@@ -167,9 +167,13 @@ class SigningKey(models.Model):
     public_key = models.CharField(max_length=64, help_text="Raw public key, base64url.")
     private_key_encrypted = models.TextField(editable=False)
     created_at = models.DateTimeField(default=timezone.now)
-    # The newest non-retired key signs; retired keys stay published while documents they
-    # signed may still be within their lease.
+    # Published from its creation, it signs only from signs_from: a rotated key is announced
+    # longer than /api/v1/keys may be cached before any document carries its kid.
+    signs_from = models.DateTimeField(null=True, blank=True)
+    # Retired keys stay published while documents they signed may still be within their lease.
     retired_at = models.DateTimeField(null=True, blank=True)
+    # The vendor root's endorsement of this key (tokens/trust.py); agents trust no key without.
+    endorsement = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -20,9 +20,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import SigningKey
+from .trust import endorse, load_root_private
 
 ALGORITHM = "EdDSA"
 DOCUMENT_TYPE = "license+jwt"
+ROTATION_MARGIN = timedelta(minutes=1)
 
 
 def _b64url(data: bytes) -> str:
@@ -40,8 +42,12 @@ def _thumbprint(public_raw: bytes) -> str:
     return _b64url(hashlib.sha256(canonical.encode()).digest())[:22]
 
 
-def create_signing_key() -> SigningKey:
-    """A new key; it becomes the signing key and the previous ones retire."""
+def create_signing_key(*, at_once: bool = False) -> SigningKey:
+    """A new key, published now. The first key signs at once; a rotated one only after
+    KEYS_MAX_AGE (plus a margin), so verifiers behind a cache of /keys know it by then. The
+    previous key signs until that moment, then retires. Endorsed at once where the root's
+    private half is at hand (the embedded default); else by `manage.py endorse_signing_keys`.
+    """
     private = Ed25519PrivateKey.generate()
     public_raw = private.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -53,13 +59,21 @@ def create_signing_key() -> SigningKey:
     ).decode()
     now = timezone.now()
     with transaction.atomic():
-        SigningKey.objects.filter(retired_at__isnull=True).update(retired_at=now)
-        key = SigningKey.objects.create(
+        signing = SigningKey.objects.select_for_update().filter(retired_at__isnull=True)
+        first = not signing.exists()
+        signs_from = now if first or at_once else now + settings.KEYS_MAX_AGE + ROTATION_MARGIN
+        signing.update(retired_at=signs_from)
+        key = SigningKey(
             kid=_thumbprint(public_raw),
             public_key=_b64url(public_raw),
             private_key_encrypted=encrypted,
             created_at=now,
+            signs_from=signs_from,
         )
+        root = load_root_private()
+        if root is not None:
+            key.endorsement = endorse(key, root)
+        key.save()
     _cache.clear()
     return key
 
@@ -73,7 +87,7 @@ def published_keys(now: datetime) -> list[SigningKey]:
             "-created_at"
         )
     )
-    if not any(key.retired_at is None for key in keys):
+    if not any(key.retired_at is None or key.retired_at > now for key in keys):
         # A fresh service: make the first key now, so the set is never empty and the first
         # activation is signed by a key already published.
         keys.insert(0, create_signing_key())
@@ -81,7 +95,7 @@ def published_keys(now: datetime) -> list[SigningKey]:
 
 
 def jwk(key: SigningKey) -> dict[str, str]:
-    return {
+    published = {
         "kty": "OKP",
         "crv": "Ed25519",
         "alg": ALGORITHM,
@@ -89,6 +103,9 @@ def jwk(key: SigningKey) -> dict[str, str]:
         "kid": key.kid,
         "x": key.public_key,
     }
+    if key.endorsement:
+        published["endorsement"] = key.endorsement
+    return published
 
 
 class _KeyCache:
@@ -109,7 +126,13 @@ class _KeyCache:
             entry = self._entry
             if entry is not None and time.monotonic() - entry[0] < self.TTL_SECONDS:
                 return entry[1], entry[2]
-        key = SigningKey.objects.filter(retired_at__isnull=True).order_by("-created_at").first()
+        now = timezone.now()
+        key = (
+            SigningKey.objects.filter(Q(signs_from__isnull=True) | Q(signs_from__lte=now))
+            .filter(Q(retired_at__isnull=True) | Q(retired_at__gt=now))
+            .order_by("-created_at")
+            .first()
+        )
         if key is None:
             key = create_signing_key()
         private = serialization.load_pem_private_key(

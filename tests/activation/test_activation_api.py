@@ -294,16 +294,32 @@ def test_many_good_activations_from_one_address_are_never_slowed(
 
 
 def test_keys_are_published_without_auth_and_rotation_keeps_old_documents_valid(activated, device):
-    from tokens.signing import create_signing_key
+    """S18, S22: a rotated key is published at once but signs only after the /keys cache
+    lifetime, so a verifier holding the previous /keys answer never meets an unknown kid."""
+    import time_machine
+    from django.conf import settings
+
+    from tokens.signing import _cache, create_signing_key
 
     old_kid = jwt.get_unverified_header(activated["license"])["kid"]
+    cached_keys = published(device)  # what a verifier behind a cache holds
     new_key = create_signing_key()
 
     kids = published(device)
     assert {old_kid, new_key.kid} <= set(kids)
     verify(activated["license"], device)  # signed by the previous key: still verifies
-    fresh = sync(device, activated["credential"]).json()["license"]
-    assert jwt.get_unverified_header(fresh)["kid"] == new_key.kid
+    # Within the cache lifetime the previous key still signs: a cached /keys verifies it.
+    during = sync(device, activated["credential"], usage={"CALL_RECORDING": 1}).json()["license"]
+    assert jwt.get_unverified_header(during)["kid"] == old_kid in cached_keys
+
+    later = timezone.now() + settings.KEYS_MAX_AGE + timedelta(minutes=2)
+    with time_machine.travel(later, tick=False):
+        _cache.clear()
+        fresh = sync(device, activated["credential"], usage={"CALL_RECORDING": 2}).json()
+    assert jwt.get_unverified_header(fresh["license"])["kid"] == new_key.kid
+    assert "public" in device.get("/api/v1/keys")["Cache-Control"]
+    max_age = int(device.get("/api/v1/keys")["Cache-Control"].split("max-age=")[1])
+    assert max_age <= settings.KEYS_MAX_AGE.total_seconds()
 
 
 def test_wrong_methods_and_bad_input(device, activated):

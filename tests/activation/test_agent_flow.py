@@ -17,17 +17,19 @@ import jwt
 import pytest
 import time_machine
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
 from django.utils import timezone
 
 from appsuite_agent import cli
 from appsuite_agent.state import load
+from appsuite_agent.trust import load_root
 from appsuite_agent.verify import Refused, UnknownKey, verify
 from orders.models import OrderLine
 from smartaccounts.models import AuditEvent, License
 from tokens import services
 from tokens.models import ActivationToken, Assignment, Server, ServerCredential
 from tokens.secrets import new_activation_token
-from tokens.signing import create_signing_key
+from tokens.signing import _cache, create_signing_key
 
 from ..conftest import api_client_for, requires_postgres
 from ..orders.payloads import assert_problem, in_days
@@ -60,7 +62,8 @@ class Agent:
     def __call__(self, *argv: str) -> Run:
         self._monkeypatch.setenv("APPSUITE_FINGERPRINT", self.fingerprint)
         self._capsys.readouterr()
-        code = cli.main(["--state-dir", str(self.folder), *argv])
+        # The live test server speaks plain http on loopback: a development setup.
+        code = cli.main(["--insecure-dev", "--state-dir", str(self.folder), *argv])
         out, err = self._capsys.readouterr()
         return Run(code, out, err)
 
@@ -301,19 +304,18 @@ def test_order_unlock_assign_activate_sync_expand_renew_deactivate(
         License.objects.filter(account_id=account_id).values_list("assigned", flat=True)
     ) == {0}
     run = agent("sync")
-    assert run.code == 1
-    assert "credential_revoked" in run.err
-    assert agent.state["document"] == last_document
+    assert run.code == 2  # unlicensed
+    assert "revoked" in run.err
+    assert last_document and agent.state["document"] == ""
 
-    # The agent keeps the last document until its lease ends, and says what went wrong.
+    # S21: revocation reaches the server at once, not when its lease would have ended.
     code, report = agent.status()
-    assert code == 0 and report["state"] == "licensed"
-    assert "credential_revoked" in report["last_error"]
-    assert quantities(report) == {"CALL_RECORDING": 15, "ATTENDANT_CONSOLE": 2}
-    lease_end = datetime.fromtimestamp(claims_of(last_document)["exp"], UTC)
-    with time_machine.travel(lease_end + timedelta(minutes=1), tick=False):
-        code, report = agent.status()
-    assert code == 2 and report["state"] == "lease expired"
+    assert code == 2 and report["state"] == "unlicensed"
+    assert "revoked" in report["error"] and report.get("applications") is None
+    # Writing the old document back into the state file gains nothing: the drop is kept.
+    agent.edit_state(document=last_document)
+    code, report = agent.status()
+    assert code == 2 and report["state"] == "unlicensed"
 
 
 @live
@@ -338,9 +340,10 @@ def test_activation_right_after_a_key_rotation_succeeds(
 ):
     fetch_keys = cli.fetch_keys
 
-    def fetch_then_rotate(url):
-        keys = fetch_keys(url)
-        create_signing_key()  # the operator rotates between the agent's two requests
+    def fetch_then_rotate(url, root):
+        keys = fetch_keys(url, root)
+        # An emergency rotation between the agent's two requests: the new key signs at once.
+        create_signing_key(at_once=True)
         return keys
 
     monkeypatch.setattr(cli, "fetch_keys", fetch_then_rotate)
@@ -474,7 +477,9 @@ def test_verify_refuses_tampered_unsigned_and_unknown_key_documents(activated):
     state = load(activated.folder)
     document, keys, server_id = state.document, state.keys, state.server_id
     fingerprint = activated.fingerprint
-    verify(document, keys, fingerprint=fingerprint, server_id=server_id)  # the genuine one
+    verify(
+        document, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id
+    )  # the genuine one
     header, payload, signature = document.split(".")
     claims = json.loads(unb64(payload))
     kid = jwt.get_unverified_header(document)["kid"]
@@ -485,35 +490,37 @@ def test_verify_refuses_tampered_unsigned_and_unknown_key_documents(activated):
         ".".join([header, payload, flip_char(signature, 20)]),
     ):
         with pytest.raises(Refused):
-            verify(tampered, keys, fingerprint=fingerprint, server_id=server_id)
+            verify(tampered, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
 
     # alg none, with and without a signature.
     none_header = b64(json.dumps({"alg": "none", "kid": kid, "typ": "license+jwt"}).encode())
     for unsigned in (f"{none_header}.{payload}.", f"{none_header}.{payload}.{signature}"):
         with pytest.raises(Refused, match="algorithm"):
-            verify(unsigned, keys, fingerprint=fingerprint, server_id=server_id)
+            verify(unsigned, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
 
     # Signed by a key the agent does not know, under a new kid or under the genuine kid.
     rogue = Ed25519PrivateKey.generate()
     headers = {"kid": "rogue-key", "typ": "license+jwt"}
     forged = jwt.encode(claims, rogue, algorithm="EdDSA", headers=headers)
     with pytest.raises(UnknownKey):
-        verify(forged, keys, fingerprint=fingerprint, server_id=server_id)
+        verify(forged, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
     forged = jwt.encode(claims, rogue, algorithm="EdDSA", headers={**headers, "kid": kid})
     with pytest.raises(Refused, match="signature"):
-        verify(forged, keys, fingerprint=fingerprint, server_id=server_id)
+        verify(forged, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
 
     # Algorithm confusion: HMAC keyed with the public key.
     public = unb64(keys[kid]["x"])
     confused = jwt.encode(claims, public, algorithm="HS256", headers={**headers, "kid": kid})
     with pytest.raises(Refused, match="algorithm"):
-        verify(confused, keys, fingerprint=fingerprint, server_id=server_id)
+        verify(confused, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
 
     # A genuine document, but for another server or another machine.
     with pytest.raises(Refused, match="another server"):
-        verify(document, keys, fingerprint=fingerprint, server_id="another-server")
+        verify(
+            document, keys, root=load_root(), fingerprint=fingerprint, server_id="another-server"
+        )
     with pytest.raises(Refused, match="another machine"):
-        verify(document, keys, fingerprint="fp-other", server_id=server_id)
+        verify(document, keys, root=load_root(), fingerprint="fp-other", server_id=server_id)
 
 
 BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -536,6 +543,7 @@ def test_every_single_bit_flip_of_the_held_document_is_refused(activated):
                 verify(
                     tampered,
                     state.keys,
+                    root=load_root(),
                     fingerprint=activated.fingerprint,
                     server_id=state.server_id,
                 )
@@ -559,7 +567,7 @@ def test_the_agent_never_accepts_an_older_document(
 
     state = load(activated.folder)
     with pytest.raises(Refused, match="older"):
-        cli._accept(state, older, server_id=state.server_id, refresh_keys=False)
+        cli._accept(state, older, root=load_root(), server_id=state.server_id, refresh_keys=False)
     assert state.document == newer
     code, report = activated.status()
     assert code == 0 and quantities(report)["CALL_RECORDING"] == 12
@@ -584,11 +592,21 @@ def test_key_rotation_keeps_the_fleet_licensed(cast, activated, pending_server, 
     # Nothing changed: 304 and the agent keeps its document.
     assert "up to date" in activated("sync").out
 
-    # The next document the service sends carries the new kid; the agent fetches the keys.
+    # Within the /keys cache lifetime the previous key still signs (S22)...
+    services.assign_capacity(
+        server=pending_server, product=cast.recording, quantity=10, actor=system
+    )
+    assert activated("sync").code == 0
+    assert jwt.get_unverified_header(activated.state["document"])["kid"] == old_kid
+
+    # ...after it, the next document carries the new kid; the agent fetches the keys.
     services.assign_capacity(
         server=pending_server, product=cast.recording, quantity=11, actor=system
     )
-    run = activated("sync")
+    later = timezone.now() + settings.KEYS_MAX_AGE + timedelta(minutes=2)
+    with time_machine.travel(later, tick=False):
+        _cache.clear()
+        run = activated("sync")
     assert run.code == 0, run.err
     assert "License updated." in run.out
     assert jwt.get_unverified_header(activated.state["document"])["kid"] == new_kid

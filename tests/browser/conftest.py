@@ -129,6 +129,7 @@ def site_template(tmp_path_factory) -> Iterator[Template]:
     env = _production_env(var_dir, database_url, 8000)
     _manage(env, "migrate", "--noinput")
     _manage(env, "createcachetable")
+    _manage(env, "create_root_key", "--if-missing")
     _manage(env, "demo_data")
     try:
         yield template
@@ -155,19 +156,26 @@ class Site:
         """Runs Python with Django set up against this site's database; returns its stdout."""
         return self.manage("shell", "--no-imports", "-c", code).stdout.strip()
 
-    def agent(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Runs the reference AppSuite agent (``appsuite-agent``) with its state in var/agent."""
+    def root_public_key(self) -> str:
+        return self.manage("root_public_key").stdout.strip()
+
+    def agent(
+        self, *args: str, check: bool = True, state: str = "agent"
+    ) -> subprocess.CompletedProcess:
+        """Runs the reference AppSuite agent (``appsuite-agent``) with its state in var/<state>,
+        trusting this site's root (APPSUITE_ROOT_KEY), over loopback http (--insecure-dev)."""
         return subprocess.run(
             [
                 sys.executable,
                 "-m",
                 "appsuite_agent",
+                "--insecure-dev",
                 "--state-dir",
-                str(self.var_dir / "agent"),
+                str(self.var_dir / state),
                 *args,
             ],
             cwd=REPO_ROOT,
-            env=self.env,
+            env={**self.env, "APPSUITE_ROOT_KEY": self.root_public_key()},
             capture_output=True,
             text=True,
             check=check,

@@ -18,21 +18,15 @@ Demo data: Demo Customer has 50 perpetual channels of Call Recording (PBX-Milan-
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import REPO_ROOT, log_in
+from .conftest import log_in
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -45,18 +39,9 @@ VENDOR = "vendor@example.com"
 
 
 def agent(site, *args: str) -> subprocess.CompletedProcess:
-    """`appsuite-agent` on the AppSuite server, its state under the site's var/agent.
-
-    Run as `python -m appsuite_agent` (the package's entry point): `-m appsuite_agent.cli`,
-    which `site.agent` uses, only imports the module and exits 0 without doing anything."""
-    return subprocess.run(
-        [sys.executable, "-m", "appsuite_agent", "--state-dir", str(site.var_dir / "agent"), *args],
-        cwd=REPO_ROOT,
-        env=site.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """`appsuite-agent` on the AppSuite server, trusting the site's root key (the README's
+    route: APPSUITE_ROOT_KEY from `manage.py root_public_key`)."""
+    return site.agent(*args, check=False)
 
 
 def shot(page, path: Path) -> None:
@@ -127,40 +112,11 @@ def http_json(url: str, body: dict | None = None, token: str | None = None) -> d
         return json.load(answer)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def trusted_keys_file(site, folder: Path) -> Path:
     """The service's /api/v1/keys saved as a file, as the operator carries it to an offline
-    server, and the agent told which root key to trust.
-
-    Keys published with the root's endorsement are used as they are (the root's public half
-    from `APPSUITE_ROOT_KEY` in the site's environment). Keys published without one are
-    endorsed here by a root made for the test: the license file is still signed by the
-    service's own key, and that signature is what the agent checks."""
+    server: every key in it carries the root's endorsement."""
     keys = http_json(f"{site.url}/api/v1/keys")
-    assert keys["keys"], keys
-    if all(key.get("endorsement") for key in keys["keys"]) and site.env.get("APPSUITE_ROOT_KEY"):
-        path = folder / "keys.json"
-        path.write_text(json.dumps(keys))
-        return path
-    root = Ed25519PrivateKey.generate()
-    raw = root.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    for key in keys["keys"]:
-        key["endorsement"] = jwt.encode(
-            {
-                "kid": key["kid"],
-                "x": key["x"],
-                "crv": "Ed25519",
-                "nbf": int(time.time()) - 86400,
-                "iat": int(time.time()),
-            },
-            root,
-            algorithm="EdDSA",
-            headers={"typ": "key-endorsement+jwt"},
-        )
-    site.env["APPSUITE_ROOT_KEY"] = "ed25519:" + _b64(raw)
+    assert keys["keys"] and all(key.get("endorsement") for key in keys["keys"]), keys
     path = folder / "keys.json"
     path.write_text(json.dumps(keys))
     return path
