@@ -13,9 +13,10 @@ from licensing_portal.pagination import paginated_response
 from licensing_portal.schema import PAGE_PARAMETERS, paginated, problem_responses
 from smartaccounts.models import License
 from smartaccounts.selectors import resellers_of
+from smartaccounts.validators import CONTROL_CHARACTERS_MESSAGE, has_control_characters
 
 from . import services
-from .models import Order, OrderLine
+from .models import TERMS_END_BEFORE, Order, OrderLine
 from .selectors import get_order_for, get_order_to_release_for, orders_with_lines_for
 
 
@@ -82,10 +83,29 @@ def _order_body(order_id: object, request: Request) -> dict[str, Any]:
     return OrderOutputSerializer(order, context={"now": timezone.now()}).data
 
 
+class _RefusesControlCharacters:
+    """Refuses a line break or other control character anywhere in the value, before the
+    field trims it (a trailing CR/LF is refused too, not silently dropped): these values
+    reach e-mail headers (S24)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, str) and has_control_characters(data):
+            raise serializers.ValidationError(CONTROL_CHARACTERS_MESSAGE, code="control_characters")
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class HeaderTextField(_RefusesControlCharacters, serializers.CharField):
+    pass
+
+
+class HeaderEmailField(_RefusesControlCharacters, serializers.EmailField):
+    pass
+
+
 class CustomerInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    email = serializers.EmailField()
-    external_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    name = HeaderTextField(max_length=200)
+    email = HeaderEmailField()
+    external_id = HeaderTextField(max_length=100, required=False, allow_blank=True)
     country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, allow_blank=True)
 
 
@@ -93,15 +113,19 @@ class LineInputSerializer(serializers.Serializer):
     product = serializers.CharField(max_length=64, required=False)
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
     kind = serializers.ChoiceField(choices=License.Kind.choices, required=False)
-    ends_at = serializers.DateTimeField(required=False)
-    care_ends_at = serializers.DateTimeField(required=False)
+    ends_at = serializers.DateTimeField(
+        required=False, help_text=f"Before {TERMS_END_BEFORE:%Y-%m-%d}."
+    )
+    care_ends_at = serializers.DateTimeField(
+        required=False, help_text=f"Before {TERMS_END_BEFORE:%Y-%m-%d}."
+    )
     auto_renew = serializers.BooleanField(required=False)
     renews = serializers.UUIDField(required=False, help_text="Renewal lines: the license renewed.")
 
 
 class OrderListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        reference = serializers.CharField(max_length=100)
+        reference = HeaderTextField(max_length=100)
         customer = CustomerInputSerializer()
         reseller = serializers.UUIDField(
             required=False, help_text="Distributors only: the reseller ordered for."

@@ -32,22 +32,27 @@ def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         return None
     link = None
     if order.is_locked:
-        # Derived from the row: a repeated delivery carries the same, working link. Its hash
-        # is committed before the message leaves.
+        # Derived from the row: a repeated delivery carries the same, working link, which
+        # lives from the e-mail's date (the row's). Its hash is committed before the message
+        # leaves.
         secret = link_secret(row, "unlock")
-        set_unlock_secret(order=order, secret=secret)
+        set_unlock_secret(order=order, secret=secret, issued_at=row.created_at)
         link = unlock_url(secret)
     context = {
         "order": order,
         "lines": list(order.lines.all()),
         "unlock_url": link,
+        "link_expires_at": order.unlock_link_expires_at if link else None,
+        "link_days": settings.UNLOCK_LINK_TTL_DAYS,
         "portal_url": settings.SITE_URL + reverse("orders:list"),
         "site_url": settings.SITE_URL,
     }
     subject = f"Order {order.reference} for {order.customer.name}"
     subject += " — unlock your licenses" if link else " — applied"
     message = EmailMultiAlternatives(
-        subject=subject,
+        # Intake refuses line breaks in the reference and the customer's name (S24); an order
+        # taken before that still gets its e-mail, on one line.
+        subject=" ".join(subject.split()),
         body=render_to_string("emails/order.txt", context),
         to=row.to,
     )

@@ -1,11 +1,17 @@
 import uuid
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from smartaccounts.actors import Actor
 from smartaccounts.models import License, Organization, Product, SmartAccount
+
+# Terms and care in an order end before this moment: a later date is a typo (or a probe), and
+# no license document, agent or spreadsheet should have to carry it (SECURITY.md S24).
+TERMS_END_BEFORE = datetime(2101, 1, 1, tzinfo=UTC)
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
@@ -39,6 +45,9 @@ class Order(models.Model):
     request_digest = models.CharField(max_length=64, editable=False)
     # Keyed hash of the secret in the current unlock link; empty until the e-mail is sent.
     unlock_secret_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    # When the current unlock link was issued (the date of the e-mail carrying it): the link
+    # works for UNLOCK_LINK_TTL_DAYS from then. Empty while there is no link.
+    unlock_link_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     unlocked_at = models.DateTimeField(null=True, blank=True)
     unlocked_by = models.CharField(max_length=200, blank=True)
@@ -59,6 +68,19 @@ class Order(models.Model):
     @property
     def is_locked(self) -> bool:
         return self.state == self.State.LOCKED
+
+    @property
+    def unlock_link_expires_at(self) -> datetime | None:
+        """When the current unlock link stops working (SECURITY.md S28); None without a link."""
+        if self.unlock_link_issued_at is None:
+            return None
+        return self.unlock_link_issued_at + timedelta(days=settings.UNLOCK_LINK_TTL_DAYS)
+
+    def unlock_link_expired(self, now: datetime) -> bool:
+        """Whether the current unlock link is past its lifetime. A link without an issue date
+        counts as expired: every link minted since lifetimes exist has one."""
+        expires_at = self.unlock_link_expires_at
+        return expires_at is None or now >= expires_at
 
     def may_release(self, actor: Actor) -> bool:
         """Whether `actor` may unlock this order or re-send its e-mail (SECURITY.md S29).

@@ -22,9 +22,10 @@ from smartaccounts.models import (
 )
 from smartaccounts.secrets import hash_secret, secret_matches
 from smartaccounts.services import create_customer, invite_user, resend_invitation
+from smartaccounts.validators import CONTROL_CHARACTERS_MESSAGE, has_control_characters
 
 from .errors import OrderError
-from .models import Order, OrderLine
+from .models import TERMS_END_BEFORE, Order, OrderLine
 
 ORDER_EMAIL = "order"
 LICENSES_AVAILABLE_EMAIL = "licenses_available"
@@ -92,6 +93,7 @@ def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tu
         raise OrderError("permission_denied", "Only distributors and resellers place orders.")
     if not actor.can_write:
         raise OrderError("permission_denied", "Viewers cannot place orders.")
+    _validate_header_text(data)
     digest = data.digest()
     now = timezone.now()
     with transaction.atomic():
@@ -187,6 +189,31 @@ def _resolve_reseller(placed_by: Organization, reseller_id: uuid.UUID | None) ->
     return reseller
 
 
+def _validate_header_text(data: OrderData) -> None:
+    """The order's texts that reach e-mail headers (the reference and the customer's name in
+    the order e-mail's subject, the address as a recipient) hold no line break or other
+    control character (S24): refused before anything is written, never stuck in the outbox."""
+    errors = _Errors()
+    texts = {
+        "reference": data.reference,
+        "customer.name": data.customer.name,
+        "customer.email": data.customer.email,
+        "customer.external_id": data.customer.external_id,
+        "customer.country": data.customer.country,
+    }
+    for name, value in texts.items():
+        if has_control_characters(value):
+            errors.add(name, CONTROL_CHARACTERS_MESSAGE)
+    errors.raise_if_any()
+
+
+def _validate_dates(errors: _Errors, name: str, line: LineData) -> None:
+    for attr in ("ends_at", "care_ends_at"):
+        moment = getattr(line, attr)
+        if moment is not None and moment >= TERMS_END_BEFORE:
+            errors.add(f"{name}.{attr}", f"Must be before {TERMS_END_BEFORE:%Y-%m-%d}.")
+
+
 def _validate_new_lines(lines: list[LineData], now: datetime) -> dict[str, Product]:
     errors = _Errors()
     if not lines:
@@ -195,6 +222,7 @@ def _validate_new_lines(lines: list[LineData], now: datetime) -> dict[str, Produ
     products = {p.code: p for p in Product.objects.filter(code__in=codes, is_active=True)}
     for index, line in enumerate(lines):
         name = f"lines.{index}"
+        _validate_dates(errors, name, line)
         if line.is_renewal:
             for attr in ("quantity", "kind", "auto_renew"):
                 if getattr(line, attr) is not None:
@@ -226,6 +254,8 @@ def _validate_new_lines(lines: list[LineData], now: datetime) -> dict[str, Produ
         else:
             if line.ends_at is not None:
                 errors.add(f"{name}.ends_at", "Perpetual licenses have no term end.")
+            if line.care_ends_at is not None and line.care_ends_at <= now:
+                errors.add(f"{name}.care_ends_at", "The care end must be in the future.")
             if line.auto_renew:
                 errors.add(f"{name}.auto_renew", "Only subscriptions renew.")
     errors.raise_if_any()
@@ -423,7 +453,8 @@ def unlock_order(*, order: Order, actor: Actor) -> tuple[Order, bool]:
 
 def unlock_order_with_link(*, secret: str, actor: Actor) -> tuple[Order, bool]:
     """Unlock the order whose e-mail link carries `secret`: the link is the placing
-    organization's capability for this one order (S8), so it stands in for the holder check."""
+    organization's capability for this one order (S8), so it stands in for the holder check.
+    A link past its lifetime (S28) raises unlock_link_expired and changes nothing."""
     order = find_order_by_unlock_secret(secret)
     if order is None:
         raise OrderError("not_found", "This unlock link is not valid.")
@@ -442,12 +473,19 @@ def _release(order: Order, actor: Actor, *, link_secret: str | None = None) -> t
             .select_related("placed_by", "reseller", "customer", "account")
             .get(pk=order.pk)
         )
-        if link_secret is not None and not secret_matches(link_secret, locked.unlock_secret_hash):
-            # A new e-mail retired this link while the request was on its way.
-            raise OrderError("not_found", "This unlock link is not valid.")
+        now = timezone.now()
+        if link_secret is not None:
+            if not secret_matches(link_secret, locked.unlock_secret_hash):
+                # A new e-mail retired this link while the request was on its way.
+                raise OrderError("not_found", "This unlock link is not valid.")
+            if locked.unlock_link_expired(now):
+                raise OrderError(
+                    "unlock_link_expired",
+                    "This unlock link has expired: re-send the order e-mail from the portal's "
+                    "Orders page for a new one.",
+                )
         if not locked.is_locked:
             return locked, False
-        now = timezone.now()
         License.objects.filter(order_lines__order=locked, state=License.State.LOCKED).update(
             state=License.State.ACTIVE, starts_at=now
         )
@@ -492,7 +530,8 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
         if not locked.is_locked:
             raise OrderError("validation_error", "This order is already unlocked.")
         locked.unlock_secret_hash = ""
-        locked.save(update_fields=["unlock_secret_hash"])
+        locked.unlock_link_issued_at = None
+        locked.save(update_fields=["unlock_secret_hash", "unlock_link_issued_at"])
         # An earlier e-mail still waiting (or whose sender died mid-way) is closed: only the
         # new one's link may work.
         OutboundEmail.objects.filter(
@@ -511,9 +550,19 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
     return locked
 
 
-def set_unlock_secret(*, order: Order, secret: str) -> None:
-    """Bind a freshly minted unlock secret to the order (called while sending its e-mail)."""
-    Order.objects.filter(pk=order.pk).update(unlock_secret_hash=hash_secret(secret))
+def set_unlock_secret(*, order: Order, secret: str, issued_at: datetime) -> None:
+    """Bind the unlock secret of an order e-mail to the order (called while sending it).
+
+    `issued_at` is the e-mail's own date, so the link's lifetime counts from the message and a
+    repeated delivery of the same e-mail carries the same link with the same end. Sets both on
+    `order` too, for the message to say until when the link works.
+    """
+    secret_hash = hash_secret(secret)
+    Order.objects.filter(pk=order.pk).update(
+        unlock_secret_hash=secret_hash, unlock_link_issued_at=issued_at
+    )
+    order.unlock_secret_hash = secret_hash
+    order.unlock_link_issued_at = issued_at
 
 
 def customer_recipients(customer: Organization) -> list[str]:

@@ -1,11 +1,14 @@
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from licensing_portal.authentication import actor_for, client_address
+from licensing_portal.problems import STATUS_FOR_CODE
 from licensing_portal.sorting import Sorting
 from licensing_portal.throttling import unlock_failures
 from smartaccounts.actors import Actor
@@ -143,14 +146,19 @@ def unlock_with_link(request: HttpRequest, secret: str) -> HttpResponse:
     if order is None:
         unlock_failures.record_failure(address)
         response = render(request, "orders/unlock_unknown.html", status=404)
+    elif order.unlock_link_expired(timezone.now()):
+        response = _expired_link_page(request, order)
     elif request.method == "POST":
         actor = Actor.anonymous(
             label=f"unlock link sent to {order.placed_by.name}", address=address
         )
         try:
             order, changed = services.unlock_order_with_link(secret=secret, actor=actor)
-        except OrderError:  # a new link was sent a moment ago: this one just stopped working
-            response = render(request, "orders/unlock_unknown.html", status=404)
+        except OrderError as exc:
+            if exc.code == "unlock_link_expired":  # its lifetime ended a moment ago
+                response = _expired_link_page(request, order)
+            else:  # a new link was sent a moment ago: this one just stopped working
+                response = render(request, "orders/unlock_unknown.html", status=404)
         else:
             response = render(
                 request,
@@ -173,3 +181,13 @@ def unlock_with_link(request: HttpRequest, secret: str) -> HttpResponse:
     response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _expired_link_page(request: HttpRequest, order: Order) -> HttpResponse:
+    """A genuine link past its lifetime (S28): says how to get a new one, changes nothing."""
+    return render(
+        request,
+        "orders/unlock_expired.html",
+        {"order": order, "link_days": settings.UNLOCK_LINK_TTL_DAYS},
+        status=STATUS_FOR_CODE["unlock_link_expired"],
+    )

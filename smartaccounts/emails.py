@@ -12,7 +12,7 @@ from notifications.renderers import register
 from notifications.services import token_generator_for
 
 from .models import Organization, User
-from .services import INVITATION_EMAIL, INVITED_FOR_LICENSES
+from .services import INVITATION_ELSEWHERE_EMAIL, INVITATION_EMAIL, INVITED_FOR_LICENSES
 
 PASSWORD_RESET_EMAIL = "password_reset"
 
@@ -77,6 +77,37 @@ def render_invitation_email(row: OutboundEmail) -> EmailMultiAlternatives | None
         to=[user.email],
     )
     message.attach_alternative(render_to_string("emails/invitation.html", context), "text/html")
+    return message
+
+
+@register(INVITATION_ELSEWHERE_EMAIL)
+def render_invitation_elsewhere_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
+    """To someone with an account whom another organization tried to invite (S27): they learn
+    of it, the inviter does not learn the account exists. No link: nothing to accept."""
+    user = User.objects.filter(pk=row.object_id, is_active=True).first()
+    if user is None:
+        return None
+    inviter = row.context.get("inviter", "")
+    inviter_organization = row.context.get("inviter_organization", "")
+    context = {
+        "user": user,
+        "inviter": inviter,
+        "inviter_organization": inviter_organization,
+        "role": ROLE_PHRASES.get(row.context.get("role", ""), "a member"),
+        "login_url": settings.SITE_URL + reverse("login"),
+        "site_url": settings.SITE_URL,
+    }
+    subject = (
+        f"{inviter_organization or 'Someone'} tried to invite you to the Cloud Licensing portal"
+    )
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=render_to_string("emails/invitation_elsewhere.txt", context),
+        to=[user.email],
+    )
+    message.attach_alternative(
+        render_to_string("emails/invitation_elsewhere.html", context), "text/html"
+    )
     return message
 
 

@@ -20,12 +20,16 @@ from .models import (
 )
 from .secrets import hash_secret, new_secret
 from .terms import add_months
+from .validators import CONTROL_CHARACTERS_MESSAGE, has_control_characters
 
 API_KEY_PREFIX = "clp_"
 RENEWAL_GRACE = timedelta(days=7)
 API_KEY_VISIBLE_CHARS = 12  # "clp_" and 8 random characters, shown in lists
 
 INVITATION_EMAIL = "invitation"
+# To someone whose address already has an account, when another organization tries to invite
+# it: they are told, the inviter is not (SECURITY.md S27).
+INVITATION_ELSEWHERE_EMAIL = "invitation_elsewhere"
 # Why someone is invited: a colleague asked them onto the team, or a partner's order brought
 # their organization its first licenses.
 INVITED_TO_TEAM = "team"
@@ -116,6 +120,7 @@ def invite_user(
     the licenses are waiting instead of naming a colleague.
     """
     email = email.strip().lower()
+    _refuse_header_breaks(email=email, full_name=full_name)
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
             raise AccountError(
@@ -123,22 +128,42 @@ def invite_user(
                 "A user with this e-mail address already exists.",
                 errors={"email": ["A user with this e-mail address already exists."]},
             )
-        user = User(email=email, organization=organization, role=role, full_name=full_name)
-        user.set_unusable_password()
-        user.save()
-        enqueue_email(
-            kind=INVITATION_EMAIL,
-            object_id=str(user.pk),
-            to=[user.email],
-            context=_invitation_context(actor, licenses_from),
-        )
-        record_event(
+        return _create_invited_user(
+            organization=organization,
+            email=email,
+            role=role,
             actor=actor,
-            action="user.invited",
-            obj=user,
-            account=getattr(organization, "smart_account", None),
-            data={"email": user.email, "role": role},
+            full_name=full_name,
+            licenses_from=licenses_from,
         )
+
+
+def _create_invited_user(
+    *,
+    organization: Organization,
+    email: str,
+    role: str,
+    actor: Actor,
+    full_name: str,
+    licenses_from: Organization | None,
+) -> User:
+    """Call inside a transaction, with `email` normalised, checked and known to be free."""
+    user = User(email=email, organization=organization, role=role, full_name=full_name)
+    user.set_unusable_password()
+    user.save()
+    enqueue_email(
+        kind=INVITATION_EMAIL,
+        object_id=str(user.pk),
+        to=[user.email],
+        context=_invitation_context(actor, licenses_from),
+    )
+    record_event(
+        actor=actor,
+        action="user.invited",
+        obj=user,
+        account=getattr(organization, "smart_account", None),
+        data={"email": user.email, "role": role},
+    )
     return user
 
 
@@ -198,15 +223,72 @@ def _keep_an_admin(user: User) -> None:
         raise AccountError("validation_error", "The organization needs at least one active admin.")
 
 
-def invite_member(*, email: str, role: str, actor: Actor, full_name: str = "") -> User:
-    """An organization admin invites a colleague by e-mail."""
-    if actor.organization is None:
+def _refuse_header_breaks(**texts: str) -> None:
+    """An address and a name reach e-mail headers (the recipient, the subject of invitations
+    the person sends later): no line break or other control character (S24)."""
+    errors = {
+        name: [CONTROL_CHARACTERS_MESSAGE]
+        for name, value in texts.items()
+        if has_control_characters(value)
+    }
+    if errors:
+        raise AccountError("validation_error", CONTROL_CHARACTERS_MESSAGE, errors=errors)
+
+
+def invite_member(*, email: str, role: str, actor: Actor, full_name: str = "") -> str:
+    """An organization admin invites a colleague by e-mail. Returns the address invited.
+
+    An address that already has an account in another organization is answered exactly as a
+    new one (SECURITY.md S27): the same work, the same answer, no change to that account. Its
+    owner is told by e-mail instead, and may ask the inviter to use another address. (Someone
+    already in the admin's own team is no secret to the admin: that is said plainly.)
+    """
+    organization = actor.organization
+    if organization is None:
         raise AccountError("permission_denied", "Only an admin of the organization may do this.")
-    _require_org_admin(actor, actor.organization)
+    _require_org_admin(actor, organization)
     if role not in User.Role.values:
         raise AccountError("validation_error", "Unknown role.", errors={"role": ["Unknown role."]})
-    return invite_user(
-        organization=actor.organization, email=email, role=role, actor=actor, full_name=full_name
+    email = email.strip().lower()
+    _refuse_header_breaks(email=email, full_name=full_name)
+    with transaction.atomic():
+        existing = User.objects.filter(email__iexact=email).first()
+        if existing is None:
+            _create_invited_user(
+                organization=organization,
+                email=email,
+                role=role,
+                actor=actor,
+                full_name=full_name,
+                licenses_from=None,
+            )
+        elif existing.organization_id == organization.pk:
+            message = f"{email} is already in your team."
+            raise AccountError("validation_error", message, errors={"email": [message]})
+        else:
+            _tell_invited_elsewhere(
+                user=existing, organization=organization, role=role, actor=actor
+            )
+    return email
+
+
+def _tell_invited_elsewhere(
+    *, user: User, organization: Organization, role: str, actor: Actor
+) -> None:
+    """The other half of an invitation to an address with an account elsewhere: an e-mail to
+    that address (through the outbox, like an invitation) and an audit event that no account
+    history shows (only the vendor's audit trail holds it). The account is not touched."""
+    enqueue_email(
+        kind=INVITATION_ELSEWHERE_EMAIL,
+        object_id=str(user.pk),
+        to=[user.email],
+        context={**_invitation_context(actor, None), "role": role},
+    )
+    record_event(
+        actor=actor,
+        action="user.invitation_elsewhere",
+        obj=user,
+        data={"email": user.email, "role": role, "organization": str(organization.pk)},
     )
 
 

@@ -201,12 +201,13 @@ def team(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied
         if form.is_valid():
             try:
-                user = services.invite_member(actor=actor, **form.cleaned_data)
+                email = services.invite_member(actor=actor, **form.cleaned_data)
             except AccountError as exc:
                 _form_error(form, exc)
                 status = 400
             else:
-                messages.success(request, f"Invitation sent to {user.email}.")
+                # The same answer whether or not the address has an account elsewhere (S27).
+                messages.success(request, f"Invitation sent to {email}.")
                 return redirect("smartaccounts:team")
         else:
             status = 400

@@ -269,6 +269,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Product settings ---------------------------------------------------------------------
 ACTIVATION_TOKEN_TTL = timedelta(days=env_int("ACTIVATION_TOKEN_TTL_DAYS", 30))
+UNLOCK_LINK_TTL_DAYS = env_int("UNLOCK_LINK_TTL_DAYS", 180)  # an e-mailed unlock link's lifetime
 
 # --- Security -----------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
