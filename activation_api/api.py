@@ -4,8 +4,15 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,12 +22,49 @@ from licensing_portal.authentication import actor_for, bearer_token, client_addr
 from licensing_portal.problems import PROBLEM_CONTENT_TYPE, problem
 from licensing_portal.schema import problem_responses
 from licensing_portal.throttling import activation_failures
+from smartaccounts.models import Product
 from tokens import services
+from tokens.api import (
+    ETAG_HEADER,
+    NO_STORE,
+    NO_STORE_HEADER,
+    RETRY_AFTER_HEADER,
+    WWW_AUTHENTICATE_HEADER,
+)
 from tokens.errors import TokenError
 from tokens.selectors import get_server_for
 from tokens.signing import jwk, published_keys
 
 GUESSING_CODES = {"token_invalid", "token_expired", "token_used"}
+
+# Reported usage: counts below a billion, for at most this many products. The catalog is far
+# smaller; the sync service refuses codes outside it, this bound keeps that one look-up small.
+USAGE_LIMIT = 10**9
+USAGE_MAX_PRODUCTS = 1000
+PRODUCT_CODE_LENGTH: int = Product._meta.get_field("code").max_length
+
+
+class ServerCredentialAuthentication(BaseAuthentication):
+    """Names the server credential a sync carries (for the schema and the 401 challenge). The
+    credential is checked by the sync service itself, in the one query a sync makes."""
+
+    def authenticate(self, request: Request) -> None:
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class ServerCredentialScheme(OpenApiAuthenticationExtension):
+    target_class = ServerCredentialAuthentication
+    name = "serverCredential"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A server credential (returned once by activation).",
+        }
 
 
 def _rate_limited(retry_after: int) -> Response:
@@ -84,6 +128,7 @@ class ActivationApi(APIView):
         summary="Activate a server with its token",
         auth=[],
         request=InputSerializer,
+        parameters=[ETAG_HEADER, NO_STORE_HEADER, WWW_AUTHENTICATE_HEADER, RETRY_AFTER_HEADER],
         responses={
             201: OutputSerializer,
             **problem_responses(400, 401, 409, 410, 429),
@@ -117,7 +162,7 @@ class ActivationApi(APIView):
         return Response(
             self.OutputSerializer(body).data,
             status=status.HTTP_201_CREATED,
-            headers={"ETag": activation.document.etag},
+            headers={"ETag": activation.document.etag, **NO_STORE},
         )
 
 
@@ -133,20 +178,52 @@ def _well_formed_sync(body: Any) -> dict[str, Any] | None:
         return None
     if not (isinstance(version, str) and len(version) <= 64) or not isinstance(usage, dict):
         return None
-    if not all(isinstance(k, str) and type(v) is int and v >= 0 for k, v in usage.items()):
+    if len(usage) > USAGE_MAX_PRODUCTS or not all(
+        type(k) is str
+        and 0 < len(k) <= PRODUCT_CODE_LENGTH
+        and type(v) is int
+        and 0 <= v < USAGE_LIMIT
+        for k, v in usage.items()
+    ):
         return None
     return {"fingerprint": fingerprint.strip(), "version": version.strip(), "usage": usage}
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "integer", "minimum": 0, "maximum": USAGE_LIMIT - 1},
+        "maxProperties": USAGE_MAX_PRODUCTS,
+    }
+)
+class UsageField(serializers.DictField):
+    child = serializers.IntegerField(min_value=0, max_value=USAGE_LIMIT - 1)
+
+    def to_internal_value(self, data: Any) -> dict[str, int]:
+        value = super().to_internal_value(data)
+        if len(value) > USAGE_MAX_PRODUCTS:
+            raise serializers.ValidationError(f"At most {USAGE_MAX_PRODUCTS} products.")
+        if any(not 0 < len(code) <= PRODUCT_CODE_LENGTH for code in value):
+            raise serializers.ValidationError(
+                f"A product code is 1 to {PRODUCT_CODE_LENGTH} characters."
+            )
+        return value
+
+
 class SyncApi(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+    # No permission class: the service admits a sync by its credential, and the schema then
+    # lists the credential as required (AllowAny would add an anonymous alternative).
+    authentication_classes = [ServerCredentialAuthentication]
+    permission_classes: list = []
 
     class InputSerializer(serializers.Serializer):
         fingerprint = serializers.CharField(max_length=200)
         version = serializers.CharField(max_length=64, required=False, allow_blank=True)
-        usage = serializers.DictField(
-            child=serializers.IntegerField(min_value=0), required=False, default=dict
+        usage = UsageField(
+            required=False,
+            default=dict,
+            help_text="Use per product code of the catalog (a code outside it: 400 "
+            "`validation_error`), each a count from 0 to 999,999,999.",
         )
 
     class OutputSerializer(serializers.Serializer):
@@ -157,12 +234,23 @@ class SyncApi(APIView):
         summary="Report usage and get the current license document",
         description=(
             "Authenticate with `Authorization: Bearer <credential>`. Send the last ETag in "
-            "`If-None-Match` to get `304` when nothing changed."
+            "`If-None-Match` to get `304` when nothing changed: RFC 9110 rules, a list of tags "
+            "compared weakly, or `*` (which matches any current document, changed or not). "
+            "The tag is weak: one tag covers re-signed documents with the same content. A sync "
+            "is a read with a report attached: the usage is recorded either way, and a match "
+            "answers `304` (not `412`)."
         ),
-        auth=[],
         request=InputSerializer,
         parameters=[
-            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description='Entity tags (`W/"…"`, `"…"`, a comma-separated list) or `*`.',
+            ),
+            ETAG_HEADER,
+            WWW_AUTHENTICATE_HEADER,
         ],
         responses={
             200: OutputSerializer,

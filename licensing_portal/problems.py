@@ -86,6 +86,16 @@ def _first_message(errors: dict[str, list[str]]) -> str:
     return "The request is not valid."
 
 
+def _bearer_challenge(code: str, context: dict[str, Any]) -> str:
+    """RFC 6750 3: a secret presented and refused (unknown, revoked, an activation token that
+    is not one) is `invalid_token`; a request that presented none gets the bare challenge."""
+    request = context.get("request")
+    presented = request is not None and "HTTP_AUTHORIZATION" in request.META
+    if code != "not_authenticated" or presented:
+        return 'Bearer realm="api", error="invalid_token"'
+    return 'Bearer realm="api"'
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
@@ -93,6 +103,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = problem(status, exc.code, exc.detail, **exc.extra)
         if exc.errors:
             body["errors"] = exc.errors
+        if status == 401:
+            headers["WWW-Authenticate"] = _bearer_challenge(exc.code, context)
     elif isinstance(exc, exceptions.ValidationError):
         errors = _flatten_errors(exc.detail)
         body = problem(400, "validation_error", _first_message(errors), errors=errors)

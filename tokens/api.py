@@ -17,6 +17,36 @@ from . import services
 from .models import Server
 from .selectors import get_server_for, held_lines, servers_of
 
+# Secrets in a body: no cache anywhere may keep the answer (RFC 9111 5.2.2.5).
+NO_STORE = {"Cache-Control": "no-store"}
+
+ETAG_HEADER = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 201, 304],
+    description='Weak (`W/"…"`): the same tag covers re-signed documents with the same '
+    "content. Send it back in `If-None-Match`.",
+)
+RETRY_AFTER_HEADER = OpenApiParameter(
+    "Retry-After", int, OpenApiParameter.HEADER, response=[429], description="Seconds to wait."
+)
+WWW_AUTHENTICATE_HEADER = OpenApiParameter(
+    "WWW-Authenticate",
+    str,
+    OpenApiParameter.HEADER,
+    response=[401],
+    description='The bearer challenge: `Bearer realm="api", error="invalid_token"` when the '
+    "presented secret was refused (RFC 6750).",
+)
+NO_STORE_HEADER = OpenApiParameter(
+    "Cache-Control",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 201],
+    description="`no-store` whenever the body carries a secret (a credential, a minted token).",
+)
+
 
 class HeldSerializer(serializers.Serializer):
     product = serializers.CharField(source="product.code")
@@ -144,6 +174,7 @@ class ServerAssignmentApi(APIView):
         operation_id="servers_assignments_update",
         summary="Set how much of a product the server holds (0 frees it)",
         request=InputSerializer,
+        parameters=[NO_STORE_HEADER, WWW_AUTHENTICATE_HEADER],
         responses={200: OutputSerializer, **problem_responses(400, 401, 403, 404, 409)},
     )
     def put(self, request: Request, server_id: str, product: str) -> Response:
@@ -164,10 +195,11 @@ class ServerAssignmentApi(APIView):
             "available": result.available,
             "server": _server_body(server.pk, request),
         }
-        if result.token is not None:
-            body["token"] = result.token.raw
-            body["token_expires_at"] = result.token.expires_at
-        return Response(body)
+        if result.token is None:
+            return Response(body)
+        body["token"] = result.token.raw
+        body["token_expires_at"] = result.token.expires_at
+        return Response(body, headers=NO_STORE)
 
 
 class ServerTokenApi(APIView):
@@ -179,6 +211,7 @@ class ServerTokenApi(APIView):
         operation_id="servers_token_create",
         summary="Mint a new activation token for a pending server (revokes the old one)",
         request=None,
+        parameters=[NO_STORE_HEADER, WWW_AUTHENTICATE_HEADER],
         responses={201: OutputSerializer, **problem_responses(401, 403, 404, 409)},
     )
     def post(self, request: Request, server_id: str) -> Response:
@@ -186,4 +219,6 @@ class ServerTokenApi(APIView):
         server = get_server_for(actor, server_id)
         minted = services.mint_token(server=server, actor=actor)
         data = {"token": minted.raw, "expires_at": minted.expires_at}
-        return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)
+        return Response(
+            self.OutputSerializer(data).data, status=status.HTTP_201_CREATED, headers=NO_STORE
+        )

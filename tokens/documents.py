@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.http import parse_etags
 
 from smartaccounts.models import License, care_status_at
 
@@ -149,11 +150,31 @@ def document_content(
 def etag_for(content: dict[str, Any], *, mode: str, now: datetime) -> str:
     """A digest of what the document grants plus the refresh period it belongs to — not of
     its signing time: a server re-syncing within one period with nothing changed gets 304,
-    and a fresh lease at least once per period."""
+    and a fresh lease at least once per period.
+
+    The tag is weak (RFC 9110 8.8.1): two answers in one period carry the same tag but
+    differently signed bytes (`iat`, `exp`), equivalent in meaning, not byte for byte."""
     period = None
     if mode == ONLINE:
         period = int(now.timestamp() // settings.LICENSE_REFRESH_HINT.total_seconds())
-    return f'"{content_digest({"content": content, "period": period})[:32]}"'
+    return f'W/"{content_digest({"content": content, "period": period})[:32]}"'
+
+
+def _opaque_tag(etag: str) -> str:
+    return etag.removeprefix("W/")
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match field value (RFC 9110 13.1.2) holds `etag`: `*`, or a list of
+    tags compared weakly (the opaque tags equal, `W/` on either side ignored), so a tag a proxy
+    weakened, or a strong tag an older agent kept, still matches. A malformed member is
+    skipped, never an error."""
+    if not if_none_match:
+        return False
+    if if_none_match == etag:  # what the agent sends back: the tag it was given
+        return True
+    tags = parse_etags(if_none_match)
+    return "*" in tags or _opaque_tag(etag) in {_opaque_tag(tag) for tag in tags}
 
 
 def sign_content(content: dict[str, Any], *, mode: str, now: datetime) -> Document:

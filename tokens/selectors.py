@@ -407,6 +407,14 @@ def _hot_path_cursor() -> Any:
     return connection.make_cursor(cursor)
 
 
+def unknown_products(codes: Iterable[str]) -> set[str]:
+    """Those of the codes that name no product in the catalog (one query; none when empty)."""
+    wanted = set(codes)
+    if not wanted:
+        return set()
+    return wanted - set(Product.objects.filter(code__in=wanted).values_list("code", flat=True))
+
+
 def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
     """The credential, its server and account and what the server holds, in one query.
 

@@ -21,13 +21,14 @@ from .documents import (
     content_digest,
     document_content,
     etag_for,
+    etag_matches,
     make_content,
     sign_content,
 )
 from .errors import TokenError
 from .models import ActivationToken, Assignment, Server, ServerCredential
 from .secrets import new_activation_token, normalize_token, token_checksum_ok
-from .selectors import SyncSnapshot, sync_snapshot
+from .selectors import SyncSnapshot, sync_snapshot, unknown_products
 
 MAX_NAME_LENGTH = 100
 CREDENTIAL_PREFIX = "srv_"
@@ -518,12 +519,25 @@ def sync_server(
             "This credential belongs to another machine. If the server was moved or copied, "
             "activate the new one with a new token.",
         )
+    _check_usage(snapshot, usage)
     _record_sync(snapshot, version, usage, address, now)
     content = make_content(snapshot.subject, snapshot.held, mode=ONLINE, now=now)
     etag = etag_for(content, mode=ONLINE, now=now)
-    if if_none_match == etag:
+    if etag_matches(if_none_match, etag):
         return SyncResult(etag=etag, document=None)
     return SyncResult(etag=etag, document=sign_content(content, mode=ONLINE, now=now))
+
+
+def _check_usage(snapshot: SyncSnapshot, usage: dict[str, int]) -> None:
+    """Usage is reported for catalog products only (so never more entries than the catalog
+    holds). What the server holds and what it reported before are known good: the catalog is
+    asked only about a changed report naming a product the server holds none of."""
+    if usage == snapshot.reported_usage:
+        return
+    unknown = unknown_products(usage.keys() - {h.product for h in snapshot.held})
+    if unknown:
+        message = f"Not a product in the catalog: {', '.join(sorted(unknown)[:5])}."
+        raise TokenError("validation_error", message, errors={"usage": [message]})
 
 
 def _record_sync(
