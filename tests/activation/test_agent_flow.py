@@ -386,7 +386,7 @@ def test_concurrent_activations_of_one_token_one_wins(
     monkeypatch.setenv("APPSUITE_FINGERPRINT", "fp-racer")
 
     def attempt(agent: Agent) -> None:
-        argv = ["--state-dir", str(agent.folder), "activate", online_token]
+        argv = ["--insecure-dev", "--state-dir", str(agent.folder), "activate", online_token]
         barrier.wait()
         codes.append(cli.main([*argv, "--url", live_server.url]))
 
