@@ -283,12 +283,15 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             form = ApiKeyForm()
     page = Paginator(api_keys_for(actor), 25).get_page(request.GET.get("page"))
     status = 400 if request.method == "POST" and new_key is None else 200
-    return render(
+    response = render(
         request,
         "smartaccounts/api_keys.html",
         {"form": form, "page": page, "new_key": new_key},
         status=status,
     )
+    if new_key is not None:
+        response["Cache-Control"] = "no-store"  # the key is shown this once
+    return response
 
 
 @org_admin_required_for_post

@@ -225,3 +225,12 @@ def test_the_command_refuses_an_unknown_organization(cast):
     with pytest.raises(CommandError, match="No organization"):
         call_command("create_api_key", "--org", "Nobody Ltd", stdout=StringIO())
     assert not ApiKey.objects.exists()
+
+
+def test_the_page_showing_a_new_key_is_never_stored_by_a_cache(cast, client):
+    client.force_login(cast.alice_admin)
+
+    response = client.post(PAGE, {"name": "ERP"})
+
+    assert response.status_code == 200 and response.context["new_key"]
+    assert response["Cache-Control"] == "no-store"
