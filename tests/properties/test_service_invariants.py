@@ -316,6 +316,9 @@ def build_machine(cast):
             active = License.objects.filter(
                 account_id=server.account_id, product=product, state=License.State.ACTIVE
             )
+            if server.state == Server.State.OFFLINE:
+                # A license file carries perpetual capacity only: that is all it may draw on.
+                active = active.filter(kind=License.Kind.PERPETUAL)
             capacity = _sum(active)
             used = _sum(Assignment.objects.filter(license__in=active))
             current = _sum(Assignment.objects.filter(server=server, license__in=active))
