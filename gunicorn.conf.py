@@ -5,7 +5,7 @@ request line are redacted before the line is written."""
 
 from gunicorn.glogging import Logger
 
-from licensing_portal.logs import redact
+from kernel.logs import redact
 
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" id=%({x-request-id}o)s'
 

@@ -18,10 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from licensing_portal.authentication import actor_for, bearer_token, client_address
-from licensing_portal.problems import PROBLEM_CONTENT_TYPE, problem
-from licensing_portal.schema import problem_responses
-from licensing_portal.throttling import activation_failures
+from kernel.problems import PROBLEM_CONTENT_TYPE, problem
+from kernel.schema import problem_responses
+from kernel.throttling import activation_failures
+from smartaccounts.actors import actor_for, client_address
+from smartaccounts.authentication import bearer_token
 from smartaccounts.models import Product
 from tokens import services
 from tokens.api import (

@@ -4,8 +4,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from .middleware import is_machine_path
-from .problems import problem_response
+from kernel.middleware import is_machine_path
+from kernel.problems import problem_response
 
 
 @never_cache

@@ -9,8 +9,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods, require_safe
 
-from licensing_portal.authentication import actor_for
-from licensing_portal.exports import csv_response
+from kernel.exports import csv_response
+from smartaccounts.actors import actor_for
 from smartaccounts.models import Organization
 from smartaccounts.selectors import accounts_for, get_account_for
 from tokens.selectors import overused_servers_in

@@ -2,8 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from licensing_portal.authentication import client_address
-from smartaccounts.actors import Actor
+from smartaccounts.actors import Actor, client_address
 
 from . import services
 from .models import Order, OrderLine

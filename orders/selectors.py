@@ -2,7 +2,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from licensing_portal.identifiers import uuid_or_404
+from kernel.identifiers import uuid_or_404
 from smartaccounts.actors import Actor
 
 from .models import Order, OrderLine

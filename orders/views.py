@@ -7,11 +7,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from licensing_portal.authentication import actor_for, client_address
-from licensing_portal.problems import STATUS_FOR_CODE
-from licensing_portal.sorting import Sorting
-from licensing_portal.throttling import unlock_failures
-from smartaccounts.actors import Actor
+from kernel.errors import STATUS_FOR_CODE
+from kernel.sorting import Sorting
+from kernel.throttling import unlock_failures
+from smartaccounts.actors import Actor, actor_for, client_address
 from smartaccounts.decorators import partner_required, writer_required
 
 from . import services

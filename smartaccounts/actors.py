@@ -1,6 +1,11 @@
-"""Who is acting: a portal user, a partner system's API key, a server, or the system itself."""
+"""Who is acting: a portal user, a partner system's API key, a server, or the system itself;
+and who is behind a request (`actor_for`, from the caller's `client_address`)."""
 
 from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
 
 from .models import ApiKey, Organization, User
 
@@ -56,3 +61,22 @@ class Actor:
     @property
     def is_org_admin(self) -> bool:
         return self.user is not None and self.role == User.Role.ADMIN
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The caller's address; behind TRUSTED_PROXY_COUNT proxies, from X-Forwarded-For."""
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if proxies:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [p for p in forwarded if p]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def actor_for(request: Any) -> Actor:
+    address = client_address(request)
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiKey):
+        return Actor.for_api_key(auth, address)
+    return Actor.for_user(request.user, address)

@@ -4,10 +4,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from licensing_portal.authentication import client_address
-
 from . import services
-from .actors import Actor
+from .actors import Actor, client_address
 from .forms import EvaluationForm, LicenseAdminForm
 from .models import (
     ApiKey,

@@ -7,10 +7,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from licensing_portal.authentication import actor_for
-from licensing_portal.pagination import paginated_response
-from licensing_portal.schema import PAGE_PARAMETERS, paginated, problem_responses
+from kernel.pagination import paginated_response
+from kernel.schema import PAGE_PARAMETERS, paginated, problem_responses
 
+from .actors import actor_for
 from .models import License
 from .selectors import (
     accounts_for,

@@ -7,9 +7,9 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from licensing_portal.authentication import client_address
-from licensing_portal.throttling import login_spraying, reset_by_address, reset_by_email
+from kernel.throttling import login_spraying, reset_by_address, reset_by_email
 
+from .actors import client_address
 from .forms import EmailAuthenticationForm, InvitablePasswordResetForm
 
 

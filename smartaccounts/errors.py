@@ -1,4 +1,4 @@
-from licensing_portal.errors import DomainError
+from kernel.errors import DomainError
 
 
 class AccountError(DomainError):

@@ -6,7 +6,7 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from licensing_portal.identifiers import uuid_or_404
+from kernel.identifiers import uuid_or_404
 
 from .actors import Actor
 from .models import (

@@ -13,11 +13,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from licensing_portal.authentication import actor_for
-from licensing_portal.exports import csv_response
-from licensing_portal.sorting import Sorting
+from kernel.exports import csv_response
+from kernel.sorting import Sorting
 
 from . import services
+from .actors import actor_for
 from .decorators import org_admin_required_for_post
 from .errors import AccountError
 from .forms import ApiKeyForm, InviteForm, RoleForm

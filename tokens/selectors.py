@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 
-from licensing_portal.identifiers import uuid_or_404
+from kernel.identifiers import uuid_or_404
 from smartaccounts.actors import Actor
 from smartaccounts.models import CARE_EXPIRING_WITHIN, License, Product, SmartAccount
 from smartaccounts.selectors import PoolRow, accounts_for, license_pool

@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from licensing_portal.authentication import actor_for
-from licensing_portal.exports import csv_response
-from licensing_portal.sorting import Sorting
+from kernel.exports import csv_response
+from kernel.sorting import Sorting
+from smartaccounts.actors import actor_for
 from smartaccounts.models import Product, SmartAccount
 from smartaccounts.selectors import can_manage_accounts, get_account_for
 

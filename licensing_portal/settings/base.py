@@ -58,10 +58,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "licensing_portal.middleware.RequestIdMiddleware",
+    "kernel.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "licensing_portal.middleware.EdgeMiddleware",
+    "kernel.middleware.EdgeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -87,7 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "licensing_portal.context_processors.portal",
+                "smartaccounts.context_processors.portal",
             ],
             "builtins": ["licensing_portal.templatetags.timefmt"],
         },
@@ -126,7 +126,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 # The real client behind the trusted proxies, the same address the rest of the project uses.
-AXES_CLIENT_IP_CALLABLE = "licensing_portal.authentication.client_address"
+AXES_CLIENT_IP_CALLABLE = "smartaccounts.actors.client_address"
 # Password spraying: one address failing with this many different e-mails within the window
 # is refused further logins until the window ends.
 LOGIN_SPRAY_LIMIT = env_int("LOGIN_SPRAY_LIMIT", 10)
@@ -224,17 +224,17 @@ OUTBOX_LINK_KEY = env_str(
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "licensing_portal.authentication.ApiKeyAuthentication",
+        "smartaccounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["licensing_portal.parsers.JSONParser"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "licensing_portal.parsers.ContentNegotiation",
-    "DEFAULT_SCHEMA_CLASS": "licensing_portal.schema.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "licensing_portal.pagination.Pagination",
+    "DEFAULT_PARSER_CLASSES": ["kernel.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kernel.parsers.ContentNegotiation",
+    "DEFAULT_SCHEMA_CLASS": "kernel.schema.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "kernel.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "licensing_portal.problems.exception_handler",
+    "EXCEPTION_HANDLER": "kernel.problems.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": False,
@@ -255,7 +255,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "licensing_portal.schema.add_health_check",
+        "kernel.schema.add_health_check",
     ],
     "ENUM_NAME_OVERRIDES": {
         "LicenseStateEnum": "smartaccounts.models.License.State",
@@ -308,8 +308,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "licensing_portal.middleware.RequestIdFilter"},
-        "redact": {"()": "licensing_portal.logs.RedactSecretsFilter"},
+        "request_id": {"()": "kernel.middleware.RequestIdFilter"},
+        "redact": {"()": "kernel.logs.RedactSecretsFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from licensing_portal.logs import RedactSecretsFilter, redact
+from kernel.logs import RedactSecretsFilter, redact
 from orders.models import Order
 
 from ..conftest import api_client_for
@@ -41,7 +41,7 @@ def test_the_proxys_request_id_is_kept_only_behind_a_trusted_proxy(db, client, s
 
 def test_log_lines_carry_the_request_id(db, client, caplog):
     logger = logging.getLogger("tests.edge")
-    from licensing_portal.middleware import RequestIdFilter, current_request_id
+    from kernel.middleware import RequestIdFilter, current_request_id
 
     token = current_request_id.set("req-in-the-log")
     try:

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from licensing_portal.problems import STATUS_FOR_CODE
+from kernel.errors import STATUS_FOR_CODE
 
 from .conftest import World
 

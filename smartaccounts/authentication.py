@@ -1,16 +1,15 @@
-"""Partner API keys as DRF authentication, and the Actor behind any request."""
+"""Partner API keys as DRF authentication (`Authorization: Bearer clp_…`), and their OpenAPI
+security scheme. The Actor behind a request is `actors.actor_for`."""
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from smartaccounts.actors import Actor
-from smartaccounts.models import ApiKey, Organization
-from smartaccounts.selectors import authenticate_api_key
-from smartaccounts.services import API_KEY_PREFIX
+from .models import ApiKey, Organization
+from .selectors import authenticate_api_key
+from .services import API_KEY_PREFIX
 
 
 class ApiKeyPrincipal:
@@ -51,25 +50,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
-
-
-def client_address(request: HttpRequest) -> str | None:
-    """The caller's address; behind TRUSTED_PROXY_COUNT proxies, from X-Forwarded-For."""
-    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    if proxies:
-        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [p for p in forwarded if p]
-        if len(forwarded) >= proxies:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def actor_for(request: Any) -> Actor:
-    address = client_address(request)
-    auth = getattr(request, "auth", None)
-    if isinstance(auth, ApiKey):
-        return Actor.for_api_key(auth, address)
-    return Actor.for_user(request.user, address)
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

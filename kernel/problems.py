@@ -13,34 +13,6 @@ from .errors import DomainError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-STATUS_FOR_CODE: dict[str, int] = {
-    "validation_error": 400,
-    "not_authenticated": 401,
-    "token_invalid": 401,
-    "credential_revoked": 401,
-    "permission_denied": 403,
-    "partner_access_revoked": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "not_acceptable": 406,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "idempotency_conflict": 409,
-    "insufficient_capacity": 409,
-    "order_locked": 409,
-    "token_used": 409,
-    "fingerprint_mismatch": 409,
-    "server_not_pending": 409,
-    "server_replaced": 409,
-    "replacement_limit": 409,
-    "token_expired": 410,
-    "unlock_link_expired": 410,
-    "subscription_requires_online": 422,
-    "rate_limited": 429,
-    "service_unavailable": 503,
-    "server_error": 500,
-}
-
 
 def problem(
     status: int, code: str, detail: str, *, title: str | None = None, **extra: Any
@@ -99,7 +71,7 @@ def _bearer_challenge(code: str, context: dict[str, Any]) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
-        status = STATUS_FOR_CODE.get(exc.code, 400)
+        status = exc.status
         body = problem(status, exc.code, exc.detail, **exc.extra)
         if exc.errors:
             body["errors"] = exc.errors

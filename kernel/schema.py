@@ -4,7 +4,8 @@ from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from .problems import PROBLEM_CONTENT_TYPE, STATUS_FOR_CODE
+from .errors import STATUS_FOR_CODE
+from .problems import PROBLEM_CONTENT_TYPE
 
 ProblemSerializer = inline_serializer(
     name="Problem",
