@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from notifications.services import enqueue_email
+from notifications.tasks import enqueue_email
 from orders.models import Order, OrderLine
 from orders.services import partner_recipients
 from smartaccounts.actors import Actor

@@ -1,5 +1,6 @@
-"""The outbox: every outbound message is a row written with the change that causes it, then
-sent by `deliver_email` in three steps, none of which holds a transaction across the send:
+"""The outbox: every outbound message is a row written with the change that causes it
+(`tasks.enqueue_email`), then sent by `deliver_email` (run by the `send_email` task) in three
+steps, none of which holds a transaction across the send:
 
 1. **claim** — a conditional UPDATE marks the row as being sent by this sender until a lease
    ends, and commits. Two senders given the same row: one claim wins, the other backs off.
@@ -48,31 +49,18 @@ class ClaimedElsewhere(Exception):
         self.retry_in = retry_in
 
 
-def enqueue_email(
+def record_email(
     *, kind: str, object_id: str, to: list[str], context: dict[str, Any] | None = None
 ) -> OutboundEmail:
-    """Record an e-mail in the caller's transaction and hand it to a worker once that commits.
+    """The outbox row of one e-mail, written in the caller's transaction. `tasks.enqueue_email`
+    writes it and hands it to a worker once that transaction commits.
 
     `context` holds facts for the message that its object does not keep (who invited someone,
     and why); it is stored as it is, so it never holds a secret.
-
-    If the broker is unreachable at commit time the row stays unsent and the periodic sweep
-    delivers it later: the business change never depends on the broker.
     """
-    row = OutboundEmail.objects.create(
+    return OutboundEmail.objects.create(
         kind=kind, object_id=str(object_id), to=to, context=context or {}
     )
-    transaction.on_commit(lambda: _publish(row.pk))
-    return row
-
-
-def _publish(row_id: object) -> None:
-    from .tasks import send_email
-
-    try:
-        send_email.delay(str(row_id))
-    except Exception:  # the broker is down: the sweep will send it
-        logger.warning("Could not queue e-mail %s; the outbox sweep will send it", row_id)
 
 
 # --- what makes a repeated delivery the same message ------------------------------------

@@ -1,8 +1,18 @@
+"""The outbox's Celery tasks, and the one way an e-mail is queued (`enqueue_email`).
+
+This module imports the services, never the other way round: the services write, claim, send
+and record rows; the tasks run them on a worker."""
+
+import logging
 from typing import Any
 
 from celery import shared_task
+from django.db import transaction
 
 from . import services
+from .models import OutboundEmail
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -27,3 +37,23 @@ def send_email(self: Any, row_id: str) -> bool:
 @shared_task(acks_late=True)
 def sweep_outbox() -> int:
     return services.sweep_outbox()
+
+
+def enqueue_email(
+    *, kind: str, object_id: str, to: list[str], context: dict[str, Any] | None = None
+) -> OutboundEmail:
+    """Record an e-mail in the caller's transaction and hand it to a worker once that commits.
+
+    If the broker is unreachable at commit time the row stays unsent and the periodic sweep
+    delivers it later: the business change never depends on the broker.
+    """
+    row = services.record_email(kind=kind, object_id=object_id, to=to, context=context)
+    transaction.on_commit(lambda: _publish(row.pk))
+    return row
+
+
+def _publish(row_id: object) -> None:
+    try:
+        send_email.delay(str(row_id))
+    except Exception:  # the broker is down: the sweep will send it
+        logger.warning("Could not queue e-mail %s; the outbox sweep will send it", row_id)

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import OutboundEmail
-from notifications.services import enqueue_email
+from notifications.tasks import enqueue_email
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.models import (

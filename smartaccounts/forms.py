@@ -35,7 +35,7 @@ class InvitablePasswordResetForm(PasswordResetForm):
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Queue the reset e-mail through the outbox, like every other e-mail: the link's
         token is made when it is sent, and a mail server hiccup only delays it."""
-        from notifications.services import enqueue_email
+        from notifications.tasks import enqueue_email
 
         from .emails import PASSWORD_RESET_EMAIL
 

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from notifications.services import enqueue_email
+from notifications.tasks import enqueue_email
 
 from .actors import Actor
 from .audit import record_event
