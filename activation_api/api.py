@@ -24,7 +24,7 @@ from kernel.throttling import activation_failures
 from smartaccounts.actors import actor_for, client_address
 from smartaccounts.authentication import bearer_token
 from smartaccounts.models import Product
-from tokens import services
+from tokens import exchange
 from tokens.api import (
     ETAG_HEADER,
     NO_STORE,
@@ -144,7 +144,7 @@ class ActivationApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            activation = services.activate_server(
+            activation = exchange.activate_server(
                 token=data["token"],
                 fingerprint=data["fingerprint"],
                 hostname=data.get("hostname", ""),
@@ -265,7 +265,7 @@ class SyncApi(APIView):
             serializer = self.InputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-        result = services.sync_server(
+        result = exchange.sync_server(
             credential=bearer_token(request) or "",
             fingerprint=data["fingerprint"],
             version=data.get("version", ""),
@@ -301,9 +301,9 @@ class OfflineActivationApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = serializer.validated_data
-        token = services.activate_offline(
+        token = exchange.activate_offline(
             server=server,
-            request=services.OfflineRequest(
+            request=exchange.OfflineRequest(
                 token=data["token"],
                 fingerprint=data["fingerprint"],
                 hostname=data.get("hostname", ""),

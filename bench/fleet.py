@@ -11,6 +11,7 @@ from orders.services import CustomerData, LineData, OrderData, place_order, unlo
 from smartaccounts.actors import Actor
 from smartaccounts.models import Organization, Product, SmartAccount, User
 from smartaccounts.services import create_api_key
+from tokens import exchange
 from tokens import services as servers
 
 APPS = 50
@@ -81,7 +82,7 @@ def build(
                 )
                 token = token or result.token
             fingerprint = f"bench-fp-{c}-{s}"
-            activation = servers.activate_server(
+            activation = exchange.activate_server(
                 token=token.raw, fingerprint=fingerprint, hostname=f"h{c}-{s}", version="bench"
             )
             fleet.append({"credential": activation.credential, "fingerprint": fingerprint})

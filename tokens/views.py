@@ -19,7 +19,7 @@ from smartaccounts.actors import actor_for
 from smartaccounts.models import Product, SmartAccount
 from smartaccounts.selectors import can_manage_accounts, get_account_for
 
-from . import services
+from . import exchange, services
 from .errors import TokenError
 from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
@@ -390,9 +390,9 @@ def offline_activation(request: HttpRequest, server_id: str) -> HttpResponse:
     if not form.is_valid():
         return _server_page(request, server, status=400, offline_form=form)
     try:
-        license_file = services.activate_offline(
+        license_file = exchange.activate_offline(
             server=server,
-            request=services.OfflineRequest(**form.cleaned_data["request_file"]),
+            request=exchange.OfflineRequest(**form.cleaned_data["request_file"]),
             actor=actor,
         )
     except TokenError as exc:

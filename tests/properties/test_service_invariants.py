@@ -40,6 +40,7 @@ from orders.services import CustomerData, LineData, OrderData, place_order, unlo
 from smartaccounts.actors import Actor
 from smartaccounts.models import License
 from smartaccounts.services import RENEWAL_GRACE, issue_evaluation, set_auto_renew
+from tokens import exchange
 from tokens import services as tokens
 from tokens.documents import ONLINE, build_document
 from tokens.errors import TokenError
@@ -426,7 +427,7 @@ def build_machine(cast):
             server = Server.objects.get(pk=server_id)
             fingerprint = f"fp-{server_id}"
             if server.is_pending and timezone.now() < expires_at:
-                activation = tokens.activate_server(
+                activation = exchange.activate_server(
                     token=raw, fingerprint=fingerprint, hostname="pbx", version="W26"
                 )
                 assert activation.server.state == Server.State.ACTIVE
@@ -443,7 +444,7 @@ def build_machine(cast):
             else:  # deactivated before activation: its token was revoked
                 expected = "token_invalid"
             with pytest.raises(TokenError) as refused:
-                tokens.activate_server(
+                exchange.activate_server(
                     token=raw, fingerprint=fingerprint, hostname="pbx", version="W26"
                 )
             assert refused.value.code == expected
@@ -457,7 +458,7 @@ def build_machine(cast):
             raw, expires_at = self.tokens[server_id]
             server = Server.objects.get(pk=server_id)
             fingerprint = f"fp-{server_id}"
-            request = tokens.OfflineRequest(
+            request = exchange.OfflineRequest(
                 token=raw, fingerprint=fingerprint, hostname="pbx", version="W26", nonce="n-1"
             )
             holds_subscription = Assignment.objects.filter(
@@ -474,14 +475,14 @@ def build_machine(cast):
             else:
                 expected = "server_not_pending"
             if expected is None:
-                tokens.activate_offline(server=server, request=request, actor=SYSTEM)
+                exchange.activate_offline(server=server, request=request, actor=SYSTEM)
                 assert Server.objects.get(pk=server_id).state == Server.State.OFFLINE
                 self.activated.add(server_id)
                 event("offline: ok")
                 return
             event(f"offline: {expected}")
             with pytest.raises(TokenError) as refused:
-                tokens.activate_offline(server=server, request=request, actor=SYSTEM)
+                exchange.activate_offline(server=server, request=request, actor=SYSTEM)
             assert refused.value.code == expected
             assert Server.objects.get(pk=server_id).state == server.state
 
@@ -496,17 +497,17 @@ def build_machine(cast):
             sync = dict(credential=raw, fingerprint=self.fingerprints[server_id], usage={})
             if state == Server.State.DEACTIVATED:
                 with pytest.raises(TokenError) as refused:
-                    tokens.sync_server(version="W27", **sync)
+                    exchange.sync_server(version="W27", **sync)
                 assert refused.value.code == "credential_revoked"
                 event("sync: credential_revoked")
                 return
-            result = tokens.sync_server(version="W27", **sync)
+            result = exchange.sync_server(version="W27", **sync)
             server = Server.objects.select_related("account").get(pk=server_id)
             assert server.state == Server.State.ACTIVE  # a stale server is back
             event(f"sync: {bool(result.document.claims['entitlements'])} entitlements")
             self._check_document(server, result.document.claims)
             # The same server asking with its ETag gets "not modified".
-            again = tokens.sync_server(version="W27", if_none_match=result.etag, **sync)
+            again = exchange.sync_server(version="W27", if_none_match=result.etag, **sync)
             assert again.document is None and again.etag == result.etag
 
         # --- Time -----------------------------------------------------------------------

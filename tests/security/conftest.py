@@ -20,6 +20,7 @@ from orders.models import Order
 from smartaccounts.actors import Actor
 from smartaccounts.models import ApiKey, License, Organization, SmartAccount
 from smartaccounts.services import create_api_key
+from tokens import exchange
 from tokens import services as token_services
 from tokens.models import ActivationToken, Assignment, Server, ServerCredential
 from tokens.signing import _cache
@@ -112,7 +113,7 @@ def _tenant(cast: Cast, reseller: Organization, customer: Organization, name: st
         server=active, product=cast.recording, quantity=3, actor=system
     )
     fingerprint = f"fp-{name}-active"
-    activation = token_services.activate_server(
+    activation = exchange.activate_server(
         token=first.token.raw, fingerprint=fingerprint, hostname=f"{name}.local", version="W26"
     )
     deactivated = token_services.create_server(

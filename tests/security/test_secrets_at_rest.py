@@ -7,6 +7,7 @@ from django.apps import apps
 from django.core import mail
 from django.db import models
 
+from tokens import exchange
 from tokens import services as server_services
 
 from ..conftest import api_client_for
@@ -50,9 +51,7 @@ def test_no_table_holds_an_api_key_token_credential_or_unlock_secret(
     token = server_services.assign_capacity(
         server=server, product=cast.recording, quantity=2, actor=system_actor
     ).token.raw
-    activation = server_services.activate_server(
-        token=token, fingerprint="fp", hostname="h", version="v"
-    )
+    activation = exchange.activate_server(token=token, fingerprint="fp", hostname="h", version="v")
     secrets = {
         "api key": api_key,
         "unlock secret": unlock_secret,

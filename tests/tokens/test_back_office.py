@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import strip_tags
 
 from smartaccounts.actors import Actor
-from tokens import services
+from tokens import exchange, services
 from tokens.models import ActivationToken, Server
 
 from ..factories import LicenseFactory
@@ -29,7 +29,7 @@ def servers(cast):
     token = services.assign_capacity(
         server=milan, product=cast.recording, quantity=2, actor=SYSTEM
     ).token.raw
-    services.activate_server(
+    exchange.activate_server(
         token=token, fingerprint="fp-milan-4242", hostname="pbx-milan.carol.example", version="W26"
     )
     rome = services.create_server(account=dave, name="PBX-Rome", purpose="test", actor=SYSTEM)

@@ -12,6 +12,7 @@ from orders.models import Order
 from orders.services import CustomerData, LineData, OrderData, place_order, unlock_order
 from smartaccounts.actors import Actor
 from smartaccounts.models import Organization, PartnerLink, Product, SmartAccount, User
+from tokens import exchange
 from tokens import services as server_services
 from tokens.models import Server
 
@@ -170,7 +171,7 @@ class Command(BaseCommand):
             for code, quantity in (("CALL_RECORDING", 20), ("ATTENDANT_CONSOLE", 4))
         ]
         token = next(t for t in minted if t is not None)  # minted by the first assignment
-        server_services.activate_server(
+        exchange.activate_server(
             token=token.raw,
             fingerprint="demo-milan-fingerprint",
             hostname="pbx-milan.local",
