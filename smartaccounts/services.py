@@ -143,6 +143,35 @@ def invite_user(
         )
 
 
+def invite_contact(
+    *, organization: Organization, email: str, actor: Actor, licenses_from: Organization
+) -> None:
+    """Invite a customer's contact as its first admin when its first licenses arrive. An
+    address with an account elsewhere is answered as a new one (S27): the same event in the
+    customer's history, and its owner told by e-mail instead; that account is not touched."""
+    email = email.strip().lower()
+    _refuse_header_breaks(email=email)
+    with transaction.atomic():
+        existing = User.objects.select_for_update().filter(email__iexact=email).first()
+        if existing is None:
+            _create_invited_user(
+                organization=organization,
+                email=email,
+                role=User.Role.ADMIN,
+                actor=actor,
+                full_name="",
+                licenses_from=licenses_from,
+            )
+        elif existing.organization_id != organization.pk:
+            _tell_invited_elsewhere(
+                user=existing,
+                email=email,
+                organization=organization,
+                role=User.Role.ADMIN,
+                actor=actor,
+            )
+
+
 def _create_invited_user(
     *,
     organization: Organization,

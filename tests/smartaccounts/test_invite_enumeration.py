@@ -418,3 +418,36 @@ def test_other_organizations_invitations_are_not_listed_or_cancellable(
     assert User.objects.get(email=NEW_ADDRESS).is_active
     assert not AuditEvent.objects.exclude(action="user.invited").exists()
     assert AuditEvent.objects.count() == 1
+
+
+def test_an_unlock_invites_a_customer_contact_the_same_whether_or_not_the_address_is_taken(
+    cast, django_capture_on_commit_callbacks
+):
+    """The partner reads the customer's history: the first-contact invitation an unlock sends
+    shows alike for a new address and for one with an account elsewhere."""
+    from orders.services import CustomerData, LineData, OrderData, place_order, unlock_order
+    from smartaccounts.actors import Actor
+
+    taken = cast.bob_admin.email
+    before = snapshot(cast.bob_admin)
+    lines = []
+    for email, reference in ((NEW_ADDRESS, "PO-NEW"), (taken, "PO-TAKEN")):
+        with time_machine.travel(PINNED, tick=False):
+            order, _ = place_order(
+                placed_by=cast.alice_reseller,
+                data=OrderData(
+                    reference=reference,
+                    customer=CustomerData(name=f"Customer {reference}", email=email),
+                    lines=[LineData(product="CALL_RECORDING", quantity=5, kind="perpetual")],
+                ),
+                actor=Actor.system("tests"),
+            )
+            with django_capture_on_commit_callbacks(execute=True):
+                unlock_order(order=order, actor=Actor.system("tests"))
+        events = AuditEvent.objects.filter(account=order.account, action="user.invited")
+        assert events.count() == 1
+        lines.append(events.get().data["email"] == email)
+    assert lines == [True, True]
+    assert snapshot(cast.bob_admin) == before
+    told = [m for m in mail.outbox if taken in m.to]
+    assert len(told) == 1 and "Customer PO-TAKEN" not in told[0].subject
