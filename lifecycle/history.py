@@ -40,6 +40,7 @@ ACTION_LABELS = {
     "license.evaluation_issued": "Evaluation issued",
     "customer.created": "Customer created",
     "user.invited": "Person invited",
+    "user.invitation_cancelled": "Invitation cancelled",
     "server.created": "Server created",
     "server.renamed": "Server renamed",
     "server.activated": "Server activated",
@@ -277,7 +278,10 @@ def describe(event: AuditEvent, names: Names) -> str:
     if action == "customer.created":
         return f"{data.get('name', thing)} added as a customer"
     if action == "user.invited":
+        # Alike whether or not the address has an account elsewhere (S27).
         return f"Invited {data.get('email', thing)} as {data.get('role', 'member')}"
+    if action == "user.invitation_cancelled":
+        return f"Cancelled the invitation of {data.get('email', thing)}"
     if action == "server.created":
         purpose = data.get("purpose")
         return f"Server {data.get('name') or thing} created" + (f" ({purpose})" if purpose else "")
@@ -352,7 +356,9 @@ def _flat(value: Any) -> str:
 
 def csv_row(entry: Entry) -> list[str]:
     event, data = entry.event, entry.event.data or {}
-    more = {k: v for k, v in data.items() if k not in DETAIL_KEYS}
+    # Keys starting with "_" are for the vendor's audit trail only (the mark of an invitation
+    # whose address has an account elsewhere, S27): no reader of the history gets them.
+    more = {k: v for k, v in data.items() if k not in DETAIL_KEYS and not k.startswith("_")}
     # No quoting here: csv_response makes every cell inert (S25).
     return [
         event.created_at.isoformat(),

@@ -21,7 +21,7 @@ from smartaccounts.models import (
     User,
 )
 from smartaccounts.secrets import hash_secret, secret_matches
-from smartaccounts.services import create_customer, invite_user, resend_invitation
+from smartaccounts.services import create_customer, invite_contact, resend_invitation
 from smartaccounts.validators import CONTROL_CHARACTERS_MESSAGE, has_control_characters
 
 from .errors import OrderError
@@ -598,12 +598,6 @@ def _invite_first_customer_user(order: Order, actor: Actor) -> None:
         return
     if customer.users.exists() or not customer.email:
         return
-    if User.objects.filter(email__iexact=customer.email).exists():
-        return  # the address already signs in elsewhere; the partner can invite someone else
-    invite_user(
-        organization=customer,
-        email=customer.email,
-        role=User.Role.ADMIN,
-        actor=actor,
-        licenses_from=order.reseller,
+    invite_contact(
+        organization=customer, email=customer.email, actor=actor, licenses_from=order.reseller
     )

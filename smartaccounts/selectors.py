@@ -1,8 +1,11 @@
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -11,6 +14,7 @@ from kernel.identifiers import uuid_or_404
 from .actors import Actor
 from .models import (
     ApiKey,
+    AuditEvent,
     License,
     Organization,
     PartnerLink,
@@ -226,8 +230,110 @@ def users_for(actor: Actor) -> QuerySet[User]:
     return User.objects.filter(organization=actor.organization).order_by("-is_active", "email")
 
 
-def get_user_for(actor: Actor, user_id: object) -> User:
-    return get_object_or_404(users_for(actor), pk=uuid_or_404(user_id))
+# --- Team: members and the invitations sent --------------------------------------------------
+
+INVITED = "user.invited"
+INVITATION_CANCELLED = "user.invitation_cancelled"
+# Someone has joined once they chose a password (or logged in some other way); before that
+# they are an invitation, listed like one to an address with an account elsewhere (S27).
+SIGNED_UP = ~Q(password__startswith=UNUSABLE_PASSWORD_PREFIX) | Q(last_login__isnull=False)
+
+
+def has_signed_up(user: User) -> bool:
+    """SIGNED_UP, for one user at hand."""
+    return user.has_usable_password() or user.last_login is not None
+
+
+def members_for(actor: Actor) -> QuerySet[User]:
+    """The people of the actor's organization who have signed up."""
+    return users_for(actor).filter(SIGNED_UP)
+
+
+def get_member_for(actor: Actor, user_id: object) -> User:
+    """A member, for the role and deactivate tools: a pending invitee's id is as unknown
+    here as the id of someone in another organization."""
+    return get_object_or_404(members_for(actor), pk=uuid_or_404(user_id))
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """The latest invitation of one address that nobody has taken up or cancelled."""
+
+    id: uuid.UUID  # of that latest invitation event: what the re-send and cancel buttons name
+    email: str
+    role: str
+    sent_at: datetime
+    sent_by: str
+
+    @property
+    def role_label(self) -> str:
+        return User.Role(self.role).label if self.role in User.Role.values else self.role
+
+
+def invitations_for(actor: Actor) -> list[Invitation]:
+    """The invitations into the actor's organization still waiting, newest first.
+
+    Read from the invitation events, never from User rows, so that an address with an account
+    in another organization (nobody joins, nothing is created) is listed exactly like a new one
+    (S27). An invitation into a customer is recorded with its Smart Account (a partner's order
+    may invite the customer's first person); into a partner, with the partner and no account.
+    Two queries, whatever the number of invitations.
+    """
+    organization = actor.organization
+    if organization is None:
+        return []
+    events = (
+        AuditEvent.objects.filter(action__in=[INVITED, INVITATION_CANCELLED])
+        .filter(
+            Q(account__organization=organization)
+            | Q(organization=organization, account__isnull=True)
+        )
+        .select_related("actor_user", "organization")
+        .order_by("-created_at", "-pk")
+    )
+    latest: dict[str, AuditEvent] = {}
+    for event in events:
+        email = str((event.data or {}).get("email", "")).lower()
+        if email and email not in latest:
+            latest[email] = event
+    waiting = {email: event for email, event in latest.items() if event.action == INVITED}
+    joined = set(
+        User.objects.filter(organization=organization, email__in=list(waiting))
+        .filter(SIGNED_UP)
+        .values_list("email", flat=True)
+    )
+    return [
+        Invitation(
+            id=event.pk,
+            email=email,
+            role=str(event.data.get("role", "")),
+            sent_at=event.created_at,
+            sent_by=_sent_by(event, organization),
+        )
+        for email, event in waiting.items()
+        if email not in joined
+    ]
+
+
+def get_invitation_for(actor: Actor, invitation_id: object) -> Invitation:
+    wanted = uuid_or_404(invitation_id)
+    for invitation in invitations_for(actor):
+        if invitation.id == wanted:
+            return invitation
+    raise Http404("No such invitation.")
+
+
+def _sent_by(event: AuditEvent, organization: Organization) -> str:
+    """A colleague by name; anyone else (the partner whose order invited a customer's first
+    person, vendor support) by organization."""
+    if event.organization_id == organization.pk:
+        user = event.actor_user
+        return (user.full_name or user.email) if user is not None else event.actor_label
+    if event.organization is not None:
+        if event.organization.kind == Organization.Kind.VENDOR:
+            return "Vendor support"
+        return event.organization.name
+    return event.actor_label
 
 
 def get_license_for(actor: Actor, license_id: object) -> License:

@@ -19,6 +19,7 @@ from .models import (
     User,
 )
 from .secrets import hash_secret, new_secret
+from .selectors import INVITATION_CANCELLED, INVITED, has_signed_up
 from .terms import add_months
 from .validators import CONTROL_CHARACTERS_MESSAGE, has_control_characters
 
@@ -34,6 +35,10 @@ INVITATION_ELSEWHERE_EMAIL = "invitation_elsewhere"
 # their organization its first licenses.
 INVITED_TO_TEAM = "team"
 INVITED_FOR_LICENSES = "licenses"
+# Marks an invitation event whose address has an account in another organization. Data keys
+# starting with "_" are for the vendor's audit trail only: the account history and its CSV
+# never show them (lifecycle/history.py), so the inviter reads the same event either way (S27).
+ELSEWHERE_MARK = "_elsewhere"
 
 
 def create_api_key(*, organization: Organization, name: str, actor: Actor) -> tuple[ApiKey, str]:
@@ -138,6 +143,35 @@ def invite_user(
         )
 
 
+def invite_contact(
+    *, organization: Organization, email: str, actor: Actor, licenses_from: Organization
+) -> None:
+    """Invite a customer's contact as its first admin when its first licenses arrive. An
+    address with an account elsewhere is answered as a new one (S27): the same event in the
+    customer's history, and its owner told by e-mail instead; that account is not touched."""
+    email = email.strip().lower()
+    _refuse_header_breaks(email=email)
+    with transaction.atomic():
+        existing = User.objects.select_for_update().filter(email__iexact=email).first()
+        if existing is None:
+            _create_invited_user(
+                organization=organization,
+                email=email,
+                role=User.Role.ADMIN,
+                actor=actor,
+                full_name="",
+                licenses_from=licenses_from,
+            )
+        elif existing.organization_id != organization.pk:
+            _tell_invited_elsewhere(
+                user=existing,
+                email=email,
+                organization=organization,
+                role=User.Role.ADMIN,
+                actor=actor,
+            )
+
+
 def _create_invited_user(
     *,
     organization: Organization,
@@ -151,6 +185,13 @@ def _create_invited_user(
     user = User(email=email, organization=organization, role=role, full_name=full_name)
     user.set_unusable_password()
     user.save()
+    _send_invitation(user=user, actor=actor, licenses_from=licenses_from)
+    return user
+
+
+def _send_invitation(*, user: User, actor: Actor, licenses_from: Organization | None) -> None:
+    """The invitation e-mail and its event: {"email", "role"}, exactly what an invitation of
+    an address with an account elsewhere records too (S27)."""
     enqueue_email(
         kind=INVITATION_EMAIL,
         object_id=str(user.pk),
@@ -159,12 +200,17 @@ def _create_invited_user(
     )
     record_event(
         actor=actor,
-        action="user.invited",
+        action=INVITED,
         obj=user,
-        account=getattr(organization, "smart_account", None),
-        data={"email": user.email, "role": role},
+        account=_invitation_account(user.organization),
+        data={"email": user.email, "role": user.role},
     )
-    return user
+
+
+def _invitation_account(organization: Organization | None) -> SmartAccount | None:
+    """Where an invitation into `organization` is recorded: a customer's Smart Account, so its
+    history shows it; a partner has none."""
+    return getattr(organization, "smart_account", None)
 
 
 def resend_invitation(
@@ -184,9 +230,9 @@ def resend_invitation(
         )
         record_event(
             actor=actor,
-            action="user.invited",
+            action=INVITED,
             obj=user,
-            account=getattr(user.organization, "smart_account", None),
+            account=_invitation_account(user.organization),
             data={"email": user.email, "role": user.role, "again": True},
         )
     return True
@@ -239,9 +285,11 @@ def invite_member(*, email: str, role: str, actor: Actor, full_name: str = "") -
     """An organization admin invites a colleague by e-mail. Returns the address invited.
 
     An address that already has an account in another organization is answered exactly as a
-    new one (SECURITY.md S27): the same work, the same answer, no change to that account. Its
-    owner is told by e-mail instead, and may ask the inviter to use another address. (Someone
-    already in the admin's own team is no secret to the admin: that is said plainly.)
+    new one (SECURITY.md S27): the same work, the same answer, the same event, no change to
+    that account. Its owner is told by e-mail instead, and may ask the inviter to use another
+    address. Inviting again an address invited before (with its invitation cancelled or not,
+    perhaps with another role) sends it again, either way. Only someone who has joined the
+    admin's own team is no secret to the admin: that is said plainly.
     """
     organization = actor.organization
     if organization is None:
@@ -252,7 +300,7 @@ def invite_member(*, email: str, role: str, actor: Actor, full_name: str = "") -
     email = email.strip().lower()
     _refuse_header_breaks(email=email, full_name=full_name)
     with transaction.atomic():
-        existing = User.objects.filter(email__iexact=email).first()
+        existing = User.objects.select_for_update().filter(email__iexact=email).first()
         if existing is None:
             _create_invited_user(
                 organization=organization,
@@ -262,22 +310,31 @@ def invite_member(*, email: str, role: str, actor: Actor, full_name: str = "") -
                 full_name=full_name,
                 licenses_from=None,
             )
-        elif existing.organization_id == organization.pk:
+        elif existing.organization_id != organization.pk:
+            _tell_invited_elsewhere(
+                user=existing, email=email, organization=organization, role=role, actor=actor
+            )
+        elif has_signed_up(existing):
             message = f"{email} is already in your team."
             raise AccountError("validation_error", message, errors={"email": [message]})
         else:
-            _tell_invited_elsewhere(
-                user=existing, organization=organization, role=role, actor=actor
-            )
+            # Invited before and not signed up: back on (a cancelled invitation), the role asked
+            # for now, a new e-mail.
+            existing.role = role
+            existing.is_active = True
+            existing.full_name = full_name or existing.full_name
+            existing.save(update_fields=["role", "is_active", "full_name"])
+            _send_invitation(user=existing, actor=actor, licenses_from=None)
     return email
 
 
 def _tell_invited_elsewhere(
-    *, user: User, organization: Organization, role: str, actor: Actor
+    *, user: User, email: str, organization: Organization, role: str, actor: Actor
 ) -> None:
     """The other half of an invitation to an address with an account elsewhere: an e-mail to
-    that address (through the outbox, like an invitation) and an audit event that no account
-    history shows (only the vendor's audit trail holds it). The account is not touched."""
+    that address (through the outbox, like an invitation) and the event an invitation records,
+    with the same account and details (the address as typed, normalised), marked for the
+    vendor's audit trail only. The account is not touched."""
     enqueue_email(
         kind=INVITATION_ELSEWHERE_EMAIL,
         object_id=str(user.pk),
@@ -286,10 +343,45 @@ def _tell_invited_elsewhere(
     )
     record_event(
         actor=actor,
-        action="user.invitation_elsewhere",
+        action=INVITED,
         obj=user,
-        data={"email": user.email, "role": role, "organization": str(organization.pk)},
+        account=_invitation_account(organization),
+        data={"email": email, "role": role, ELSEWHERE_MARK: True},
     )
+
+
+def cancel_invitation(*, email: str, actor: Actor) -> bool:
+    """Withdraw the actor's organization's invitation of `email`. False when the person has
+    signed up meanwhile (they are a member now: deactivate them instead).
+
+    The same for an address with an account elsewhere (its invitation just ends; that account
+    is not touched) as for a new one, whose pending user is deactivated with a fresh unusable
+    password, so that the links already sent no longer work (S27).
+    """
+    organization = actor.organization
+    if organization is None:
+        raise AccountError("permission_denied", "Only an admin of the organization may do this.")
+    _require_org_admin(actor, organization)
+    email = email.strip().lower()
+    data: dict[str, object] = {"email": email}
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(email__iexact=email).first()
+        if user is not None and user.organization_id == organization.pk:
+            if has_signed_up(user):
+                return False
+            user.is_active = False
+            user.set_unusable_password()
+            user.save(update_fields=["is_active", "password"])
+        elif user is not None:
+            data[ELSEWHERE_MARK] = True
+        record_event(
+            actor=actor,
+            action=INVITATION_CANCELLED,
+            obj=user,
+            account=_invitation_account(organization),
+            data=data,
+        )
+    return True
 
 
 def change_role(*, user: User, role: str, actor: Actor) -> User:

@@ -21,6 +21,9 @@ urlpatterns = [
     path("team/", views.team, name="team"),
     path("team/<str:user_id>/role/", views.team_role, name="team_role"),
     path("team/<str:user_id>/deactivate/", views.team_deactivate, name="team_deactivate"),
+    # The invitation's id travels in the form body: it names an event, not a person.
+    path("team/invitations/resend/", views.team_invitation_resend, name="team_invitation_resend"),
+    path("team/invitations/cancel/", views.team_invitation_cancel, name="team_invitation_cancel"),
     path("api-keys/", views.api_keys, name="api_keys"),
     path("api-keys/<str:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("invitation/<uidb64>/<token>/", views.InvitationView.as_view(), name="invitation"),

@@ -29,13 +29,15 @@ from .selectors import (
     arrange_pool,
     get_account_for,
     get_api_key_for,
+    get_invitation_for,
     get_license_for,
-    get_user_for,
+    get_member_for,
+    invitations_for,
     license_pool,
     licenses_by_product,
     licenses_for_export,
+    members_for,
     partners_of,
-    users_for,
 )
 
 
@@ -211,11 +213,18 @@ def team(request: HttpRequest) -> HttpResponse:
                 return redirect("smartaccounts:team")
         else:
             status = 400
-    page = Paginator(users_for(actor), 25).get_page(request.GET.get("page"))
+    # The people who joined, and apart the invitations waiting: an address with an account
+    # elsewhere is listed there like a new one, as nobody joins in either case (S27).
+    page = Paginator(members_for(actor), 25).get_page(request.GET.get("page"))
     return render(
         request,
         "smartaccounts/team.html",
-        {"form": form, "page": page, "roles": User.Role.choices},
+        {
+            "form": form,
+            "page": page,
+            "invitations": invitations_for(actor),
+            "roles": User.Role.choices,
+        },
         status=status,
     )
 
@@ -226,7 +235,7 @@ def team_role(request: HttpRequest, user_id: str) -> HttpResponse:
     actor = actor_for(request)
     if not actor.is_org_admin:
         raise PermissionDenied
-    user = get_user_for(actor, user_id)
+    user = get_member_for(actor, user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a valid role.")
@@ -246,13 +255,50 @@ def team_deactivate(request: HttpRequest, user_id: str) -> HttpResponse:
     actor = actor_for(request)
     if not actor.is_org_admin:
         raise PermissionDenied
-    user = get_user_for(actor, user_id)
+    user = get_member_for(actor, user_id)
     try:
         services.deactivate_user(user=user, actor=actor)
     except AccountError as exc:
         messages.error(request, exc.detail)
     else:
         messages.success(request, f"{user.email} can no longer log in.")
+    return redirect("smartaccounts:team")
+
+
+@login_required
+@require_POST
+def team_invitation_resend(request: HttpRequest) -> HttpResponse:
+    """Invite the address again, with its role: the invitation form's own path, so that it
+    answers alike for an address with an account elsewhere (that person is told again)."""
+    actor = actor_for(request)
+    if not actor.is_org_admin:
+        raise PermissionDenied
+    invitation = get_invitation_for(actor, request.POST.get("invitation"))
+    try:
+        email = services.invite_member(actor=actor, email=invitation.email, role=invitation.role)
+    except AccountError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Invitation sent to {email}.")
+    return redirect("smartaccounts:team")
+
+
+@login_required
+@require_POST
+def team_invitation_cancel(request: HttpRequest) -> HttpResponse:
+    actor = actor_for(request)
+    if not actor.is_org_admin:
+        raise PermissionDenied
+    invitation = get_invitation_for(actor, request.POST.get("invitation"))
+    try:
+        cancelled = services.cancel_invitation(actor=actor, email=invitation.email)
+    except AccountError as exc:
+        messages.error(request, exc.detail)
+    else:
+        if cancelled:
+            messages.success(request, f"The invitation of {invitation.email} is cancelled.")
+        else:
+            messages.error(request, f"{invitation.email} has joined the team meanwhile.")
     return redirect("smartaccounts:team")
 
 

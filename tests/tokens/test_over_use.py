@@ -99,3 +99,40 @@ def test_the_selector_takes_a_fixed_number_of_queries(
         )
     with django_assert_max_num_queries(3):
         assert len(overused_servers_in(SmartAccount.objects.filter(pk=account.pk))) == 11
+
+
+def test_the_licenses_page_flags_the_application_a_server_over_uses(
+    cast, account, milan, client, django_assert_max_num_queries
+):
+    client.force_login(cast.carol_admin)
+
+    with django_assert_max_num_queries(20):
+        page = client.get(f"/accounts/{account.pk}/")
+
+    assert page.status_code == 200
+    rows = {
+        squash(str(row)).split(" ")[0]: squash(str(row))
+        for row in page.content.decode().split('<tbody class="pool-row">')[1:]
+    }
+    assert "over use PBX-Milan reports 80 channels in use, holds 60" in rows["Call"]
+    assert "over use" not in rows["Attendant"]
+
+
+def test_the_licenses_page_query_count_does_not_grow_with_over_using_servers(
+    cast, account, milan, client, django_assert_max_num_queries
+):
+    recording = License.objects.get(account=account, product=cast.recording)
+    for n in range(10):
+        server = Server.objects.create(
+            account=account,
+            name=f"PBX-{n}",
+            state=Server.State.ACTIVE,
+            reported_usage={"CALL_RECORDING": 5},
+        )
+        Assignment.objects.create(server=server, license=recording, quantity=1)
+    client.force_login(cast.carol_admin)
+
+    with django_assert_max_num_queries(20):
+        page = client.get(f"/accounts/{account.pk}/")
+
+    assert page.content.decode().count("over use") == 11
