@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml
 run: export DJANGO_DEBUG ?= 1
 run: export EMAIL_FILE_PATH := $(EMAIL_FILE_PATH)
 run: export SITE_URL := $(SITE_URL)
+run: export DJANGO_ALLOWED_HOSTS ?= 127.0.0.1,localhost
 run: install
 	@mkdir -p var "$(EMAIL_FILE_PATH)"
 	@$(BIN)/python -m licensing_portal.embedded --site-url "$(SITE_URL)" --mail "$(EMAIL_FILE_PATH)"

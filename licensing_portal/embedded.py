@@ -1,12 +1,13 @@
 """The embedded default's settings file, ``var/embedded.env``.
 
-``make run`` writes it (debug on, ``SITE_URL`` from ``PORT``, the mail folder) so that the
-commands a developer then runs by hand — ``manage.py create_api_key``, ``run_daily_jobs`` and
+``make run`` writes it (debug as the server runs, ``SITE_URL`` from ``PORT``, the mail folder,
+and the keys and host settings given to ``make run``, if any) so that the commands a developer
+then runs by hand — ``manage.py create_api_key``, ``run_daily_jobs`` and
 the rest — see the same settings as the server ``make run`` started. ``manage.py`` reads it;
 variables already in the environment win, and nothing else (gunicorn, Celery, the tests)
 reads it, so a production deployment configured by its environment never does.
 
-Runs without Django: ``python -m licensing_portal.embedded --port 8000 --mail var/mail``.
+Runs without Django: ``python -m licensing_portal.embedded --site-url URL --mail var/mail``.
 """
 
 import argparse
@@ -29,16 +30,36 @@ def load() -> None:
         load_dotenv(path, override=False)
 
 
+# Settings `make run` may be given that the commands run by hand must share with its server:
+# the keys under which secrets are hashed and signing keys encrypted, and the host settings.
+PASSED_THROUGH = (
+    "DJANGO_SECRET_KEY",
+    "SECRET_HASH_KEY",
+    "LICENSE_KEY_PASSPHRASE",
+    "OUTBOX_LINK_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DJANGO_SECURE_COOKIES",
+    "DJANGO_SECURE_SSL_REDIRECT",
+    "DJANGO_HSTS_SECONDS",
+)
+
+
 def write(*, site_url: str, mail_dir: str) -> Path:
     path = env_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "# Written by `make run`: the embedded default, for commands run by hand with\n"
-        "# manage.py. Variables set in the environment take precedence. Not for production.\n"
-        "DJANGO_DEBUG=1\n"
-        f"SITE_URL={site_url}\n"
-        f"EMAIL_FILE_PATH={mail_dir}\n"
-    )
+    lines = [
+        "# Written by `make run`: the embedded default, for commands run by hand with",
+        "# manage.py. Variables set in the environment take precedence. Not for production.",
+        f"DJANGO_DEBUG={os.environ.get('DJANGO_DEBUG') or '1'}",
+        f"SITE_URL={site_url}",
+        f"EMAIL_FILE_PATH={mail_dir}",
+    ]
+    lines += [f"{name}={os.environ[name]}" for name in PASSED_THROUGH if os.environ.get(name)]
+    # It may hold keys: readable by the owner only.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
     return path
 
 

@@ -189,3 +189,66 @@ lab = services.create_server(account=account, name="PBX-Lab-offline", purpose="t
 offline = services.assign_capacity(server=lab, product=recording, quantity=1, actor=actor).token
 print(online.raw, offline.raw, lab.pk)
 """
+
+
+def test_make_run_with_production_settings_serves_and_shares_its_keys(checkout: Path):
+    """The README's recipe: debug off and a secret key given to `make run`; pages carry the
+    production headers, static files are served, and a key made by hand with manage.py works
+    against the server (the same SECRET_HASH_KEY)."""
+    port = _free_port()
+    env = {
+        **_clean_env(),
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "readme-production-trial-" + "k" * 40,
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_SECURE_COOKIES": "0",
+    }
+    server = subprocess.Popen(
+        ["make", "run", f"PORT={port}"],
+        cwd=checkout,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    output = server.stdout.read().decode() if server.stdout else ""
+                    pytest.fail(f"make run did not serve:\n{output[-4000:]}")
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"{base}/login/", timeout=5) as login:
+            page = login.read().decode()
+            assert "default-src 'self'" in login.headers["Content-Security-Policy"]
+        css = re.search(r'href="(/static/[^"]+\.css)"', page).group(1)
+        with urllib.request.urlopen(base + css, timeout=5) as sheet:
+            assert sheet.status == 200
+
+        by_hand = {k: v for k, v in _clean_env().items()}  # a new terminal: nothing exported
+        key = (
+            subprocess.run(
+                [".venv/bin/python", "manage.py", "create_api_key", "--org", "Demo Reseller"],
+                cwd=checkout,
+                env=by_hand,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        request = urllib.request.Request(
+            f"{base}/api/v1/orders", headers={"Authorization": f"Bearer {key}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+        assert oct((checkout / "var" / "embedded.env").stat().st_mode)[-3:] == "600"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
