@@ -74,10 +74,7 @@ def render_expiry_reminder_email(row: OutboundEmail) -> EmailMultiAlternatives |
         "settings_url": settings.SITE_URL + reverse("lifecycle:notifications"),
     }
     message = EmailMultiAlternatives(
-        # A name with a line break never breaks the header (nor sticks the row in the outbox).
-        subject=" ".join(
-            f"Cloud Licensing: care or subscriptions of {notice.customer.name} end soon".split()
-        ),
+        subject=f"Cloud Licensing: care or subscriptions of {notice.customer.name} end soon",
         body=render_to_string("emails/expiry_reminder.txt", context),
         to=row.to,
     )

@@ -97,7 +97,9 @@ def message_id(row: OutboundEmail) -> str:
 
 def _stamp(message: EmailMessage, row: OutboundEmail) -> None:
     """Makes the message the same bytes on every delivery: Message-ID, Date and the MIME
-    boundaries (random by default) come from the row."""
+    boundaries (random by default) come from the row. The subject is put on one line: a name
+    with a line break in it never breaks the header, nor sticks the row in the outbox."""
+    message.subject = " ".join(str(message.subject).split())
     message.extra_headers["Message-ID"] = message_id(row)
     message.extra_headers["Date"] = format_datetime(row.created_at)
     build = message.message

@@ -52,7 +52,7 @@ def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
     message = EmailMultiAlternatives(
         # Intake refuses line breaks in the reference and the customer's name (S24); an order
         # taken before that still gets its e-mail, on one line.
-        subject=" ".join(subject.split()),
+        subject=subject,
         body=render_to_string("emails/order.txt", context),
         to=row.to,
     )
@@ -87,9 +87,7 @@ def render_licenses_available_email(row: OutboundEmail) -> EmailMultiAlternative
         "site_url": settings.SITE_URL,
     }
     message = EmailMultiAlternatives(
-        subject=" ".join(
-            f"New licenses are available in {order.account.name}'s Smart Account".split()
-        ),
+        subject=f"New licenses are available in {order.account.name}'s Smart Account",
         body=render_to_string("emails/licenses_available.txt", context),
         to=row.to,
     )

@@ -72,7 +72,7 @@ def render_invitation_email(row: OutboundEmail) -> EmailMultiAlternatives | None
     else:
         subject = f"You are invited to {organization} on the Cloud Licensing portal"
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),  # a name with a line break never breaks the header
+        subject=subject,
         body=render_to_string("emails/invitation.txt", context),
         to=[user.email],
     )
@@ -101,7 +101,7 @@ def render_invitation_elsewhere_email(row: OutboundEmail) -> EmailMultiAlternati
         f"{inviter_organization or 'Someone'} tried to invite you to the Cloud Licensing portal"
     )
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
+        subject=subject,
         body=render_to_string("emails/invitation_elsewhere.txt", context),
         to=[user.email],
     )

@@ -189,9 +189,11 @@ def _create_invited_user(
     return user
 
 
-def _send_invitation(*, user: User, actor: Actor, licenses_from: Organization | None) -> None:
+def _send_invitation(
+    *, user: User, actor: Actor, licenses_from: Organization | None, again: bool = False
+) -> None:
     """The invitation e-mail and its event: {"email", "role"}, exactly what an invitation of
-    an address with an account elsewhere records too (S27)."""
+    an address with an account elsewhere records too (S27); `again` marks a re-send."""
     enqueue_email(
         kind=INVITATION_EMAIL,
         object_id=str(user.pk),
@@ -203,7 +205,7 @@ def _send_invitation(*, user: User, actor: Actor, licenses_from: Organization | 
         action=INVITED,
         obj=user,
         account=_invitation_account(user.organization),
-        data={"email": user.email, "role": user.role},
+        data={"email": user.email, "role": user.role, **({"again": True} if again else {})},
     )
 
 
@@ -222,19 +224,7 @@ def resend_invitation(
         user = User.objects.select_for_update().get(pk=user.pk)
         if not user.is_active or user.has_usable_password():
             return False
-        enqueue_email(
-            kind=INVITATION_EMAIL,
-            object_id=str(user.pk),
-            to=[user.email],
-            context=_invitation_context(actor, licenses_from),
-        )
-        record_event(
-            actor=actor,
-            action=INVITED,
-            obj=user,
-            account=_invitation_account(user.organization),
-            data={"email": user.email, "role": user.role, "again": True},
-        )
+        _send_invitation(user=user, actor=actor, licenses_from=licenses_from, again=True)
     return True
 
 

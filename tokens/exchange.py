@@ -232,7 +232,6 @@ def _record_sync(
     if not changes and last is not None and now - last < settings.SYNC_RECORD_INTERVAL:
         return
     changes["last_sync_at"] = now
-    changes["reported_usage"] = usage
     with transaction.atomic():
         Server.objects.filter(pk=snapshot.server_id).update(**changes)
         events = [
