@@ -10,7 +10,7 @@ from django.utils import timezone
 from .models import ActivationToken, Assignment, Server
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnly:
     """Lists and pages to look at, nothing to add, change or delete."""
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -23,19 +23,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+    pass
+
+
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class AssignmentInline(ReadOnlyInline):
