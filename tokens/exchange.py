@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.models import License
@@ -32,7 +33,6 @@ from .errors import TokenError
 from .models import ActivationToken, Assignment, Server, ServerCredential
 from .secrets import normalize_token, token_checksum_ok
 from .selectors import SyncSnapshot, sync_snapshot, unknown_products
-from .services import require_manager
 
 CREDENTIAL_PREFIX = "srv_"
 
@@ -292,7 +292,7 @@ def activate_offline(*, server: Server, request: OfflineRequest, actor: Actor) -
     fingerprint refresh the file (after an expansion, say). The same request with nothing
     changed gets the very same file back.
     """
-    require_manager(actor)
+    access_manage_accounts(actor)
     _check_request(request.fingerprint, request.hostname, request.version)
     if not request.nonce or len(request.nonce) > 200:
         raise TokenError(
