@@ -17,10 +17,10 @@ from smartaccounts.models import License, Product, SmartAccount
 from smartaccounts.secrets import hash_secret
 
 from .errors import TokenError
+from .limits import SERVER_NAME_MAX
 from .models import ActivationToken, Assignment, Server, ServerCredential
 from .secrets import new_activation_token
 
-MAX_NAME_LENGTH = 100
 
 @dataclass(frozen=True)
 class MintedToken:
@@ -45,8 +45,8 @@ def _clean_name(name: str) -> str:
         raise TokenError(
             "validation_error", "name: a server needs a name.", errors={"name": ["Required."]}
         )
-    if len(name) > MAX_NAME_LENGTH:
-        message = f"At most {MAX_NAME_LENGTH} characters."
+    if len(name) > SERVER_NAME_MAX:
+        message = f"At most {SERVER_NAME_MAX} characters."
         raise TokenError("validation_error", f"name: {message}", errors={"name": [message]})
     return name
 
