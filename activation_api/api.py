@@ -33,6 +33,7 @@ from tokens.api import (
     WWW_AUTHENTICATE_HEADER,
 )
 from tokens.errors import TokenError
+from tokens.limits import FINGERPRINT_MAX, HOSTNAME_MAX, NONCE_MAX, TOKEN_INPUT_MAX, VERSION_MAX
 from tokens.selectors import get_server_for
 from tokens.signing import jwk, published_keys
 
@@ -114,10 +115,10 @@ class ActivationApi(APIView):
     permission_classes = [AllowAny]
 
     class InputSerializer(serializers.Serializer):
-        token = serializers.CharField(max_length=200)
-        fingerprint = serializers.CharField(max_length=200)
-        hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
-        version = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
+        fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
+        hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)
+        version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
 
     class OutputSerializer(serializers.Serializer):
         server_id = serializers.UUIDField()
@@ -175,9 +176,15 @@ def _well_formed_sync(body: Any) -> dict[str, Any] | None:
         return None
     fingerprint, version = body.get("fingerprint"), body.get("version", "")
     usage = body.get("usage", {})
-    if not (isinstance(fingerprint, str) and 0 < len(fingerprint) <= 200 and fingerprint.strip()):
+    if not (
+        isinstance(fingerprint, str)
+        and 0 < len(fingerprint) <= FINGERPRINT_MAX
+        and fingerprint.strip()
+    ):
         return None
-    if not (isinstance(version, str) and len(version) <= 64) or not isinstance(usage, dict):
+    if not (isinstance(version, str) and len(version) <= VERSION_MAX) or not isinstance(
+        usage, dict
+    ):
         return None
     if len(usage) > USAGE_MAX_PRODUCTS or not all(
         type(k) is str
@@ -218,8 +225,8 @@ class SyncApi(APIView):
     permission_classes: list = []
 
     class InputSerializer(serializers.Serializer):
-        fingerprint = serializers.CharField(max_length=200)
-        version = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
+        version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
         usage = UsageField(
             required=False,
             default=dict,
@@ -280,11 +287,11 @@ class SyncApi(APIView):
 
 class OfflineActivationApi(APIView):
     class InputSerializer(serializers.Serializer):
-        token = serializers.CharField(max_length=200)
-        fingerprint = serializers.CharField(max_length=200)
-        hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
-        version = serializers.CharField(max_length=64, required=False, allow_blank=True)
-        nonce = serializers.CharField(max_length=200)
+        token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
+        fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
+        hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)
+        version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
+        nonce = serializers.CharField(max_length=NONCE_MAX)
 
     class OutputSerializer(serializers.Serializer):
         license = serializers.CharField(help_text="The signed license file (compact JWS).")

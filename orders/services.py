@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from notifications.models import OutboundEmail
 from notifications.tasks import enqueue_email
+from smartaccounts.access import access_write
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.models import (
@@ -24,6 +25,7 @@ from smartaccounts.secrets import hash_secret, secret_matches
 from smartaccounts.services import create_customer, invite_contact, resend_invitation
 from smartaccounts.validators import CONTROL_CHARACTERS_MESSAGE, has_control_characters
 
+from .access import access_release_order
 from .errors import OrderError
 from .models import TERMS_END_BEFORE, Order, OrderLine
 
@@ -91,8 +93,7 @@ def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tu
     """
     if not placed_by.is_partner:
         raise OrderError("permission_denied", "Only distributors and resellers place orders.")
-    if not actor.can_write:
-        raise OrderError("permission_denied", "Viewers cannot place orders.")
+    access_write(actor, "Viewers cannot place orders.")
     _validate_header_text(data)
     digest = data.digest()
     now = timezone.now()
@@ -445,9 +446,7 @@ def unlock_order(*, order: Order, actor: Actor) -> tuple[Order, bool]:
     Only the order's holder may (`Order.may_release`); anyone else gets not_found, as if the
     order did not exist, and nothing changes.
     """
-    _require_holder(order, actor)
-    if actor.user is not None and not actor.can_write:
-        raise OrderError("permission_denied", "Viewers cannot unlock orders.")
+    access_release_order(actor, order)
     return _release(order, actor)
 
 
@@ -459,11 +458,6 @@ def unlock_order_with_link(*, secret: str, actor: Actor) -> tuple[Order, bool]:
     if order is None:
         raise OrderError("not_found", "This unlock link is not valid.")
     return _release(order, actor, link_secret=secret)
-
-
-def _require_holder(order: Order, actor: Actor) -> None:
-    if not order.may_release(actor):
-        raise OrderError("not_found", "No such order.")
 
 
 def _release(order: Order, actor: Actor, *, link_secret: str | None = None) -> tuple[Order, bool]:
@@ -522,9 +516,7 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
 
     Only the order's holder may (`Order.may_release`); anyone else gets not_found.
     """
-    _require_holder(order, actor)
-    if actor.user is not None and not actor.can_write:
-        raise OrderError("permission_denied", "Viewers cannot re-send order e-mails.")
+    access_release_order(actor, order)
     with transaction.atomic():
         locked = Order.objects.select_for_update().select_related("placed_by").get(pk=order.pk)
         if not locked.is_locked:

@@ -10,11 +10,11 @@ from rest_framework.views import APIView
 from kernel.pagination import paginated_response
 from kernel.schema import PAGE_PARAMETERS, paginated, problem_responses
 
+from .access import can_manage_accounts
 from .actors import actor_for
 from .models import License
 from .selectors import (
     accounts_for,
-    can_manage_accounts,
     get_account_for,
     license_pool,
     licenses_by_product,

@@ -14,6 +14,7 @@ from smartaccounts.models import Product
 from smartaccounts.selectors import get_account_for
 
 from . import services
+from .limits import SERVER_NAME_MAX
 from .models import Server
 from .selectors import get_server_for, held_lines, servers_of
 
@@ -92,7 +93,7 @@ def _server_body(server_id: object, request: Request) -> dict[str, Any]:
 
 class AccountServersApi(APIView):
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
+        name = serializers.CharField(max_length=SERVER_NAME_MAX)
         purpose = serializers.ChoiceField(
             choices=Server.Purpose.choices, default=Server.Purpose.PRODUCTION
         )

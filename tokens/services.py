@@ -10,17 +10,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.models import License, Product, SmartAccount
 from smartaccounts.secrets import hash_secret
-from smartaccounts.selectors import can_manage_accounts
 
 from .errors import TokenError
+from .limits import SERVER_NAME_MAX
 from .models import ActivationToken, Assignment, Server, ServerCredential
 from .secrets import new_activation_token
-
-MAX_NAME_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -40,20 +39,14 @@ class AssignmentResult:
     token: MintedToken | None = None
 
 
-def require_manager(actor: Actor) -> None:
-    """Only who may manage the accounts (admins and members; the system) changes servers."""
-    if not actor.is_system and not can_manage_accounts(actor):
-        raise TokenError("permission_denied", "Your role may not change servers or capacity.")
-
-
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
         raise TokenError(
             "validation_error", "name: a server needs a name.", errors={"name": ["Required."]}
         )
-    if len(name) > MAX_NAME_LENGTH:
-        message = f"At most {MAX_NAME_LENGTH} characters."
+    if len(name) > SERVER_NAME_MAX:
+        message = f"At most {SERVER_NAME_MAX} characters."
         raise TokenError("validation_error", f"name: {message}", errors={"name": [message]})
     return name
 
@@ -76,7 +69,7 @@ def _check_name_free(account_id: object, name: str, *, server_id: object = None)
 
 
 def create_server(*, account: SmartAccount, name: str, purpose: str, actor: Actor) -> Server:
-    require_manager(actor)
+    access_manage_accounts(actor)
     if purpose not in Server.Purpose.values:
         message = f"One of: {', '.join(Server.Purpose.values)}."
         raise TokenError("validation_error", f"purpose: {message}", errors={"purpose": [message]})
@@ -98,7 +91,7 @@ def create_server(*, account: SmartAccount, name: str, purpose: str, actor: Acto
 
 
 def rename_server(*, server: Server, name: str, actor: Actor) -> Server:
-    require_manager(actor)
+    access_manage_accounts(actor)
     name = _clean_name(name)
     try:
         with transaction.atomic():
@@ -134,7 +127,7 @@ def assign_capacity(
     concurrent assignments see each other's effect: the sum of assignments never exceeds the
     active capacity (and the database's CHECK on License.assigned backs this up).
     """
-    require_manager(actor)
+    access_manage_accounts(actor)
     if quantity < 0:
         raise TokenError(
             "validation_error", "quantity: must be 0 or more.", errors={"quantity": ["≥ 0"]}
@@ -299,7 +292,7 @@ def _mint(server: Server, actor: Actor, now: datetime) -> MintedToken:
 
 def mint_token(*, server: Server, actor: Actor) -> MintedToken:
     """A new activation token for a pending server; any earlier one stops working."""
-    require_manager(actor)
+    access_manage_accounts(actor)
     with transaction.atomic():
         server = Server.objects.select_for_update().select_related("account").get(pk=server.pk)
         if not server.is_pending:
@@ -312,7 +305,7 @@ def mint_token(*, server: Server, actor: Actor) -> MintedToken:
 
 def deactivate_server(*, server: Server, actor: Actor) -> Server:
     """Free the server's capacity, revoke its credential and tokens. Harmless twice."""
-    require_manager(actor)
+    access_manage_accounts(actor)
     now = timezone.now()
     with transaction.atomic():
         server = Server.objects.select_for_update().select_related("account").get(pk=server.pk)

@@ -2,10 +2,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,10 +12,12 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from kernel.exports import csv_response
+from kernel.pages import refusal
 from kernel.sorting import Sorting
+from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import actor_for
 from smartaccounts.models import Product, SmartAccount
-from smartaccounts.selectors import can_manage_accounts, get_account_for
+from smartaccounts.selectors import get_account_for
 
 from . import exchange, services
 from .errors import TokenError
@@ -28,6 +28,7 @@ from .selectors import (
     accounts_overview_for,
     current_token,
     filter_servers,
+    get_rw_server_for,
     get_server_for,
     held_lines,
     holdings,
@@ -37,12 +38,6 @@ from .selectors import (
     server_counts_by_state,
     servers_of,
 )
-
-
-def _require_manager(request: HttpRequest) -> None:
-    if not can_manage_accounts(actor_for(request)):
-        raise PermissionDenied
-
 
 # The customer picker's sortable columns (True: the first click sorts descending, largest
 # counts first) and the ordering behind each; the name breaks ties so pages stay stable.
@@ -75,16 +70,6 @@ def account_picker(request: HttpRequest) -> HttpResponse:
         template,
         {"page": page, "q": query, "sorting": sorting},
     )
-
-
-def _add_errors(form: forms.Form, exc: TokenError) -> None:
-    """A service's refusal beside the fields it names, or above the form."""
-    named = {field: errors for field, errors in exc.errors.items() if field in form.fields}
-    for field, errors in named.items():
-        for error in errors:
-            form.add_error(field, error)
-    if not named:
-        form.add_error(None, exc.detail)
 
 
 SORT_COLUMNS = {"name": False, "state": False, "last_sync": True}
@@ -136,12 +121,13 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
     form = ServerForm(request.POST or None)
     status = 200
     if request.method == "POST":
-        _require_manager(request)
+        access_manage_accounts(actor)
+        status = 400  # the form's own errors
         if form.is_valid():
             try:
                 server = services.create_server(account=account, actor=actor, **form.cleaned_data)
             except TokenError as exc:
-                _add_errors(form, exc)
+                status = refusal(request, exc, form)
             else:
                 messages.success(
                     request,
@@ -149,7 +135,6 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
                     "activation token.",
                 )
                 return redirect("tokens:server", server_id=server.pk)
-        status = 400
     listed, filters = _listed_servers(request, account)
     page = Paginator(listed, 25).get_page(request.GET.get("page"))
     _mark_over_use(list(page))
@@ -302,8 +287,7 @@ def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
     freshly minted token can be shown once. A refusal re-renders it with the error beside the
     field, which shows what the server really holds now (another tab may have changed it)."""
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     product_obj = get_object_or_404(Product, code=product)
     form = AssignForm(request.POST)
     if not form.is_valid():
@@ -315,10 +299,9 @@ def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
             server=server, product=product_obj, quantity=form.cleaned_data["quantity"], actor=actor
         )
     except TokenError as exc:
-        status = 409 if exc.code in ("insufficient_capacity", "validation_error") else 422
-        if exc.code == "permission_denied":
-            raise PermissionDenied from exc
-        return _server_page(request, server, status=status, errors={product_obj.code: [exc.detail]})
+        status = refusal(request, exc, form, field="quantity")
+        errors = {product_obj.code: form.errors["quantity"]}
+        return _server_page(request, server, status=status, errors=errors)
     messages.success(
         request,
         f"{server.name} now holds {result.quantity} {product_obj.unit} of {product_obj.name}.",
@@ -330,14 +313,12 @@ def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
 @require_POST
 def regenerate_token(request: HttpRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     try:
         minted = services.mint_token(server=server, actor=actor)
     except TokenError as exc:
         # Rendered, not redirected to: a stale tab sees why, and the server as it is now.
-        messages.error(request, exc.detail)
-        return _server_page(request, server, status=409)
+        return _server_page(request, server, status=refusal(request, exc))
     messages.success(request, "A new token is ready; the previous one no longer works.")
     return _server_page(request, server, new_token=minted)
 
@@ -346,26 +327,25 @@ def regenerate_token(request: HttpRequest, server_id: str) -> HttpResponse:
 @require_POST
 def rename(request: HttpRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     form = RenameForm(request.POST)
+    status = 400  # the form's own errors
     if form.is_valid():
         try:
             services.rename_server(server=server, name=form.cleaned_data["name"], actor=actor)
         except TokenError as exc:
-            _add_errors(form, exc)
+            status = refusal(request, exc, form)
         else:
             messages.success(request, f"Renamed to “{server.name}”.")
             return redirect("tokens:server", server_id=server.pk)
-    return _server_page(request, server, status=400, rename_form=form)
+    return _server_page(request, server, status=status, rename_form=form)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def deactivate(request: HttpRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     if request.method == "POST":
         services.deactivate_server(server=server, actor=actor)
         messages.success(
@@ -384,8 +364,7 @@ def deactivate(request: HttpRequest, server_id: str) -> HttpResponse:
 def offline_activation(request: HttpRequest, server_id: str) -> HttpResponse:
     """Upload a request file, download the signed license file (perpetual capacity only)."""
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     form = OfflineRequestForm(request.POST, request.FILES)
     if not form.is_valid():
         return _server_page(request, server, status=400, offline_form=form)
@@ -396,10 +375,7 @@ def offline_activation(request: HttpRequest, server_id: str) -> HttpResponse:
             actor=actor,
         )
     except TokenError as exc:
-        if exc.code == "permission_denied":
-            raise PermissionDenied from exc
-        form.add_error("request_file", exc.detail)
-        status = 422 if exc.code == "subscription_requires_online" else 400
+        status = refusal(request, exc, form, field="request_file")
         server = get_server_for(actor, server.pk)
         return _server_page(request, server, status=status, offline_form=form)
     response = HttpResponse(json.dumps({"license": license_file}), content_type="application/json")
