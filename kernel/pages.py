@@ -9,6 +9,11 @@ from django.http import HttpRequest
 from .errors import DomainError
 
 
+def page_status(exc: DomainError) -> int:
+    """The status a page answers `exc` with: the code's own, except 401 (see `refusal`)."""
+    return 400 if exc.status == 401 else exc.status
+
+
 def refusal(
     request: HttpRequest,
     exc: DomainError,
@@ -22,8 +27,12 @@ def refusal(
     form's fields, its detail beside `field` (above the form by default). Without a form: a
     message at the top of the page. A permission refusal (403) is not shown: it raises
     ``PermissionDenied``, answered with the 403 page.
+
+    A page's caller is already signed in, so a credential code (401: a token pasted into a
+    form or carried in an uploaded file) refers to what was submitted, not to who submits it:
+    the page answers 400, the submission is invalid (401 would ask the browser to log in).
     """
-    status = exc.status
+    status = page_status(exc)
     if status == 403:
         raise PermissionDenied(exc.detail) from exc
     if form is None:

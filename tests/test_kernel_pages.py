@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.test import RequestFactory
 
 from kernel.errors import STATUS_FOR_CODE, AccessDenied, DomainError
-from kernel.pages import refusal
+from kernel.pages import page_status, refusal
 
 FORBIDDEN = sorted(code for code, status in STATUS_FOR_CODE.items() if status == 403)
 SHOWN = sorted(code for code, status in STATUS_FOR_CODE.items() if status != 403)
@@ -44,7 +44,7 @@ def test_without_a_form_the_refusal_is_a_message_and_the_codes_status(code):
 
     status = refusal(request, DomainError(code, f"Refused: {code}."))
 
-    assert status == STATUS_FOR_CODE[code]
+    assert status == (400 if STATUS_FOR_CODE[code] == 401 else STATUS_FOR_CODE[code])
     assert shown_messages(request) == [("error", f"Refused: {code}.")]
 
 
@@ -55,7 +55,7 @@ def test_with_a_form_the_refusal_is_a_form_error_and_the_codes_status(code):
 
     status = refusal(request, DomainError(code, f"Refused: {code}."), form)
 
-    assert status == STATUS_FOR_CODE[code]
+    assert status == (400 if STATUS_FOR_CODE[code] == 401 else STATUS_FOR_CODE[code])
     assert form.non_field_errors() == [f"Refused: {code}."]
     assert shown_messages(request) == []
 
@@ -122,3 +122,10 @@ def test_an_unknown_code_is_a_bad_request():
 
     assert refusal(request, DomainError("no_such_code", "Hm.")) == 400
     assert shown_messages(request) == [("error", "Hm.")]
+
+
+@pytest.mark.parametrize("code", sorted(c for c, s in STATUS_FOR_CODE.items() if s == 401))
+def test_a_credential_refused_on_a_page_is_an_invalid_submission_not_a_login_prompt(code):
+    # The caller is signed in; the refused credential is what the form or file carried.
+    assert page_status(DomainError(code, "Refused.")) == 400
+    assert refusal(page_request(), DomainError(code, "Refused."), bound_form()) == 400

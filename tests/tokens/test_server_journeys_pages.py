@@ -165,10 +165,10 @@ def test_a_wrong_token_is_a_form_error(cast, account, lab):
     mistyped = upload(client, server, request_file("act_" + "a" * 39))
     foreign = upload(client, server, request_file(other_token))
 
-    # token_invalid's status (STATUS_FOR_CODE), as in the API; the words beside the field.
-    assert mistyped.status_code == 401
+    # The token is in the uploaded file, not the caller's login: the form is invalid (400).
+    assert mistyped.status_code == 400
     assert "looks mistyped or truncated" in squash(mistyped.content.decode())
-    assert foreign.status_code == 401
+    assert foreign.status_code == 400
     assert "made for another server" in squash(foreign.content.decode())
     assert Server.objects.get(pk=server.pk).state == Server.State.PENDING
 
