@@ -83,13 +83,16 @@ class _Errors:
             )
 
 
-def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tuple[Order, bool]:
+def place_order(
+    *, placed_by: Organization | None, data: OrderData, actor: Actor
+) -> tuple[Order, bool]:
     """Record an order, its licenses (locked) and renewals, and queue its one e-mail.
 
     Returns (order, created). Replaying the same reference with the same body returns the
     existing order with created=False; another body under that reference is a conflict.
     """
-    if not placed_by.is_partner:
+    # A signed-in user of no organization (vendor staff made on the command line) has none.
+    if placed_by is None or not placed_by.is_partner:
         raise OrderError("permission_denied", "Only distributors and resellers place orders.")
     if not actor.can_write:
         raise OrderError("permission_denied", "Viewers cannot place orders.")
