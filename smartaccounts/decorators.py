@@ -6,7 +6,9 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
+
+from .actors import PortalRequest
 
 View = Callable[..., HttpResponse]
 
@@ -16,7 +18,7 @@ def partner_required(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: PortalRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         org = request.user.organization
         if org is None or not org.is_partner:
             raise Http404("Partners only.")
@@ -30,7 +32,7 @@ def org_admin_required_for_post(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: PortalRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.user.organization is None:
             raise PermissionDenied
         if request.method == "POST" and not request.user.is_org_admin():
@@ -45,7 +47,7 @@ def writer_required(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: PortalRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.can_write():
             raise PermissionDenied
         return view(request, *args, **kwargs)

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -17,7 +18,7 @@ from kernel.exports import csv_response
 from kernel.sorting import Sorting
 
 from . import services
-from .actors import actor_for
+from .actors import PortalRequest, actor_for
 from .decorators import org_admin_required_for_post
 from .errors import AccountError
 from .forms import ApiKeyForm, InviteForm, RoleForm
@@ -43,7 +44,7 @@ from .selectors import (
 
 @login_required
 @require_safe
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: PortalRequest) -> HttpResponse:
     """Each role lands where it works: a customer in its Smart Account, a partner on the
     customer picker, vendor staff on the back office."""
     org: Organization | None = request.user.organization
@@ -313,14 +314,16 @@ def _form_error(form: forms.Form, exc: AccountError) -> None:
 
 @org_admin_required_for_post
 @require_http_methods(["GET", "POST"])
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: PortalRequest) -> HttpResponse:
     actor = actor_for(request)
     new_key = None
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
+            organization = request.user.organization
+            assert organization is not None  # org_admin_required_for_post
             api_key, new_key = services.create_api_key(
-                organization=request.user.organization, name=form.cleaned_data["name"], actor=actor
+                organization=organization, name=form.cleaned_data["name"], actor=actor
             )
         except AccountError as exc:
             form.add_error(None, exc.detail)
@@ -359,7 +362,7 @@ class InvitationView(auth_views.PasswordResetConfirmView):
     post_reset_login = True
     post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
 
-    def form_valid(self, form: forms.Form) -> HttpResponse:
+    def form_valid(self, form: "SetPasswordForm[User]") -> HttpResponse:
         response = super().form_valid(form)
         messages.success(self.request, f"Welcome! Your password is set for {form.user.email}.")
         return response
