@@ -18,6 +18,7 @@ from smartaccounts.models import (
     Organization,
     PartnerLink,
     Product,
+    SmartAccount,
     User,
 )
 from smartaccounts.secrets import hash_secret, secret_matches
@@ -136,9 +137,10 @@ def place_order(
             .values_list("product_id", flat=True)
         )
         for position, line in enumerate(data.lines):
-            if line.is_renewal:
+            if line.renews is not None:
                 _apply_renewal(order, position, line, renewed[line.renews], actor)
             else:
+                assert line.product is not None  # checked by _validate_new_lines
                 _create_license(
                     order, position, line, products[line.product], owned_products, actor
                 )
@@ -295,7 +297,7 @@ def _match_or_create_customer(
 
 
 def _validate_renewals(
-    lines: list[LineData], account: object, products: dict[str, Product], now: datetime
+    lines: list[LineData], account: SmartAccount, products: dict[str, Product], now: datetime
 ) -> dict[uuid.UUID, License]:
     ids = [line.renews for line in lines if line.renews is not None]
     if not ids:
@@ -350,6 +352,8 @@ def _validate_renewals(
 def _create_license(
     order: Order, position: int, line: LineData, product: Product, owned: set[int], actor: Actor
 ) -> License:
+    # _validate_new_lines refused a new line without a kind or quantity.
+    assert line.kind is not None and line.quantity is not None
     is_subscription = line.kind == License.Kind.SUBSCRIPTION
     care_ends_at = line.care_ends_at
     if is_subscription and care_ends_at is None:
