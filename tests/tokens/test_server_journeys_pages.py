@@ -300,7 +300,7 @@ def test_every_htmx_form_of_the_server_page_targets_the_body_and_skips_browser_v
 
 
 def test_the_portal_script_swaps_refusals(settings):
-    script = (settings.BASE_DIR / "static" / "portal" / "portal.js").read_text()
+    script = (settings.PACKAGE_DIR / "static" / "portal" / "portal.js").read_text()
 
     assert "htmx:beforeSwap" in script
     assert re.search(r"new Set\(\[400, 409, 422\]\)", script)
