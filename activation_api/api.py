@@ -43,7 +43,9 @@ GUESSING_CODES = {"token_invalid", "token_expired", "token_used"}
 # smaller; the sync service refuses codes outside it, this bound keeps that one look-up small.
 USAGE_LIMIT = 10**9
 USAGE_MAX_PRODUCTS = 1000
-PRODUCT_CODE_LENGTH: int = Product._meta.get_field("code").max_length
+_product_code_length = Product._meta.get_field("code").max_length
+assert _product_code_length is not None  # a CharField has one
+PRODUCT_CODE_LENGTH: int = _product_code_length
 
 
 class ServerCredentialAuthentication(BaseAuthentication):
@@ -81,7 +83,7 @@ def _rate_limited(retry_after: int) -> Response:
     return response
 
 
-class JwkSerializer(serializers.Serializer):
+class JwkSerializer(serializers.Serializer[Any]):
     kty = serializers.CharField()
     crv = serializers.CharField()
     alg = serializers.CharField()
@@ -91,10 +93,10 @@ class JwkSerializer(serializers.Serializer):
 
 
 class KeysApi(APIView):
-    authentication_classes: list = []
+    authentication_classes = []
     permission_classes = [AllowAny]
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         keys = JwkSerializer(many=True)
 
     @extend_schema(
@@ -111,16 +113,16 @@ class KeysApi(APIView):
 
 
 class ActivationApi(APIView):
-    authentication_classes: list = []
+    authentication_classes = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)
         version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         server_id = serializers.UUIDField()
         credential = serializers.CharField(help_text="Bearer secret for syncs; shown once.")
         license = serializers.CharField(help_text="The signed license document (compact JWS).")
@@ -222,9 +224,9 @@ class SyncApi(APIView):
     # No permission class: the service admits a sync by its credential, and the schema then
     # lists the credential as required (AllowAny would add an anonymous alternative).
     authentication_classes = [ServerCredentialAuthentication]
-    permission_classes: list = []
+    permission_classes = []
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
         usage = UsageField(
@@ -234,7 +236,7 @@ class SyncApi(APIView):
             "`validation_error`), each a count from 0 to 999,999,999.",
         )
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         license = serializers.CharField()
 
     @extend_schema(
@@ -286,14 +288,14 @@ class SyncApi(APIView):
 
 
 class OfflineActivationApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)
         version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
         nonce = serializers.CharField(max_length=NONCE_MAX)
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         license = serializers.CharField(help_text="The signed license file (compact JWS).")
 
     @extend_schema(

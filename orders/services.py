@@ -19,6 +19,7 @@ from smartaccounts.models import (
     Organization,
     PartnerLink,
     Product,
+    SmartAccount,
     User,
 )
 from smartaccounts.secrets import hash_secret, secret_matches
@@ -85,13 +86,16 @@ class _Errors:
             )
 
 
-def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tuple[Order, bool]:
+def place_order(
+    *, placed_by: Organization | None, data: OrderData, actor: Actor
+) -> tuple[Order, bool]:
     """Record an order, its licenses (locked) and renewals, and queue its one e-mail.
 
     Returns (order, created). Replaying the same reference with the same body returns the
     existing order with created=False; another body under that reference is a conflict.
     """
-    if not placed_by.is_partner:
+    # A signed-in user of no organization (vendor staff made on the command line) has none.
+    if placed_by is None or not placed_by.is_partner:
         raise OrderError("permission_denied", "Only distributors and resellers place orders.")
     access_write(actor, "Viewers cannot place orders.")
     _validate_header_text(data)
@@ -134,9 +138,10 @@ def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tu
             .values_list("product_id", flat=True)
         )
         for position, line in enumerate(data.lines):
-            if line.is_renewal:
+            if line.renews is not None:
                 _apply_renewal(order, position, line, renewed[line.renews], actor)
             else:
+                assert line.product is not None  # checked by _validate_new_lines
                 _create_license(
                     order, position, line, products[line.product], owned_products, actor
                 )
@@ -293,7 +298,7 @@ def _match_or_create_customer(
 
 
 def _validate_renewals(
-    lines: list[LineData], account: object, products: dict[str, Product], now: datetime
+    lines: list[LineData], account: SmartAccount, products: dict[str, Product], now: datetime
 ) -> dict[uuid.UUID, License]:
     ids = [line.renews for line in lines if line.renews is not None]
     if not ids:
@@ -348,6 +353,8 @@ def _validate_renewals(
 def _create_license(
     order: Order, position: int, line: LineData, product: Product, owned: set[int], actor: Actor
 ) -> License:
+    # _validate_new_lines refused a new line without a kind or quantity.
+    assert line.kind is not None and line.quantity is not None
     is_subscription = line.kind == License.Kind.SUBSCRIPTION
     care_ends_at = line.care_ends_at
     if is_subscription and care_ends_at is None:

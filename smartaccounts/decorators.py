@@ -6,7 +6,9 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
+
+from .actors import PortalRequest
 
 View = Callable[..., HttpResponse]
 
@@ -16,7 +18,7 @@ def partner_required(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: PortalRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         org = request.user.organization
         if org is None or not org.is_partner:
             raise Http404("Partners only.")

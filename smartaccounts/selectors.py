@@ -127,7 +127,7 @@ def license_pool(account: SmartAccount, now: datetime) -> list[PoolRow]:
     what is about to lapse.
     """
     active = Q(state=License.State.ACTIVE)
-    rows = (
+    totals = (
         License.objects.filter(account=account)
         .exclude(state=License.State.REVOKED)
         .values("product")
@@ -140,7 +140,7 @@ def license_pool(account: SmartAccount, now: datetime) -> list[PoolRow]:
             without_care=Count("pk", filter=active & Q(care_ends_at__isnull=True)),
         )
     )
-    rows = list(rows)
+    rows = list(totals)
     products = Product.objects.in_bulk([row["product"] for row in rows])
     pool = []
     for row in rows:

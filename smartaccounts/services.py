@@ -1,3 +1,4 @@
+import uuid
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -407,7 +408,9 @@ def deactivate_user(*, user: User, actor: Actor) -> User:
 # --- License lifecycle ------------------------------------------------------------------------
 
 
-def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> LicenseRenewal | None:
+def renew_subscription(
+    *, license_id: uuid.UUID | str, now: datetime, actor: Actor
+) -> LicenseRenewal | None:
     """Extend one subscription by its renewal term if it reached its end and renews itself.
 
     Returns the renewal, or None when there was nothing to do (not due, renewal off, or this
@@ -431,6 +434,7 @@ def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> Li
         if lic is None:
             return None
         period = lic.ends_at
+        assert period is not None  # selected by ends_at__lte
         new_end = add_months(period, lic.renewal_months)
         try:
             with transaction.atomic():
@@ -463,7 +467,7 @@ def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> Li
     return renewal
 
 
-def expire_license(*, license_id: object, now: datetime, actor: Actor) -> bool:
+def expire_license(*, license_id: uuid.UUID | str, now: datetime, actor: Actor) -> bool:
     """Mark an active subscription whose term has ended as expired. True if it changed."""
     with transaction.atomic():
         changed = License.objects.filter(
@@ -471,6 +475,7 @@ def expire_license(*, license_id: object, now: datetime, actor: Actor) -> bool:
         ).update(state=License.State.EXPIRED)
         if changed:
             lic = License.objects.select_related("account").get(pk=license_id)
+            assert lic.ends_at is not None  # updated by ends_at__lte, in this transaction
             record_event(
                 actor=actor,
                 action="license.expired",

@@ -1,9 +1,9 @@
 from datetime import UTC, datetime
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -19,7 +19,7 @@ from kernel.sorting import Sorting
 
 from . import services
 from .access import access_api_keys, access_org_admin
-from .actors import actor_for
+from .actors import PortalRequest, actor_for
 from .errors import AccountError
 from .forms import ApiKeyForm, InviteForm, RoleForm
 from .models import License, Organization, Product, User
@@ -44,7 +44,7 @@ from .selectors import (
 
 @login_required
 @require_safe
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: PortalRequest) -> HttpResponse:
     """Each role lands where it works: a customer in its Smart Account, a partner on the
     customer picker, vendor staff on the back office."""
     org: Organization | None = request.user.organization
@@ -293,7 +293,7 @@ def team_invitation_cancel(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: PortalRequest) -> HttpResponse:
     """Anyone in the organization may look; only its admins create keys."""
     actor = actor_for(request)
     if actor.organization is None:
@@ -346,7 +346,7 @@ class InvitationView(auth_views.PasswordResetConfirmView):
     post_reset_login = True
     post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
 
-    def form_valid(self, form: forms.Form) -> HttpResponse:
+    def form_valid(self, form: "SetPasswordForm[User]") -> HttpResponse:
         response = super().form_valid(form)
         messages.success(self.request, f"Welcome! Your password is set for {form.user.email}.")
         return response

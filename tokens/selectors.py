@@ -411,9 +411,10 @@ def _hot_path_cursor() -> Any:
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = psycopg.Cursor(connection.connection)
+    # make_cursor wraps a driver cursor; the stubs want it wrapped already.
     if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
+        return connection.make_debug_cursor(cursor)  # type: ignore[arg-type]
+    return connection.make_cursor(cursor)  # type: ignore[arg-type]
 
 
 def unknown_products(codes: Iterable[str]) -> set[str]:

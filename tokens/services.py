@@ -2,6 +2,7 @@
 deactivate, flag stale servers. What a server itself trades with the service (activation, sync,
 the offline exchange) is exchange.py."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,7 +57,9 @@ def _name_taken(name: str) -> TokenError:
     return TokenError("validation_error", f"name: {message}", errors={"name": [message]})
 
 
-def _check_name_free(account_id: object, name: str, *, server_id: object = None) -> None:
+def _check_name_free(
+    account_id: uuid.UUID, name: str, *, server_id: uuid.UUID | None = None
+) -> None:
     """Server names are unique per account among servers in use, in any case (the database
     constraint server_name_unique_in_account backs this up)."""
     others = Server.objects.filter(account_id=account_id, name__iexact=name).exclude(
@@ -111,7 +114,7 @@ def rename_server(*, server: Server, name: str, actor: Actor) -> Server:
     return server
 
 
-def _draw_order(lic: License) -> tuple:
+def _draw_order(lic: License) -> tuple[bool, float, datetime]:
     """Which license a new assignment draws on first: perpetual before subscription, then the
     latest care end (a server keeps care longest), then the oldest."""
     care = lic.care_ends_at.timestamp() if lic.care_ends_at else float("-inf")
@@ -184,7 +187,7 @@ def assign_capacity(
                 detail,
                 extra={"available": available, "held": current},
             )
-        changed: dict[object, License] = {}
+        changed: dict[uuid.UUID, License] = {}
         if delta > 0:
             _draw(server, usable, delta, {a.license_id: a for a in held}, changed, now)
         elif delta < 0:
@@ -213,8 +216,8 @@ def _draw(
     server: Server,
     usable: list[License],
     amount: int,
-    held: dict[object, Assignment],
-    changed: dict[object, License],
+    held: dict[uuid.UUID, Assignment],
+    changed: dict[uuid.UUID, License],
     now: datetime,
 ) -> None:
     for lic in usable:
@@ -236,9 +239,9 @@ def _draw(
 
 def _release(
     held: list[Assignment],
-    licenses: dict[object, License],
+    licenses: dict[uuid.UUID, License],
     amount: int,
-    changed: dict[object, License],
+    changed: dict[uuid.UUID, License],
     now: datetime,
 ) -> None:
     # Give back in the reverse of the draw order: subscriptions before perpetual, the earliest
@@ -358,6 +361,7 @@ def mark_stale_servers(*, now: datetime, actor: Actor) -> list[Server]:
             ).update(state=Server.State.STALE)
             if changed:
                 server.state = Server.State.STALE
+                assert server.last_sync_at is not None  # updated by last_sync_at__lt
                 record_event(
                     actor=actor,
                     action="server.stale",

@@ -1,11 +1,12 @@
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.forms.utils import ErrorList
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
@@ -15,7 +16,7 @@ from kernel.exports import csv_response
 from kernel.pages import refusal
 from kernel.sorting import Sorting
 from smartaccounts.access import access_manage_accounts
-from smartaccounts.actors import actor_for
+from smartaccounts.actors import PortalRequest, actor_for
 from smartaccounts.models import Product, SmartAccount
 from smartaccounts.selectors import get_account_for
 
@@ -52,7 +53,7 @@ _PICKER_ORDERINGS = {
 
 @login_required
 @require_safe
-def account_picker(request: HttpRequest) -> HttpResponse:
+def account_picker(request: PortalRequest) -> HttpResponse:
     """A partner picks the customer whose Smart Account it works in."""
     actor = actor_for(request)
     if actor.organization is None or not actor.organization.is_partner:
@@ -224,7 +225,7 @@ def _csv_rows(listed: Any) -> Iterator[list[Any]]:
 
 @login_required
 @require_safe
-def servers_csv(request: HttpRequest, account_id: str) -> HttpResponse:
+def servers_csv(request: HttpRequest, account_id: str) -> StreamingHttpResponse:
     """The servers list as it is filtered and sorted, as CSV (every cell inert, S25)."""
     account = get_account_for(actor_for(request), account_id)
     listed, _ = _listed_servers(request, account)
@@ -233,11 +234,11 @@ def servers_csv(request: HttpRequest, account_id: str) -> HttpResponse:
 
 
 def _server_page(
-    request: HttpRequest,
+    request: PortalRequest,
     server: Server,
     *,
     status: int = 200,
-    errors: dict[str, list[str]] | None = None,
+    errors: Mapping[str, list[str] | ErrorList] | None = None,
     **extra: object,
 ) -> HttpResponse:
     now = timezone.now()
@@ -276,13 +277,13 @@ def _server_page(
 
 @login_required
 @require_safe
-def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
+def server_detail(request: PortalRequest, server_id: str) -> HttpResponse:
     return _server_page(request, get_server_for(actor_for(request), server_id))
 
 
 @login_required
 @require_POST
-def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
+def assign(request: PortalRequest, server_id: str, product: str) -> HttpResponse:
     """Set what the server holds of one product. The page is rendered, not redirected to, so a
     freshly minted token can be shown once. A refusal re-renders it with the error beside the
     field, which shows what the server really holds now (another tab may have changed it)."""
@@ -311,7 +312,7 @@ def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def regenerate_token(request: HttpRequest, server_id: str) -> HttpResponse:
+def regenerate_token(request: PortalRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
     server = get_rw_server_for(actor, server_id)
     try:
@@ -325,7 +326,7 @@ def regenerate_token(request: HttpRequest, server_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def rename(request: HttpRequest, server_id: str) -> HttpResponse:
+def rename(request: PortalRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
     server = get_rw_server_for(actor, server_id)
     form = RenameForm(request.POST)
@@ -343,7 +344,7 @@ def rename(request: HttpRequest, server_id: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def deactivate(request: HttpRequest, server_id: str) -> HttpResponse:
+def deactivate(request: PortalRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
     server = get_rw_server_for(actor, server_id)
     if request.method == "POST":
@@ -361,7 +362,7 @@ def deactivate(request: HttpRequest, server_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def offline_activation(request: HttpRequest, server_id: str) -> HttpResponse:
+def offline_activation(request: PortalRequest, server_id: str) -> HttpResponse:
     """Upload a request file, download the signed license file (perpetual capacity only)."""
     actor = actor_for(request)
     server = get_rw_server_for(actor, server_id)
