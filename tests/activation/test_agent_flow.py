@@ -8,7 +8,6 @@ partner API with Alice's API key, as a reseller's ordering system would.
 import base64
 import json
 import shutil
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from tokens.models import ActivationToken, Assignment, Server, ServerCredential
 from tokens.secrets import new_activation_token
 from tokens.signing import _cache, create_signing_key
 
+from ..concurrency import run_together
 from ..conftest import api_client_for, requires_postgres
 from ..orders.payloads import assert_problem, in_days
 
@@ -380,21 +380,15 @@ def test_concurrent_activations_of_one_token_one_wins(
     online_token, pending_server, live_server, machine, monkeypatch
 ):
     agents = [machine(f"pbx-{n}") for n in range(10)]
-    barrier = threading.Barrier(len(agents))
-    codes: list[int] = []
     # The fingerprint comes from the environment, which the threads share.
     monkeypatch.setenv("APPSUITE_FINGERPRINT", "fp-racer")
 
-    def attempt(agent: Agent) -> None:
+    def attempt(n: int) -> int:
+        agent = agents[n]
         argv = ["--insecure-dev", "--state-dir", str(agent.folder), "activate", online_token]
-        barrier.wait()
-        codes.append(cli.main([*argv, "--url", live_server.url]))
+        return cli.main([*argv, "--url", live_server.url])
 
-    threads = [threading.Thread(target=attempt, args=(agent,)) for agent in agents]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    codes = run_together(len(agents), attempt)
 
     assert sorted(codes) == [0] + [1] * (len(agents) - 1)
     assert ServerCredential.objects.filter(server=pending_server).count() == 1

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from tokens import services
 from tokens.models import Server
 from tokens.signing import _cache
 
+from ..concurrency import in_background
 from ..conftest import api_client_for
 from ..factories import LicenseFactory
 from ..orders.payloads import URL, order_body
@@ -417,7 +419,6 @@ def test_dropped_database_connections_never_send_two_different_emails(cast, work
     again (what a PostgreSQL restart does to the workers): each order ends with its one
     e-mail, copies after a fault are identical, and every link works."""
     import re
-    import threading
 
     from orders.services import find_order_by_unlock_secret
 
@@ -430,10 +431,9 @@ def test_dropped_database_connections_never_send_two_different_emails(cast, work
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         own_pid = cursor.fetchone()[0]
-    stop = threading.Event()
     terminated = []
 
-    def drop_connections() -> None:
+    def drop_connections(stop: threading.Event) -> None:
         with _admin_connection() as admin:
             admin_pid = admin.execute("SELECT pg_backend_pid()").fetchone()[0]
             while not stop.wait(0.4):
@@ -444,19 +444,14 @@ def test_dropped_database_connections_never_send_two_different_emails(cast, work
                 ).fetchall()
                 terminated.append(len(rows))
 
-    dropper = threading.Thread(target=drop_connections, daemon=True)
     client = api_client_for(cast.alice_reseller)
     references = [f"PO-PGFAULT-{n}" for n in range(12)]
-    dropper.start()
-    try:
+    with in_background(drop_connections):
         for reference in references:
             response = client.post(URL, order_body(reference), format="json")
             assert response.status_code == 201, response.content
             time.sleep(0.3)
         time.sleep(3)
-    finally:
-        stop.set()
-        dropper.join(timeout=10)
     assert sum(terminated) > 0  # the faults really happened
 
     rows = OutboundEmail.objects.filter(kind="order")

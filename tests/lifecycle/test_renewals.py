@@ -1,17 +1,16 @@
 """Automatic renewal of subscriptions, with time travel: on, off (portal and order line),
 twice at once, after a renewal line, perpetual care, the portal toggle and evaluations."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 
 from lifecycle.services import run_daily_jobs
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, LicenseRenewal
 from smartaccounts.services import renew_subscription
 
+from ..concurrency import run_together
 from ..conftest import requires_postgres
 from ..factories import LicenseFactory
 from ..orders.payloads import URL, renewal_body
@@ -168,30 +167,6 @@ def test_an_order_line_with_auto_renew_false_expires_at_its_end(cast, alice_api,
 
 
 # --- Twice at once (PostgreSQL) ----------------------------------------------------------------
-
-
-def run_together(count: int, work):
-    """Start `count` threads at one barrier; return what each returned."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list = []
-
-    def target(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # reported by the test, not lost in the thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 @requires_postgres
