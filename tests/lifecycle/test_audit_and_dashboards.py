@@ -22,7 +22,13 @@ from tokens import services
 from tokens.models import Server
 
 from ..conftest import api_client_for
-from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory
+from ..factories import (
+    AuditEventFactory,
+    CustomerFactory,
+    LicenseFactory,
+    PartnerLinkFactory,
+    ServerFactory,
+)
 from ..orders.payloads import URL, in_days, order_body, renewal_body
 from .conftest import START, activate, at, subscription, sync
 
@@ -269,9 +275,7 @@ def test_server_services_write_their_events(cast, carol_account, device):
 def test_the_daily_jobs_write_system_events(cast, carol_account, clock):
     renewing = subscription(carol_account, cast.console, at(days=1))
     ending = subscription(carol_account, cast.analytics, at(days=1), auto_renew=False)
-    silent = Server.objects.create(
-        account=carol_account, name="silent", state="active", last_sync_at=START
-    )
+    silent = ServerFactory(account=carol_account, name="silent", state="active", last_sync_at=START)
     clock.move_to(at(days=2))
 
     run_daily_jobs()
@@ -288,9 +292,7 @@ def test_the_daily_jobs_write_system_events(cast, carol_account, clock):
 
 
 def test_audit_events_are_read_only_in_the_admin(cast, carol_account, client):
-    event = AuditEvent.objects.create(
-        action="server.created", actor_label="x", account=carol_account
-    )
+    event = AuditEventFactory(action="server.created", actor_label="x", account=carol_account)
     client.force_login(cast.vendor_staff)
 
     listing = client.get("/admin/smartaccounts/auditevent/", {"action": "server.created"})
@@ -308,7 +310,7 @@ def test_audit_events_are_read_only_in_the_admin(cast, carol_account, client):
 def make_history(account: SmartAccount, renamed: int, by: User | None = None) -> None:
     """Three renewals early in March and `renamed` renames on 7 March, plus noise elsewhere."""
     for day in (1, 3, 5):
-        AuditEvent.objects.create(
+        AuditEventFactory(
             created_at=datetime(2031, 3, day, 12, tzinfo=UTC),
             action="license.renewed",
             actor_label="daily jobs",

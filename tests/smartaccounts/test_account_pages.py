@@ -19,9 +19,14 @@ from rest_framework.test import APIClient
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, SmartAccount, User
 from tokens import services
-from tokens.models import Server
 
-from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory, UserFactory
+from ..factories import (
+    CustomerFactory,
+    LicenseFactory,
+    PartnerLinkFactory,
+    ServerFactory,
+    UserFactory,
+)
 from ..tokens.test_server_pages import build_load
 
 pytestmark = pytest.mark.django_db
@@ -155,7 +160,7 @@ def licenses(cast, account):
             source="BOB-PO-1",
         ),
     }
-    server = Server.objects.create(account=account, name="PBX-Milan")
+    server = ServerFactory(account=account, name="PBX-Milan")
     services.assign_capacity(
         server=server, product=cast.recording, quantity=4, actor=Actor.system("tests")
     )

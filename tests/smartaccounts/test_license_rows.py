@@ -18,9 +18,14 @@ from django.utils.html import strip_tags
 from smartaccounts.actors import Actor
 from smartaccounts.models import License, SmartAccount, User
 from tokens import services
-from tokens.models import Server
 
-from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory, ProductFactory
+from ..factories import (
+    CustomerFactory,
+    LicenseFactory,
+    PartnerLinkFactory,
+    ProductFactory,
+    ServerFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +121,7 @@ def rows(cast, account) -> dict[str, License]:
             source="BOB-PO-1",
         ),
     }
-    server = Server.objects.create(account=account, name="PBX-Milan")
+    server = ServerFactory(account=account, name="PBX-Milan")
     services.assign_capacity(
         server=server, product=cast.recording, quantity=4, actor=Actor.system("tests")
     )

@@ -13,7 +13,7 @@ from tokens.models import Assignment, Server
 
 from ..concurrency import run_together
 from ..conftest import api_client_for, requires_postgres
-from ..factories import LicenseFactory
+from ..factories import LicenseFactory, ServerFactory
 from ..orders.payloads import assert_problem
 
 THREADS = 8
@@ -35,7 +35,7 @@ def test_concurrent_assignments_grant_exactly_the_capacity(cast):
             ends_at=now + timedelta(days=365),
         ),
     ]
-    servers = [Server.objects.create(account=account, name=f"PBX {n}") for n in range(THREADS)]
+    servers = [ServerFactory(account=account, name=f"PBX {n}") for n in range(THREADS)]
     header = api_client_for(cast.carol_customer)._credentials["HTTP_AUTHORIZATION"]
 
     def put(index):
@@ -75,7 +75,7 @@ def test_concurrent_assignments_never_over_assign(cast):
         LicenseFactory(account=account, product=cast.recording, quantity=6),
         LicenseFactory(account=account, product=cast.recording, quantity=4),
     ]
-    servers = [Server.objects.create(account=account, name=f"PBX {n}") for n in range(THREADS)]
+    servers = [ServerFactory(account=account, name=f"PBX {n}") for n in range(THREADS)]
     header = api_client_for(cast.carol_customer)._credentials["HTTP_AUTHORIZATION"]
 
     def put(index):

@@ -23,7 +23,7 @@ from tokens import services
 from tokens.documents import issued_claims
 from tokens.models import Assignment, Server
 
-from ..factories import LicenseFactory
+from ..factories import AssignmentFactory, LicenseFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("tests")
@@ -367,7 +367,7 @@ def test_names_are_free_in_another_account_and_after_deactivation(cast, account,
 
 def test_the_database_refuses_a_duplicate_name_written_around_the_service(account, lab):
     with pytest.raises(IntegrityError), transaction.atomic():
-        Server.objects.create(account=account, name="pbx-lab")
+        ServerFactory(account=account, name="pbx-lab")
 
 
 # --- Over-use on the server page and the list (issue item 8) --------------------------------
@@ -429,7 +429,7 @@ def fleet(cast, account, perpetual) -> dict[str, Server]:
         ("Naples", "redundancy", "stale", now - timedelta(days=40), "naples.local"),
         ("Old", "production", "deactivated", now - timedelta(days=400), ""),
     ]:
-        made[name] = Server.objects.create(
+        made[name] = ServerFactory(
             account=account,
             name=name,
             purpose=purpose,
@@ -484,7 +484,7 @@ def test_sort_headers_keep_the_filters_and_say_how_the_list_is_sorted(cast, acco
 
 
 def test_the_csv_export_has_flat_columns_and_inert_cells(cast, account, fleet, perpetual):
-    evil = Server.objects.create(
+    evil = ServerFactory(
         account=account,
         name='=HYPERLINK("http://evil.example","x")',
         state=Server.State.ACTIVE,
@@ -492,7 +492,7 @@ def test_the_csv_export_has_flat_columns_and_inert_cells(cast, account, fleet, p
         reported_version="@SUM(1)",
         reported_usage={"CALL_RECORDING": 5},
     )
-    Assignment.objects.create(server=evil, license=perpetual, quantity=3)
+    AssignmentFactory(server=evil, license=perpetual, quantity=3)
     License.objects.filter(pk=perpetual.pk).update(assigned=3)
 
     response = client_for(cast.carol_viewer).get(f"/accounts/{account.pk}/servers.csv?state=all")

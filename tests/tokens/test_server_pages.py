@@ -20,7 +20,13 @@ from tokens import services
 from tokens.models import ActivationToken, Assignment, Server, ServerCredential
 from tokens.secrets import token_checksum_ok
 
-from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory
+from ..factories import (
+    CustomerFactory,
+    LicenseFactory,
+    PartnerLinkFactory,
+    ServerCredentialFactory,
+    ServerFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +124,7 @@ def pool(cast, account):
 
 @pytest.fixture
 def server(account, pool) -> Server:
-    return Server.objects.create(account=account, name="PBX-Milan", purpose="production")
+    return ServerFactory(account=account, name="PBX-Milan", purpose="production")
 
 
 @pytest.fixture
@@ -147,9 +153,9 @@ def picker_data(cast):
     LicenseFactory(account=carol, product=cast.analytics, state=License.State.LOCKED)
     LicenseFactory(account=carol, product=cast.billing, state=License.State.EXPIRED)
     LicenseFactory(account=carol, product=cast.console, care_ends_at=now - timedelta(days=1))
-    Server.objects.create(account=carol, name="one")
-    Server.objects.create(account=carol, name="two", state=Server.State.ACTIVE)
-    Server.objects.create(account=carol, name="gone", state=Server.State.DEACTIVATED)
+    ServerFactory(account=carol, name="one")
+    ServerFactory(account=carol, name="two", state=Server.State.ACTIVE)
+    ServerFactory(account=carol, name="gone", state=Server.State.DEACTIVATED)
     erin = CustomerFactory(name="Erin Ltd")
     PartnerLinkFactory(reseller=cast.alice_reseller, customer=erin)
     LicenseFactory(account=cast.dave_customer.smart_account, product=cast.recording)
@@ -264,8 +270,8 @@ def test_anonymous_visitors_are_sent_to_login_and_change_nothing(cast, server):
 @pytest.fixture
 def fleet(cast, account, pool):
     """Two servers in use holding capacity, one deactivated; one of Bob's customer."""
-    milan = Server.objects.create(account=account, name="PBX-Milan")
-    rome = Server.objects.create(
+    milan = ServerFactory(account=account, name="PBX-Milan")
+    rome = ServerFactory(
         account=account,
         name="PBX-Rome",
         state=Server.State.ACTIVE,
@@ -273,8 +279,8 @@ def fleet(cast, account, pool):
         reported_usage={"CALL_RECORDING": 3},
         last_sync_at=timezone.now(),
     )
-    Server.objects.create(account=account, name="Old-Box", state=Server.State.DEACTIVATED)
-    Server.objects.create(account=cast.dave_customer.smart_account, name="Dave-Box")
+    ServerFactory(account=account, name="Old-Box", state=Server.State.DEACTIVATED)
+    ServerFactory(account=cast.dave_customer.smart_account, name="Dave-Box")
     services.assign_capacity(server=milan, product=cast.recording, quantity=4, actor=SYSTEM)
     services.assign_capacity(server=rome, product=cast.recording, quantity=2, actor=SYSTEM)
     services.assign_capacity(server=rome, product=cast.console, quantity=1, actor=SYSTEM)
@@ -582,7 +588,7 @@ def test_changing_the_capacity_later_mints_no_other_token(cast, server, minted):
 
 
 def test_more_than_available_shows_an_error_and_changes_nothing(cast, account, server, minted):
-    other = Server.objects.create(account=account, name="PBX-Rome")
+    other = ServerFactory(account=account, name="PBX-Rome")
     services.assign_capacity(server=other, product=cast.recording, quantity=5, actor=SYSTEM)
     before = snapshot()
 
@@ -795,7 +801,7 @@ def test_deactivate_asks_for_confirmation_and_get_changes_nothing(cast, server, 
 
 def test_deactivate_frees_the_capacity_and_revokes_token_and_credential(cast, account, fleet):
     milan, rome = fleet
-    credential = ServerCredential.objects.create(server=rome, credential_hash=hash_secret("c"))
+    credential = ServerCredentialFactory(server=rome, credential_hash=hash_secret("c"))
     assert assigned(cast.recording) == 6
     client = client_for(cast.alice_member)
 

@@ -14,7 +14,7 @@ from tokens import services
 from tokens.models import ActivationToken, Assignment, Server, ServerCredential
 
 from ..conftest import api_client_for
-from ..factories import LicenseFactory
+from ..factories import LicenseFactory, ServerCredentialFactory, ServerFactory
 from ..orders.payloads import assert_problem
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +85,7 @@ def carol_api(cast) -> APIClient:
 
 @pytest.fixture
 def server(account) -> Server:
-    return Server.objects.create(account=account, name="PBX Milan")
+    return ServerFactory(account=account, name="PBX Milan")
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def recording(cast, account) -> License:
 
 @pytest.fixture
 def dave_server(cast) -> Server:
-    return Server.objects.create(account=cast.dave_customer.smart_account, name="Dave PBX")
+    return ServerFactory(account=cast.dave_customer.smart_account, name="Dave PBX")
 
 
 def hold(server: Server, product, quantity: int) -> None:
@@ -113,7 +113,7 @@ def test_list_holds_the_accounts_servers_with_what_they_hold(
     cast, account, server, recording, dave_server, who
 ):
     hold(server, cast.recording, 4)
-    other = Server.objects.create(account=account, name="Backup", purpose="redundancy")
+    other = ServerFactory(account=account, name="Backup", purpose="redundancy")
 
     response = client_as(cast, who).get(servers_url(account.pk))
 
@@ -131,7 +131,7 @@ def test_list_holds_the_accounts_servers_with_what_they_hold(
 
 
 def test_list_filters_by_state(cast, carol_api, account, server):
-    gone = Server.objects.create(account=account, name="Old", state=Server.State.DEACTIVATED)
+    gone = ServerFactory(account=account, name="Old", state=Server.State.DEACTIVATED)
 
     pending = carol_api.get(servers_url(account.pk), {"state": "pending"}).json()
     deactivated = carol_api.get(servers_url(account.pk), {"state": "deactivated"}).json()
@@ -266,7 +266,7 @@ def test_injected_fields_on_create_change_nothing(cast, carol_api, account):
 def _fill(account, products, servers: int) -> None:
     first = Server.objects.filter(account=account).count()
     for n in range(first, first + servers):
-        server = Server.objects.create(account=account, name=f"PBX {n:02}")
+        server = ServerFactory(account=account, name=f"PBX {n:02}")
         for product in products:
             hold(server, product, 1)
 
@@ -331,7 +331,7 @@ def test_get_server_with_assignments(cast, server, recording, who):
 
 def test_another_tenants_server_is_404(cast, server, recording):
     hold(server, cast.recording, 3)
-    ServerCredential.objects.create(server=server, credential_hash="c" * 64)
+    ServerCredentialFactory(server=server, credential_hash="c" * 64)
     before = snapshot()
 
     for who in ("bob_reseller", "dave_customer", "other_distributor", "vendor"):
@@ -375,7 +375,7 @@ def test_deactivate_frees_capacity_and_revokes_tokens_and_credentials(cast, serv
     console = LicenseFactory(account=server.account, product=cast.console, quantity=5)
     hold(server, cast.recording, 4)  # mints a token
     hold(server, cast.console, 5)
-    credential = ServerCredential.objects.create(server=server, credential_hash="c" * 64)
+    credential = ServerCredentialFactory(server=server, credential_hash="c" * 64)
     token = ActivationToken.objects.get(server=server)
     assert token.revoked_at is None
 
@@ -397,7 +397,7 @@ def test_deactivate_frees_capacity_and_revokes_tokens_and_credentials(cast, serv
 
 def test_deactivating_twice_is_harmless(cast, carol_api, server, recording):
     hold(server, cast.recording, 4)
-    other = Server.objects.create(account=server.account, name="Other")
+    other = ServerFactory(account=server.account, name="Other")
     hold(other, cast.recording, 2)
     assert carol_api.delete(server_url(server.pk)).status_code == 200
     before = snapshot()
@@ -483,7 +483,7 @@ def test_an_active_server_gets_no_token(cast, carol_api, server, recording):
 
 
 def test_more_than_available_is_409_and_changes_nothing(cast, carol_api, server, recording):
-    other = Server.objects.create(account=server.account, name="Other")
+    other = ServerFactory(account=server.account, name="Other")
     hold(other, cast.recording, 7)
     hold(server, cast.recording, 1)
     before = snapshot()
@@ -543,7 +543,7 @@ def test_exactly_the_active_capacity_fits(cast, carol_api, server, account):
     locked = LicenseFactory(
         account=account, product=cast.recording, quantity=50, state=License.State.LOCKED
     )
-    other = Server.objects.create(account=account, name="Other")
+    other = ServerFactory(account=account, name="Other")
     hold(other, cast.recording, 2)
 
     fits = carol_api.put(assignment_url(server.pk), {"quantity": 3}, format="json")
