@@ -27,7 +27,7 @@ from ..factories import (
     ServerFactory,
     UserFactory,
 )
-from ..tokens.test_server_pages import build_load
+from ..load import LARGE, build_load
 
 pytestmark = pytest.mark.django_db
 
@@ -656,14 +656,14 @@ def test_the_team_page_needs_a_bounded_number_of_queries(cast, django_assert_max
 
 @pytest.fixture
 def large_and_small(cast):
-    """Carol at the size of the issue (50 applications, 2,000 licenses, 500 servers); Erin,
-    another customer of Alice, with a handful of each."""
+    """Carol's account, large in every dimension (LARGE: 50 applications, 250 licenses, 30
+    servers); Erin, another customer of Alice, with a handful of each."""
     carol = cast.carol_customer.smart_account
-    build_load(carol, tag="BIG", products=50, licenses_per_product=40, servers=500)
+    build_load(carol, tag="BIG", **LARGE)
     erin = CustomerFactory(name="Erin Ltd")
     PartnerLinkFactory(reseller=cast.alice_reseller, customer=erin)
     build_load(erin.smart_account, tag="SMALL", products=2, licenses_per_product=4, servers=3)
-    assert License.objects.filter(account=carol).count() == 2000
+    assert License.objects.filter(account=carol).count() == 250
     return {"large": carol, "small": erin.smart_account}
 
 
@@ -703,7 +703,7 @@ def test_the_licenses_pages_need_a_bounded_number_of_queries(
     if rows:
         assert len(pool_rows(page)) == rows
     if "{code}" in path:
-        assert len(license_rows(page)) == 40
+        assert len(license_rows(page)) == LARGE["licenses_per_product"]
     assert count_queries(client, url("large")) == count_queries(client, url("small"))
 
 
@@ -721,7 +721,7 @@ def test_the_licenses_api_needs_a_bounded_number_of_queries(
     assert response.status_code == 200
     body = response.json()
     assert len(body["results"]) == 50
-    assert sum(len(row["licenses"]) for row in body["results"]) == 2000
+    assert sum(len(row["licenses"]) for row in body["results"]) == 250
     large = count_queries(client, path.format(large_and_small["large"].pk))
     small = count_queries(client, path.format(large_and_small["small"].pk))
     assert large == small
