@@ -31,6 +31,14 @@ requires_postgres = pytest.mark.skipif(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run Celery workers on the broker (marked `redis`) share its queues: with
+    pytest-xdist they all go to one worker process, one after the other."""
+    for item in items:
+        if item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.xdist_group("broker"))
+
+
 @dataclass
 class Cast:
     vendor: Organization
