@@ -12,11 +12,12 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from smartaccounts.actors import Actor
 from smartaccounts.models import Organization, Product, User
-from smartaccounts.services import create_api_key
+from smartaccounts.secrets import new_secret
+from smartaccounts.services import API_KEY_PREFIX
 
 from .factories import (
+    ApiKeyFactory,
     CustomerFactory,
     OrganizationFactory,
     PartnerLinkFactory,
@@ -28,6 +29,14 @@ requires_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="needs PostgreSQL (row locks between concurrent transactions); CI sets DATABASE_URL",
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run Celery workers on the broker (marked `redis`) share its queues: with
+    pytest-xdist they all go to one worker process, one after the other."""
+    for item in items:
+        if item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.xdist_group("broker"))
 
 
 @dataclass
@@ -105,8 +114,10 @@ def cast(db) -> Cast:
 
 
 def api_client_for(org: Organization) -> APIClient:
-    """An API client authenticated with a fresh API key of `org`."""
-    _, raw = create_api_key(organization=org, name="tests", actor=Actor.system("tests"))
+    """An API client authenticated with a fresh API key of `org` (a row made by the factory:
+    the key is setup here, `create_api_key` is tested in tests/smartaccounts/test_api_keys.py)."""
+    raw = new_secret(API_KEY_PREFIX)
+    ApiKeyFactory(organization=org, raw=raw)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client

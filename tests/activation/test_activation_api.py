@@ -1,10 +1,8 @@
-import threading
 from datetime import timedelta
 
 import jwt
 import pytest
 import time_machine
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -13,6 +11,7 @@ from tokens import services
 from tokens.models import ActivationToken, Server, ServerCredential
 from tokens.secrets import new_activation_token
 
+from ..concurrency import run_together
 from ..conftest import requires_postgres
 from ..orders.payloads import assert_problem
 
@@ -342,21 +341,10 @@ def test_twenty_concurrent_activations_with_one_token_one_wins(
     cast, perpetual, pending_server, token_for
 ):
     token = token_for(pending_server, cast.recording, 5)
-    barrier = threading.Barrier(20)
-    statuses = []
 
-    def attempt(n):
-        try:
-            barrier.wait()
-            statuses.append(activate(APIClient(), token, fingerprint=f"fp-{n}").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    statuses = run_together(
+        20, lambda n: activate(APIClient(), token, fingerprint=f"fp-{n}").status_code
+    )
 
     assert sorted(statuses) == [201] + [409] * 19
     assert ServerCredential.objects.filter(server=pending_server).count() == 1

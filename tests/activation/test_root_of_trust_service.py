@@ -20,7 +20,7 @@ from tokens.models import Server, SigningKey
 from tokens.signing import create_signing_key
 from tokens.trust import ENDORSEMENT_TYPE
 
-from .test_agent_flow import live, machine, online_token, signing_key  # noqa: F401
+from .agent_flow.conftest import live, machine, online_token, signing_key  # noqa: F401
 
 
 def published(client) -> list[dict]:

@@ -10,10 +10,9 @@ from django.utils import timezone
 from lifecycle.models import Digest, Reminder
 from lifecycle.services import run_daily_jobs, send_partner_digests, threshold_for
 from notifications.models import OutboundEmail
-from tokens.models import Server
 
 from ..conftest import api_client_for
-from ..factories import LicenseFactory
+from ..factories import LicenseFactory, ServerFactory
 from ..orders.payloads import URL, order_body
 from .conftest import START, at, subscription
 
@@ -145,7 +144,7 @@ def test_expired_renewed_stale_and_locked_items_are_reported_once(
 ):
     renewing = subscription(carol_account, cast.console, at(days=1, hours=1))
     ending = subscription(carol_account, cast.analytics, at(days=1, hours=1), auto_renew=False)
-    silent = Server.objects.create(
+    silent = ServerFactory(
         account=carol_account, name="pbx-silent", state="active", last_sync_at=START
     )
     # Placed by the distributor for Alice: both partners hear that it is still locked.
@@ -215,7 +214,7 @@ def test_another_resellers_customers_never_appear(
 ):
     LicenseFactory(account=carol_account, product=cast.recording, care_ends_at=at(days=85))
     subscription(dave_account, cast.console, at(days=20))
-    Server.objects.create(account=dave_account, name="dave-pbx", state="stale", last_sync_at=START)
+    ServerFactory(account=dave_account, name="dave-pbx", state="stale", last_sync_at=START)
 
     with django_capture_on_commit_callbacks(execute=True):
         assert send_partner_digests(now=timezone.now()) == 2

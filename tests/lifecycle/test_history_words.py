@@ -15,7 +15,7 @@ from smartaccounts.services import issue_evaluation
 from tokens import services
 
 from ..conftest import api_client_for
-from ..factories import LicenseFactory
+from ..factories import AuditEventFactory, LicenseFactory
 from ..orders.payloads import URL, order_body
 
 pytestmark = pytest.mark.django_db
@@ -131,7 +131,7 @@ def test_the_csv_has_flat_columns_and_no_cell_a_spreadsheet_would_run(
     )
     services.rename_server(server=server, name=FORMULAS[0], actor=member)
     LicenseFactory(account=carol_account, product=cast.console)
-    AuditEvent.objects.create(
+    AuditEventFactory(
         action="server.renamed",
         actor_label="tests",
         account=carol_account,
@@ -177,7 +177,7 @@ def test_history_words_for_every_kind_of_event_a_server_makes(cast, carol_accoun
         ("server.stale", {"last_sync_at": "2031-03-01T10:00:00+00:00"}),
         ("server.fingerprint_mismatch", {"expected": "a" * 16, "received": "b" * 16}),
     ]:
-        AuditEvent.objects.create(
+        AuditEventFactory(
             action=action,
             actor_label=f"server PBX-9 ({server.pk})",
             account=carol_account,
@@ -185,7 +185,7 @@ def test_history_words_for_every_kind_of_event_a_server_makes(cast, carol_accoun
             object_id=str(server.pk),
             data=data,
         )
-    AuditEvent.objects.create(
+    AuditEventFactory(
         action="license.expired",
         actor_label="daily jobs",
         account=carol_account,
@@ -193,7 +193,7 @@ def test_history_words_for_every_kind_of_event_a_server_makes(cast, carol_accoun
         object_id=str(lic.pk),
         data={"ended_at": "2031-03-02T00:00:00+00:00"},
     )
-    AuditEvent.objects.create(
+    AuditEventFactory(
         action="something.new_happened", actor_label="daily jobs", account=carol_account
     )
     client.force_login(cast.carol_admin)

@@ -13,7 +13,7 @@ from lifecycle.services import run_daily_jobs
 from smartaccounts.models import AuditEvent, License, LicenseRenewal
 from tokens.models import Server
 
-from ..factories import LicenseFactory
+from ..factories import LicenseFactory, ServerFactory
 from .conftest import START, at, entitlements, subscription, sync
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +138,7 @@ def test_a_server_stale_before_its_first_sync_is_reported_back_online(
 def test_only_online_servers_go_stale(cast, carol_account, clock):
     long_ago = START - timedelta(days=30)
     for state in ("pending", "offline", "deactivated", "stale"):
-        Server.objects.create(account=carol_account, name=state, state=state, last_sync_at=long_ago)
+        ServerFactory(account=carol_account, name=state, state=state, last_sync_at=long_ago)
 
     assert run_daily_jobs()["stale"] == 0
 
@@ -159,9 +159,7 @@ def due(cast, carol_account):
     """One subscription to renew, one to expire, one silent server, at START + 10 days."""
     renewing = subscription(carol_account, cast.console, at(days=10))
     ending = subscription(carol_account, cast.analytics, at(days=10), auto_renew=False)
-    silent = Server.objects.create(
-        account=carol_account, name="silent", state="active", last_sync_at=START
-    )
+    silent = ServerFactory(account=carol_account, name="silent", state="active", last_sync_at=START)
     return renewing, ending, silent
 
 

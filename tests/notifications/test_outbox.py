@@ -11,6 +11,7 @@ from notifications.models import OutboundEmail
 from orders.models import Order
 from orders.services import find_order_by_unlock_secret
 
+from ..factories import OutboundEmailFactory
 from ..orders.payloads import URL, order_body
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +93,7 @@ def test_broker_down_at_commit_loses_nothing_and_the_sweep_sends_once(
 
 
 def test_a_row_for_a_deleted_object_is_closed_without_sending(db):
-    row = OutboundEmail.objects.create(
+    row = OutboundEmailFactory(
         kind="order", object_id="00000000-0000-0000-0000-000000000000", to=["x@y.example"]
     )
 
@@ -213,10 +214,10 @@ def test_invitation_and_reset_links_are_the_same_on_every_delivery(cast, client)
     invited = cast.alice_member
     invited.set_unusable_password()
     invited.save()
-    invitation = OutboundEmail.objects.create(
+    invitation = OutboundEmailFactory(
         kind="invitation", object_id=str(invited.pk), to=[invited.email]
     )
-    reset = OutboundEmail.objects.create(
+    reset = OutboundEmailFactory(
         kind="password_reset", object_id=str(cast.alice_admin.pk), to=[cast.alice_admin.email]
     )
     for row, renderer in (

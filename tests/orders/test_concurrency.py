@@ -1,39 +1,17 @@
 """Races on real PostgreSQL: threads with their own connections and transactions."""
 
-import threading
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from notifications.models import OutboundEmail
 from orders.models import Order
 from smartaccounts.models import AuditEvent, License
 
+from ..concurrency import run_together
 from ..conftest import api_client_for, requires_postgres
 from .payloads import URL, order_body
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(count, work):
-    """Start `count` threads at one barrier; return what each returned."""
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def target(index):
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_ten_identical_concurrent_posts_make_one_order_and_one_email(cast):

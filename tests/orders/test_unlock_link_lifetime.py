@@ -21,7 +21,7 @@ from smartaccounts.models import AuditEvent
 
 from ..conftest import api_client_for
 from .payloads import URL, order_body
-from .test_unlock_page import license_states, post_with_csrf, table_snapshot, unlock_path
+from .unlock_page.conftest import license_states, post_with_csrf, table_snapshot, unlock_path
 
 pytestmark = pytest.mark.django_db
 

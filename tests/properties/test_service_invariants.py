@@ -47,6 +47,8 @@ from tokens.errors import TokenError
 from tokens.models import ActivationToken, Assignment, Server, ServerCredential
 from tokens.signing import _cache
 
+from ..factories import AssignmentFactory, LicenseFactory
+
 pytestmark = pytest.mark.django_db
 
 START = datetime(2031, 3, 10, 6, 0, tzinfo=UTC)
@@ -624,17 +626,18 @@ def test_the_machine_catches_an_over_assignment(cast):
     """The invariants are not vacuous: a capacity counter bypassing the service is caught."""
     machine = build_machine(cast)()
     try:
-        lic = License.objects.create(
+        lic = LicenseFactory(
             account=cast.carol_customer.smart_account,
             product=cast.recording,
             kind=License.Kind.PERPETUAL,
             quantity=5,
             state=License.State.ACTIVE,
+            care_ends_at=None,
         )
         server = tokens.create_server(
             account=cast.carol_customer.smart_account, name="x", purpose="test", actor=SYSTEM
         )
-        Assignment.objects.create(server=server, license=lic, quantity=3)  # assigned stays 0
+        AssignmentFactory(server=server, license=lic, quantity=3)  # assigned stays 0
         with pytest.raises(AssertionError):
             machine.capacity_is_never_over_assigned()
     finally:

@@ -12,9 +12,14 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from smartaccounts.models import SmartAccount, User
-from tokens.models import Server
 
-from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory, ProductFactory
+from ..factories import (
+    CustomerFactory,
+    LicenseFactory,
+    PartnerLinkFactory,
+    ProductFactory,
+    ServerFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +52,7 @@ def customer(cast, name: str, *, apps: int, servers: int, expiring: int) -> Smar
             care_ends_at=now + timedelta(days=10 if soon else 400),
         )
     for n in range(servers):
-        Server.objects.create(account=account, name=f"srv-{n}")
+        ServerFactory(account=account, name=f"srv-{n}")
     return account
 
 

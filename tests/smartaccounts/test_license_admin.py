@@ -10,9 +10,8 @@ from django.utils import timezone
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License
 from tokens import services
-from tokens.models import Server
 
-from ..factories import LicenseFactory
+from ..factories import LicenseFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +23,7 @@ def held(cast) -> License:
     lic = LicenseFactory(account=account, product=cast.recording, quantity=10, source="PO-9")
     actor = Actor.system("tests")
     for name, quantity in (("PBX-Rome", 4), ("PBX-Milan", 2)):
-        server = Server.objects.create(account=account, name=name)
+        server = ServerFactory(account=account, name=name)
         services.assign_capacity(
             server=server, product=cast.recording, quantity=quantity, actor=actor
         )

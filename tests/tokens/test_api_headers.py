@@ -12,7 +12,7 @@ from smartaccounts.models import License
 from tokens.models import Server
 
 from ..conftest import api_client_for
-from ..factories import LicenseFactory
+from ..factories import LicenseFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def carol_api(cast) -> APIClient:
 
 @pytest.fixture
 def server(cast) -> Server:
-    return Server.objects.create(account=cast.carol_customer.smart_account, name="PBX Milan")
+    return ServerFactory(account=cast.carol_customer.smart_account, name="PBX Milan")
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
 """S1 on real PostgreSQL: concurrent assignments never over-assign; the database backs it up."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -12,38 +11,13 @@ from rest_framework.test import APIClient
 from smartaccounts.models import License
 from tokens.models import Assignment, Server
 
+from ..concurrency import run_together
 from ..conftest import api_client_for, requires_postgres
-from ..factories import LicenseFactory
+from ..factories import LicenseFactory, ServerFactory
 from ..orders.payloads import assert_problem
 
 THREADS = 8
 EACH = 3
-
-
-def run_together(count, work):
-    """Start `count` threads at one barrier; return what each returned (re-raising errors)."""
-    barrier = threading.Barrier(count)
-    results = [None] * count
-    errors: list[BaseException] = []
-
-    def target(index):
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException as exc:  # handed to the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    if errors:
-        raise errors[0]
-    return results
 
 
 @requires_postgres
@@ -61,7 +35,7 @@ def test_concurrent_assignments_grant_exactly_the_capacity(cast):
             ends_at=now + timedelta(days=365),
         ),
     ]
-    servers = [Server.objects.create(account=account, name=f"PBX {n}") for n in range(THREADS)]
+    servers = [ServerFactory(account=account, name=f"PBX {n}") for n in range(THREADS)]
     header = api_client_for(cast.carol_customer)._credentials["HTTP_AUTHORIZATION"]
 
     def put(index):
@@ -101,7 +75,7 @@ def test_concurrent_assignments_never_over_assign(cast):
         LicenseFactory(account=account, product=cast.recording, quantity=6),
         LicenseFactory(account=account, product=cast.recording, quantity=4),
     ]
-    servers = [Server.objects.create(account=account, name=f"PBX {n}") for n in range(THREADS)]
+    servers = [ServerFactory(account=account, name=f"PBX {n}") for n in range(THREADS)]
     header = api_client_for(cast.carol_customer)._credentials["HTTP_AUTHORIZATION"]
 
     def put(index):

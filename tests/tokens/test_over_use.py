@@ -5,10 +5,10 @@ import pytest
 from django.utils.html import strip_tags
 
 from smartaccounts.models import License, SmartAccount
-from tokens.models import Assignment, Server
+from tokens.models import Server
 from tokens.selectors import OverUse, overused_servers, overused_servers_in
 
-from ..factories import LicenseFactory
+from ..factories import AssignmentFactory, LicenseFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -27,28 +27,28 @@ def milan(cast, account) -> Server:
     """Holds 60 channels of Call Recording and reports 80 in use; holds 5 console seats and
     uses 3; also reports an application the portal does not know."""
     recording = LicenseFactory(account=account, product=cast.recording, quantity=100, assigned=60)
-    server = Server.objects.create(
+    server = ServerFactory(
         account=account,
         name="PBX-Milan",
         state=Server.State.ACTIVE,
         reported_usage={"CALL_RECORDING": 80, "ATTENDANT_CONSOLE": 3, "UNKNOWN_APP": 9},
     )
-    Assignment.objects.create(server=server, license=recording, quantity=60)
+    AssignmentFactory(server=server, license=recording, quantity=60)
     console = LicenseFactory(account=account, product=cast.console, quantity=5, assigned=5)
-    Assignment.objects.create(server=server, license=console, quantity=5)
+    AssignmentFactory(server=server, license=console, quantity=5)
     return server
 
 
 def test_a_server_using_more_than_it_holds_is_listed_per_product(cast, account, milan):
     # Within its holding: not listed.
-    Server.objects.create(
+    ServerFactory(
         account=account,
         name="PBX-Rome",
         state=Server.State.ACTIVE,
         reported_usage={"CALL_RECORDING": 0},
     )
     # Deactivated servers' last reports no longer count.
-    Server.objects.create(
+    ServerFactory(
         account=account,
         name="old",
         state=Server.State.DEACTIVATED,
@@ -65,13 +65,13 @@ def test_capacity_on_an_expired_license_is_not_held(cast, account, milan):
     expired = LicenseFactory(
         account=account, product=cast.recording, quantity=30, state=License.State.EXPIRED
     )
-    Assignment.objects.create(server=milan, license=expired, quantity=30)
+    AssignmentFactory(server=milan, license=expired, quantity=30)
 
     assert [(o.used, o.held) for o in overused_servers(account)] == [(80, 60)]
 
 
 def test_use_of_an_application_the_server_holds_none_of_is_over_use(cast, account):
-    server = Server.objects.create(
+    server = ServerFactory(
         account=account, name="x", state=Server.State.STALE, reported_usage={"CALL_RECORDING": 2}
     )
 
@@ -91,7 +91,7 @@ def test_the_selector_takes_a_fixed_number_of_queries(
     cast, account, milan, django_assert_max_num_queries
 ):
     for n in range(10):
-        Server.objects.create(
+        ServerFactory(
             account=account,
             name=f"s{n}",
             state=Server.State.ACTIVE,
@@ -123,13 +123,13 @@ def test_the_licenses_page_query_count_does_not_grow_with_over_using_servers(
 ):
     recording = License.objects.get(account=account, product=cast.recording)
     for n in range(10):
-        server = Server.objects.create(
+        server = ServerFactory(
             account=account,
             name=f"PBX-{n}",
             state=Server.State.ACTIVE,
             reported_usage={"CALL_RECORDING": 5},
         )
-        Assignment.objects.create(server=server, license=recording, quantity=1)
+        AssignmentFactory(server=server, license=recording, quantity=1)
     client.force_login(cast.carol_admin)
 
     with django_assert_max_num_queries(20):

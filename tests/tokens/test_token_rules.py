@@ -13,6 +13,7 @@ from tokens.models import ActivationToken, Server
 from tokens.secrets import new_activation_token, normalize_token, token_checksum_ok
 
 from ..conftest import api_client_for
+from ..factories import ServerFactory
 
 BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 PREFIX = "act_"
@@ -107,7 +108,7 @@ def test_normalize_token_removes_whitespace_and_lowercases():
 
 @pytest.fixture
 def server(cast) -> Server:
-    return Server.objects.create(account=cast.carol_customer.smart_account, name="PBX")
+    return ServerFactory(account=cast.carol_customer.smart_account, name="PBX")
 
 
 @pytest.fixture

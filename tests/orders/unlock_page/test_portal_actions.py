@@ -1,223 +1,25 @@
-"""The e-mail's unlock link `/unlock/<secret>/` (S8), re-sending it, and the portal's own
-unlock and re-send buttons."""
-
-import re
+"""Resending the unlock link and unlocking from the portal."""
 
 import pytest
-from django.conf import settings
-from django.contrib.sessions.models import Session
 from django.core import mail
 from django.test import Client
 
 from notifications.models import OutboundEmail
 from orders.models import Order
-from smartaccounts.models import AuditEvent, License, User
+from smartaccounts.models import AuditEvent, User
 
-from ..conftest import api_client_for
-from .payloads import URL, order_body
+from ...conftest import api_client_for
+from ..payloads import URL, order_body
+from .conftest import (
+    INVITATION_LINK,
+    SITE,
+    UNLOCK_LINK,
+    license_states,
+    post_with_csrf,
+    unlock_path,
+)
 
 pytestmark = pytest.mark.django_db
-
-SITE = "https://licensing.example.test"
-UNLOCK_LINK = re.compile(re.escape(SITE) + r"(/unlock/[^/\s\"<>]+/)")
-INVITATION_LINK = re.compile(re.escape(SITE) + r"(/invitation/[^/\s\"<>]+/[^/\s\"<>]+/)")
-
-
-def unlock_path(message: mail.EmailMessage) -> str:
-    """The path of the unlock link in an order e-mail (the text and HTML parts agree)."""
-    found = UNLOCK_LINK.findall(message.body)
-    assert len(found) == 1, message.body
-    assert found[0] in message.alternatives[0][0]
-    return found[0]
-
-
-@pytest.fixture
-def place(cast, django_capture_on_commit_callbacks):
-    """Place an order as Alice through the API; returns (order, unlock path from the e-mail)."""
-
-    def _place(reference: str = "PO-U1", customer: dict | None = None) -> tuple[Order, str]:
-        sent_before = len(mail.outbox)
-        with django_capture_on_commit_callbacks(execute=True):
-            response = api_client_for(cast.alice_reseller).post(
-                URL, order_body(reference, customer), format="json"
-            )
-        assert response.status_code == 201, response.content
-        assert len(mail.outbox) == sent_before + 1
-        return Order.objects.get(pk=response.json()["id"]), unlock_path(mail.outbox[-1])
-
-    return _place
-
-
-@pytest.fixture
-def csrf_client() -> Client:
-    return Client(enforce_csrf_checks=True)
-
-
-def post_with_csrf(client: Client, path: str, **extra):
-    """GET the page (which sets the CSRF cookie), then POST the form with that token."""
-    page = client.get(path, **extra)
-    assert page.status_code == 200, page.content
-    token = client.cookies[settings.CSRF_COOKIE_NAME].value
-    return client.post(path, {"csrfmiddlewaretoken": token}, **extra)
-
-
-def table_snapshot() -> tuple[list, list]:
-    licenses = list(License.objects.order_by("pk").values())
-    orders = list(Order.objects.order_by("pk").values())
-    return licenses, orders
-
-
-def license_states(order: Order) -> set[str]:
-    return set(License.objects.filter(order_lines__order=order).values_list("state", flat=True))
-
-
-def test_get_shows_the_order_and_a_confirm_button_without_login_and_changes_nothing(
-    cast, place, client
-):
-    order, path = place()
-    before = table_snapshot()
-    audit_before = AuditEvent.objects.count()
-
-    for _ in range(5):
-        response = client.get(path)
-        assert response.status_code == 200
-
-    page = response.content.decode()
-    assert "PO-U1" in page
-    assert "Erin GmbH" in page
-    assert "Call Recording" in page and "Attendant Console" in page
-    assert "Confirm unlock" in page
-    assert re.search(r'<form method="post"', page)
-    assert response.wsgi_request.user.is_anonymous
-    assert table_snapshot() == before
-    assert AuditEvent.objects.count() == audit_before
-    assert license_states(order) == {"locked"}
-
-
-def test_csrf_checked_post_unlocks_every_license_of_the_order_at_once(
-    cast, place, csrf_client, django_capture_on_commit_callbacks
-):
-    order, path = place()
-    other, _ = place("PO-OTHER", {"name": "Other Ltd", "email": "it@other.example"})
-
-    with django_capture_on_commit_callbacks(execute=True):
-        response = post_with_csrf(csrf_client, path)
-
-    assert response.status_code == 200
-    page = response.content.decode()
-    assert "Order PO-U1 unlocked" in page
-    assert "Call Recording" in page
-    order.refresh_from_db()
-    assert order.state == "unlocked"
-    assert order.unlocked_at is not None
-    assert "Alice Reseller" in order.unlocked_by
-    licenses = License.objects.filter(order_lines__order=order)
-    assert licenses.count() == 2
-    assert set(licenses.values_list("state", flat=True)) == {"active"}
-    # Only this order: the capability does not reach any other order.
-    other.refresh_from_db()
-    assert other.state == "locked"
-    assert license_states(other) == {"locked"}
-    event = AuditEvent.objects.get(action="order.unlocked")
-    assert event.object_id == str(order.pk)
-    assert event.actor_user is None and event.actor_api_key is None
-
-
-def test_post_without_csrf_token_is_403_and_unlocks_nothing(cast, place, csrf_client):
-    order, path = place()
-    csrf_client.get(path)  # even with the cookie set, the form token is required
-
-    response = csrf_client.post(path, {})
-
-    assert response.status_code == 403
-    order.refresh_from_db()
-    assert order.state == "locked"
-    assert license_states(order) == {"locked"}
-    assert not AuditEvent.objects.filter(action="order.unlocked").exists()
-
-
-def test_a_second_post_is_harmless(cast, place, csrf_client):
-    order, path = place()
-    post_with_csrf(csrf_client, path)
-    unlocked_at = Order.objects.get(pk=order.pk).unlocked_at
-
-    again = post_with_csrf(csrf_client, path)
-
-    assert again.status_code == 200
-    assert "already unlocked" in again.content.decode()
-    assert Order.objects.get(pk=order.pk).unlocked_at == unlocked_at
-    assert license_states(order) == {"active"}
-    assert AuditEvent.objects.filter(action="order.unlocked").count() == 1
-
-
-def test_a_used_link_opened_again_says_already_unlocked(cast, place, csrf_client, client):
-    _, path = place()
-    post_with_csrf(csrf_client, path)
-
-    response = client.get(path)
-
-    assert response.status_code == 200
-    page = response.content.decode()
-    assert "already unlocked" in page
-    assert "Confirm unlock" not in page
-
-
-@pytest.mark.parametrize("method", ["get", "post"])
-def test_an_unknown_secret_is_a_404_page(cast, place, client, method):
-    order, _ = place()
-
-    response = getattr(client, method)("/unlock/not-the-right-secret-at-all/")
-
-    assert response.status_code == 404
-    assert "This unlock link is not valid" in response.content.decode()
-    assert response["Referrer-Policy"] == "same-origin"
-    assert Order.objects.get(pk=order.pk).state == "locked"
-
-
-def test_the_unlock_page_creates_no_session_and_no_login(
-    cast, place, csrf_client, django_capture_on_commit_callbacks
-):
-    _, path = place()
-
-    page = csrf_client.get(path)
-    with django_capture_on_commit_callbacks(execute=True):
-        done = post_with_csrf(csrf_client, path)
-
-    for response in (page, done):
-        assert settings.SESSION_COOKIE_NAME not in response.cookies
-        assert response.wsgi_request.user.is_anonymous
-    assert settings.SESSION_COOKIE_NAME not in csrf_client.cookies
-    assert not Session.objects.exists()
-    # The invited customer user is not logged in by the unlock either.
-    invited = User.objects.get(email="it@erin.example")
-    assert invited.last_login is None
-    assert not invited.has_usable_password()
-
-
-def test_the_unlock_page_leaks_no_referrer_and_is_not_cached(cast, place, csrf_client):
-    _, path = place()
-
-    shown = csrf_client.get(path)
-    done = post_with_csrf(csrf_client, path)
-    unknown = csrf_client.get("/unlock/not-the-right-secret-at-all/")
-
-    for response in (shown, done, unknown):
-        assert response["Referrer-Policy"] == "same-origin"
-        assert "no-store" in response["Cache-Control"]
-        # `same-origin` keeps the secret in Referer only for this site's own requests, so the
-        # page must load nothing from another site: every src, href and action is relative
-        # (not protocol-relative) or this site's.
-        page = response.content.decode()
-        urls = re.findall(
-            r"""\b(?:src|href|action|srcset|poster|data)\s*=\s*["']([^"']*)["']""", page
-        )
-        urls += re.findall(r"""url\(\s*["']?([^"')]+)""", page)  # inline styles
-        urls += re.findall(r"""@import\s+["']([^"']+)""", page)
-        assert any(url.startswith("/static/") for url in urls), urls  # the check sees assets
-        for url in urls:
-            same_site = url.startswith(SITE + "/") or url == SITE
-            relative = not re.match(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)", url)
-            assert relative or same_site, f"{url!r} leaves the site"
 
 
 def test_resend_from_the_portal_sends_a_new_link_and_retires_the_old_one(
