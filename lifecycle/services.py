@@ -22,7 +22,7 @@ from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.errors import AccountError
 from smartaccounts.models import License, LicenseRenewal, Organization, SmartAccount, User
-from smartaccounts.services import RENEWAL_GRACE, expire_license, renew_subscription
+from smartaccounts.services import expire_due_licenses, renew_due_subscriptions
 from tokens.models import Server
 from tokens.selectors import overused_servers_in
 from tokens.services import mark_stale_servers
@@ -37,30 +37,6 @@ DIGEST_EMAIL = "digest"
 LOOKBACK = timedelta(days=30)
 
 
-def renew_due_subscriptions(*, now: datetime, actor: Actor) -> int:
-    due = License.objects.filter(
-        kind=License.Kind.SUBSCRIPTION,
-        auto_renew=True,
-        state__in=[License.State.ACTIVE, License.State.EXPIRED],
-        ends_at__lte=now,
-        ends_at__gt=now - RENEWAL_GRACE,
-    ).values_list("pk", flat=True)
-    return sum(
-        1
-        for license_id in list(due)
-        if renew_subscription(license_id=license_id, now=now, actor=actor) is not None
-    )
-
-
-def expire_due_licenses(*, now: datetime, actor: Actor) -> int:
-    due = License.objects.filter(state=License.State.ACTIVE, ends_at__lte=now).values_list(
-        "pk", flat=True
-    )
-    return sum(
-        1 for license_id in list(due) if expire_license(license_id=license_id, now=now, actor=actor)
-    )
-
-
 def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
     """Everything that runs once a day, in order: renew first, so nothing due to renew expires."""
     now = now or timezone.now()
@@ -68,7 +44,7 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
     return {
         "renewed": renew_due_subscriptions(now=now, actor=actor),
         "expired": expire_due_licenses(now=now, actor=actor),
-        "stale": len(mark_stale_servers(now=now, actor=actor)),
+        "stale": mark_stale_servers(now=now, actor=actor),
         "digests": send_partner_digests(now=now),
         "reminders": send_customer_reminders(now=now),
     }

@@ -1,12 +1,15 @@
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from kernel.batches import Raced, in_locked_batches
 from notifications.tasks import enqueue_email
 
 from .actors import Actor
-from .audit import record_event
+from .audit import new_event, record_event, record_events
 from .errors import AccountError
 from .models import (
     ApiKey,
@@ -429,17 +432,10 @@ def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> Li
     """
     with transaction.atomic():
         lic = (
-            License.objects.select_for_update()
+            _due_for_renewal(now)
+            .select_for_update()
             .select_related("account")
-            .filter(
-                pk=license_id,
-                kind=License.Kind.SUBSCRIPTION,
-                auto_renew=True,
-                state__in=[License.State.ACTIVE, License.State.EXPIRED],
-                ends_at__lte=now,
-                # Catch up on days the job did not run, but never revive a long-lapsed term.
-                ends_at__gt=now - RENEWAL_GRACE,
-            )
+            .filter(pk=license_id)
             .first()
         )
         if lic is None:
@@ -493,6 +489,113 @@ def expire_license(*, license_id: object, now: datetime, actor: Actor) -> bool:
                 data={"product": lic.product_id, "ended_at": lic.ends_at.isoformat()},
             )
     return bool(changed)
+
+
+def _due_for_renewal(now: datetime) -> QuerySet[License]:
+    return License.objects.filter(
+        kind=License.Kind.SUBSCRIPTION,
+        auto_renew=True,
+        state__in=[License.State.ACTIVE, License.State.EXPIRED],
+        ends_at__lte=now,
+        # Catch up on days the job did not run, but never revive a long-lapsed term.
+        ends_at__gt=now - RENEWAL_GRACE,
+    )
+
+
+def renew_due_subscriptions(*, now: datetime, actor: Actor) -> int:
+    """The daily job's renewals, `DAILY_JOBS_BATCH_SIZE` licenses per transaction: what
+    `renew_subscription` does to one, in a few statements per batch. Returns how many renewed."""
+
+    def renew(batch: list[License]) -> int:
+        told = set(
+            LicenseRenewal.objects.filter(
+                license__in=batch, period_ends_at__gt=now - RENEWAL_GRACE
+            ).values_list("license_id", "period_ends_at")
+        )
+        # A period renewed already (by a renewal order) is left alone, as renew_subscription does.
+        due = [lic for lic in batch if (lic.pk, lic.ends_at) not in told]
+        renewals = [
+            LicenseRenewal(
+                license=lic,
+                period_ends_at=lic.ends_at,
+                new_ends_at=add_months(lic.ends_at, lic.renewal_months),
+                source=LicenseRenewal.Source.AUTOMATIC,
+                created_at=now,
+            )
+            for lic in due
+        ]
+        try:
+            with transaction.atomic():
+                # Unique per license and period: a run that got here first makes this fail.
+                LicenseRenewal.objects.bulk_create(renewals)
+        except IntegrityError:
+            return sum(
+                renew_subscription(license_id=lic.pk, now=now, actor=actor) is not None
+                for lic in batch
+            )
+        events = []
+        for lic, renewal in zip(due, renewals, strict=True):
+            period, new_end = renewal.period_ends_at, renewal.new_ends_at
+            lic.ends_at = new_end
+            # Care comes with a subscription: it runs at least as long as the term.
+            if lic.care_ends_at is None or lic.care_ends_at < new_end:
+                lic.care_ends_at = new_end
+            lic.state = License.State.ACTIVE
+            events.append(
+                new_event(
+                    actor=actor,
+                    action="license.renewed",
+                    obj=lic,
+                    account_id=lic.account_id,
+                    data={
+                        "source": "automatic",
+                        "from": period.isoformat(),
+                        "ends_at": new_end.isoformat(),
+                    },
+                )
+            )
+        License.objects.bulk_update(due, ["ends_at", "care_ends_at", "state"])
+        record_events(events)
+        return len(due)
+
+    due = _due_for_renewal(now).only(
+        "pk", "account_id", "ends_at", "care_ends_at", "renewal_months", "state"
+    )
+    return in_locked_batches(due, settings.DAILY_JOBS_BATCH_SIZE, renew)
+
+
+def expire_due_licenses(*, now: datetime, actor: Actor) -> int:
+    """The daily job's expiry, `DAILY_JOBS_BATCH_SIZE` licenses per transaction: one
+    conditional UPDATE and one insert of their events per batch. Returns how many expired."""
+
+    def expire(batch: list[License]) -> int:
+        try:
+            with transaction.atomic():
+                changed = License.objects.filter(
+                    pk__in=[lic.pk for lic in batch], state=License.State.ACTIVE, ends_at__lte=now
+                ).update(state=License.State.EXPIRED)
+                if changed != len(batch):
+                    raise Raced
+                record_events(
+                    [
+                        new_event(
+                            actor=actor,
+                            action="license.expired",
+                            obj=lic,
+                            account_id=lic.account_id,
+                            data={"product": lic.product_id, "ended_at": lic.ends_at.isoformat()},
+                        )
+                        for lic in batch
+                    ]
+                )
+        except Raced:
+            return sum(expire_license(license_id=lic.pk, now=now, actor=actor) for lic in batch)
+        return changed
+
+    due = License.objects.filter(state=License.State.ACTIVE, ends_at__lte=now).only(
+        "pk", "account_id", "product_id", "ends_at"
+    )
+    return in_locked_batches(due, settings.DAILY_JOBS_BATCH_SIZE, expire)
 
 
 def set_auto_renew(*, license: License, enabled: bool, actor: Actor) -> License:

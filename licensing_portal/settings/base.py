@@ -351,6 +351,13 @@ CLOUD_SERVICES = env_list("CLOUD_SERVICES", ["enhanced_support", "proactive_supp
 # Failed token / unlock-link attempts allowed per client address in a window, then 429.
 FAILED_ATTEMPTS_LIMIT = env_int("FAILED_ATTEMPTS_LIMIT", 20)
 FAILED_ATTEMPTS_WINDOW = timedelta(minutes=env_int("FAILED_ATTEMPTS_WINDOW_MINUTES", 10))
+# The daily jobs change rows this many at a time, each batch in one transaction.
+DAILY_JOBS_BATCH_SIZE = env_int("DAILY_JOBS_BATCH_SIZE", 500)
+# What the daily jobs prune: a partner's reminders once the license, server or order they were
+# about ended this long ago, and digests (with their reminders) kept this long. Audit events
+# are never pruned.
+REMINDER_RETENTION = timedelta(days=env_int("REMINDER_RETENTION_DAYS", 90))
+DIGEST_RETENTION = timedelta(days=env_int("DIGEST_RETENTION_DAYS", 180))
 
 # Counters of the failed-attempt limits must be shared by every process: Redis when there is
 # one, else the database (`manage.py createcachetable`, which `make run` runs), never one
