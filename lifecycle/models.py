@@ -18,6 +18,8 @@ class Digest(models.Model):
     class Meta:
         ordering = ["-day"]
         constraints = [models.UniqueConstraint(fields=["partner", "day"], name="digest_once_a_day")]
+        # Pruning: digests older than DIGEST_RETENTION.
+        indexes = [models.Index(fields=["day"], name="digest_day_idx")]
 
     def __str__(self) -> str:
         return f"Digest for {self.partner} on {self.day}"
