@@ -55,6 +55,25 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
 
 SECTIONS = ("terms_ending", "renewed", "expired", "overuse", "stale_servers", "locked_orders")
 ReminderKey = tuple[str, str, str]  # (subject id, reason, marker): what makes an item "told"
+# The e-mail lists this many items, the most urgent first; the rest are counted, and all of them
+# are on the renewals dashboard and in its CSV. So a digest stays small whatever the partner's
+# size (a few kilobytes), and its row with it.
+DIGEST_LISTED = 20
+# How soon each section's items need the partner: things that already happened first, then
+# terms and care by days left (their `urgency`), then renewals, which need nothing.
+NOW_URGENT, INFORMATIONAL = 0, 1000
+# Only items new since the partner's last digest are looked for (a threshold crossed, a license
+# added, renewed or unlocked since); an hour of overlap covers changes committed while that
+# digest was built, the reminders keeping anything from being told twice.
+OVERLAP = timedelta(hours=1)
+
+
+@dataclass
+class Entry:
+    section: str
+    item: dict[str, Any]
+    reminder: ReminderKey
+    urgency: int
 
 
 @dataclass
@@ -63,13 +82,15 @@ class DigestDraft:
     records it was told."""
 
     partner: Organization
-    entries: list[tuple[str, dict[str, Any], ReminderKey]] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
 
-    def add(self, section: str, item: dict[str, Any], reminder: ReminderKey) -> None:
-        self.entries.append((section, item, reminder))
+    def add(
+        self, section: str, item: dict[str, Any], reminder: ReminderKey, urgency: int = NOW_URGENT
+    ) -> None:
+        self.entries.append(Entry(section, item, reminder, urgency))
 
     def without(self, told: set[ReminderKey]) -> "DigestDraft":
-        kept = [entry for entry in self.entries if entry[2] not in told]
+        kept = [entry for entry in self.entries if entry.reminder not in told]
         return DigestDraft(partner=self.partner, entries=kept)
 
     @property
@@ -78,14 +99,34 @@ class DigestDraft:
 
     @property
     def sections(self) -> dict[str, list[dict[str, Any]]]:
-        grouped: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
-        for section, item, _ in self.entries:
-            grouped[section].append(item)
-        return grouped
+        """Every item, by section."""
+        return self._grouped(self.entries)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: len(items) for name, items in self.sections.items()}
+
+    @property
+    def listed(self) -> dict[str, list[dict[str, Any]]]:
+        """The DIGEST_LISTED most urgent items, by section (stable: a section keeps its order)."""
+        order = {name: n for n, name in enumerate(SECTIONS)}
+        ranked = sorted(
+            range(len(self.entries)),
+            key=lambda n: (self.entries[n].urgency, order[self.entries[n].section], n),
+        )
+        chosen = sorted(ranked[:DIGEST_LISTED])
+        return self._grouped([self.entries[n] for n in chosen])
 
     @property
     def reminders(self) -> list[ReminderKey]:
-        return [reminder for _, _, reminder in self.entries]
+        return [entry.reminder for entry in self.entries]
+
+    @staticmethod
+    def _grouped(entries: list[Entry]) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
+        for entry in entries:
+            grouped[entry.section].append(entry.item)
+        return grouped
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -107,20 +148,32 @@ def threshold_for(days_left: int, thresholds: tuple[int, ...] = THRESHOLDS) -> i
     return min(crossed) if crossed else None
 
 
+def last_digest_at(partner: Organization, now: datetime) -> datetime | None:
+    """When the partner's last digest before `now` was built (None: never, or pruned)."""
+    return (
+        Digest.objects.filter(partner=partner, created_at__lt=now)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
 def build_digest(partner: Organization, now: datetime) -> DigestDraft:
     """A reseller hears about its customers' accounts; a distributor about the licenses of the
     orders it placed (the reseller it placed them for hears too)."""
     draft = DigestDraft(partner=partner)
+    last = last_digest_at(partner, now)
+    since = last - OVERLAP if last is not None else None
     if partner.kind == Organization.Kind.RESELLER:
         accounts = _accounts_served_by(partner)
         licenses = License.objects.filter(account__in=accounts)
-        _terms_ending(draft, licenses, now)
+        _terms_ending(draft, licenses, now, since)
         _renewed_and_expired(draft, licenses, now)
         _overuse(draft, accounts)
         _stale(draft, accounts)
     elif partner.kind == Organization.Kind.DISTRIBUTOR:
         licenses = _licenses_ordered_by(partner)
-        _terms_ending(draft, licenses, now)
+        _terms_ending(draft, licenses, now, since)
         _renewed_and_expired(draft, licenses, now)
     _locked_orders(draft, partner, now)
     told = set(
@@ -163,7 +216,28 @@ def _ending(
                 yield lic, reason, end, days_left, threshold
 
 
-def _terms_ending(draft: DigestDraft, licenses: QuerySet[License], now: datetime) -> None:
+def _new_since(since: datetime, now: datetime, thresholds: tuple[int, ...]) -> Q:
+    """Licenses that may have something new to tell since `since`: a term or care end that
+    crossed a threshold since (an indexed range on each end per threshold), or a license added,
+    renewed or unlocked since (its ends and state may have changed)."""
+    crossed = Q()
+    for days in thresholds:
+        step = timedelta(days=days)
+        crossed |= Q(ends_at__gt=since + step, ends_at__lte=now + step)
+        crossed |= Q(care_ends_at__gt=since + step, care_ends_at__lte=now + step)
+    changed = (
+        Q(created_at__gt=since)
+        | Q(pk__in=LicenseRenewal.objects.filter(created_at__gt=since).values("license"))
+        | Q(pk__in=OrderLine.objects.filter(order__unlocked_at__gt=since).values("license"))
+    )
+    return crossed | changed
+
+
+def _terms_ending(
+    draft: DigestDraft, licenses: QuerySet[License], now: datetime, since: datetime | None
+) -> None:
+    if since is not None:
+        licenses = licenses.filter(_new_since(since, now, THRESHOLDS))
     for lic, reason, end, days_left, threshold in _ending(licenses, now, THRESHOLDS):
         draft.add(
             "terms_ending",
@@ -179,6 +253,7 @@ def _terms_ending(draft: DigestDraft, licenses: QuerySet[License], now: datetime
                 "renews_itself": reason == "term" and lic.auto_renew,
             },
             (str(lic.pk), reason, f"{end.date()}:{threshold}"),
+            urgency=days_left,
         )
 
 
@@ -199,6 +274,7 @@ def _renewed_and_expired(draft: DigestDraft, licenses: QuerySet[License], now: d
                 "new_ends_at": _iso(renewal.new_ends_at),
             },
             (str(lic.pk), "renewed", renewal.new_ends_at.date().isoformat()),
+            urgency=INFORMATIONAL,
         )
     expired = licenses.filter(
         state=License.State.EXPIRED, ends_at__gte=now - LOOKBACK
@@ -272,10 +348,14 @@ def send_digest(*, partner: Organization, now: datetime) -> Digest | None:
     draft = build_digest(partner, now)
     if draft.empty:
         return None
+    counts = draft.counts
+    listed = draft.listed
     content = {
         "partner": partner.name,
         "day": now.date().isoformat(),
-        **draft.sections,
+        **listed,
+        "counts": counts,
+        "more": sum(counts.values()) - sum(len(items) for items in listed.values()),
     }
     try:
         with transaction.atomic():
