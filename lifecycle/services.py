@@ -6,11 +6,12 @@ day with its reminders unique per subject and threshold.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -48,6 +49,63 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
         "digests": send_partner_digests(now=now),
         "reminders": send_customer_reminders(now=now),
     }
+
+
+# --- Retention ---------------------------------------------------------------------------------
+
+# Reminders whose marker starts with the day the thing told of ended ("2031-06-03:30").
+DATED_REASONS = ("term", "care", "expired")
+
+
+def _delete_in_batches(queryset: QuerySet[Any], delete: Callable[[list[Any]], int]) -> int:
+    """Delete `queryset`'s rows `DAILY_JOBS_BATCH_SIZE` at a time (each in its own short
+    transaction, so pruning a backlog holds no long lock); `delete` is given each batch's keys."""
+    size = settings.DAILY_JOBS_BATCH_SIZE
+    deleted = 0
+    while True:
+        batch = list(queryset.values_list("pk", flat=True)[:size])
+        if batch:
+            with transaction.atomic():
+                deleted += delete(batch)
+        if len(batch) < size:
+            return deleted
+
+
+def prune_told_records(*, now: datetime) -> int:
+    """Forget what no digest or reminder will look at again; returns how many rows went.
+
+    - a partner's reminders of a term, care or expiry that ended more than REMINDER_RETENTION
+      ago (a digest only looks at ends still ahead, or expiries of the last 30 days);
+    - digests older than DIGEST_RETENTION, with the reminders they recorded: a lasting condition
+      (a server still stale, an order still locked, over-use) is told again after that long;
+    - customers' reminder e-mails older than REMINDER_RETENTION, with their lines (each told of
+      an end at most 30 days after it was sent, so long past).
+
+    Audit events are never pruned.
+    """
+    ended_before = (now - settings.REMINDER_RETENTION).date().isoformat()
+    digests_before = (now - settings.DIGEST_RETENTION).date()
+    notices_before = (now - settings.REMINDER_RETENTION).date()
+
+    def reminders(ids: list[Any]) -> int:
+        return Reminder.objects.filter(pk__in=ids).delete()[0]
+
+    def digests(ids: list[Any]) -> int:
+        told = Reminder.objects.filter(digest__in=ids).delete()[0]
+        return told + Digest.objects.filter(pk__in=ids).delete()[0]
+
+    def notices(ids: list[Any]) -> int:
+        lines = ExpiryNoticeLine.objects.filter(notice__in=ids).delete()[0]
+        return lines + ExpiryNotice.objects.filter(pk__in=ids).delete()[0]
+
+    return (
+        # The marker's date comes first, so text order is date order.
+        _delete_in_batches(
+            Reminder.objects.filter(reason__in=DATED_REASONS, marker__lt=ended_before), reminders
+        )
+        + _delete_in_batches(Digest.objects.filter(day__lt=digests_before), digests)
+        + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)
+    )
 
 
 # --- Digests ----------------------------------------------------------------------------------
