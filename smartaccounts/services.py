@@ -2,7 +2,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
 from kernel.batches import Raced, in_locked_batches
@@ -537,10 +537,6 @@ def renew_due_subscriptions(*, now: datetime, actor: Actor) -> int:
         for lic, renewal in zip(due, renewals, strict=True):
             period, new_end = renewal.period_ends_at, renewal.new_ends_at
             lic.ends_at = new_end
-            # Care comes with a subscription: it runs at least as long as the term.
-            if lic.care_ends_at is None or lic.care_ends_at < new_end:
-                lic.care_ends_at = new_end
-            lic.state = License.State.ACTIVE
             events.append(
                 new_event(
                     actor=actor,
@@ -554,7 +550,19 @@ def renew_due_subscriptions(*, now: datetime, actor: Actor) -> int:
                     },
                 )
             )
-        License.objects.bulk_update(due, ["ends_at", "care_ends_at", "state"])
+        # Each its own new end; then, in one statement, care runs at least as long as the term
+        # (it comes with a subscription) and the license is active again.
+        License.objects.bulk_update(due, ["ends_at"])
+        License.objects.filter(pk__in=[lic.pk for lic in due]).update(
+            state=License.State.ACTIVE,
+            care_ends_at=Case(
+                When(
+                    Q(care_ends_at__isnull=True) | Q(care_ends_at__lt=F("ends_at")),
+                    then=F("ends_at"),
+                ),
+                default=F("care_ends_at"),
+            ),
+        )
         record_events(events)
         return len(due)
 
