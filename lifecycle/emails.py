@@ -13,7 +13,7 @@ from notifications.renderers import register
 from smartaccounts.selectors import partners_of
 
 from .models import Digest, ExpiryNotice
-from .services import DIGEST_EMAIL, EXPIRY_REMINDER_EMAIL
+from .services import DIGEST_EMAIL, EXPIRY_REMINDER_EMAIL, SECTIONS
 
 # The digest keeps its moments as ISO text; the templates show them with |when and |day.
 MOMENTS = ("ends_at", "new_ends_at", "ended_at", "last_sync_at", "placed_at")
@@ -39,10 +39,18 @@ def render_digest_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
     digest = Digest.objects.select_related("partner").filter(pk=row.object_id).first()
     if digest is None:
         return None
+    content = digest.content
+    counts = content.get("counts", {})
+    dashboard_url = settings.SITE_URL + reverse("lifecycle:renewals")
     context = {
         "digest": digest,
-        "c": _with_moments(digest.content),
-        "dashboard_url": settings.SITE_URL + reverse("lifecycle:renewals"),
+        "c": _with_moments(content),
+        # Per section, the items counted but not listed (the digest lists the most urgent).
+        "unlisted": {
+            section: counts.get(section, 0) - len(content.get(section, [])) for section in SECTIONS
+        },
+        "dashboard_url": dashboard_url,
+        "csv_url": f"{dashboard_url}?format=csv",
         "orders_url": settings.SITE_URL + reverse("orders:list"),
     }
     message = EmailMultiAlternatives(

@@ -18,6 +18,8 @@ class Digest(models.Model):
     class Meta:
         ordering = ["-day"]
         constraints = [models.UniqueConstraint(fields=["partner", "day"], name="digest_once_a_day")]
+        # Pruning: digests older than DIGEST_RETENTION.
+        indexes = [models.Index(fields=["day"], name="digest_day_idx")]
 
     def __str__(self) -> str:
         return f"Digest for {self.partner} on {self.day}"
@@ -39,6 +41,8 @@ class Reminder(models.Model):
                 fields=["partner", "subject_id", "reason", "marker"], name="reminder_once"
             )
         ]
+        # Pruning: reminders of ends long past (the marker starts with the day it ended).
+        indexes = [models.Index(fields=["reason", "marker"], name="reminder_reason_marker_idx")]
 
     def __str__(self) -> str:
         return f"{self.reason} {self.subject_id} ({self.marker})"
@@ -59,6 +63,8 @@ class ExpiryNotice(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "day"], name="expiry_notice_once_a_day")
         ]
+        # Pruning: reminder e-mails older than REMINDER_RETENTION.
+        indexes = [models.Index(fields=["day"], name="expiry_notice_day_idx")]
 
     def __str__(self) -> str:
         return f"Expiry reminder for {self.customer} on {self.day}"

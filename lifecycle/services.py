@@ -6,11 +6,12 @@ day with its reminders unique per subject and threshold.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -22,7 +23,7 @@ from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.errors import AccountError
 from smartaccounts.models import License, LicenseRenewal, Organization, SmartAccount, User
-from smartaccounts.services import RENEWAL_GRACE, expire_license, renew_subscription
+from smartaccounts.services import expire_due_licenses, renew_due_subscriptions
 from tokens.models import Server
 from tokens.selectors import overused_servers_in
 from tokens.services import mark_stale_servers
@@ -37,30 +38,6 @@ DIGEST_EMAIL = "digest"
 LOOKBACK = timedelta(days=30)
 
 
-def renew_due_subscriptions(*, now: datetime, actor: Actor) -> int:
-    due = License.objects.filter(
-        kind=License.Kind.SUBSCRIPTION,
-        auto_renew=True,
-        state__in=[License.State.ACTIVE, License.State.EXPIRED],
-        ends_at__lte=now,
-        ends_at__gt=now - RENEWAL_GRACE,
-    ).values_list("pk", flat=True)
-    return sum(
-        1
-        for license_id in list(due)
-        if renew_subscription(license_id=license_id, now=now, actor=actor) is not None
-    )
-
-
-def expire_due_licenses(*, now: datetime, actor: Actor) -> int:
-    due = License.objects.filter(state=License.State.ACTIVE, ends_at__lte=now).values_list(
-        "pk", flat=True
-    )
-    return sum(
-        1 for license_id in list(due) if expire_license(license_id=license_id, now=now, actor=actor)
-    )
-
-
 def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
     """Everything that runs once a day, in order: renew first, so nothing due to renew expires."""
     now = now or timezone.now()
@@ -68,10 +45,67 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
     return {
         "renewed": renew_due_subscriptions(now=now, actor=actor),
         "expired": expire_due_licenses(now=now, actor=actor),
-        "stale": len(mark_stale_servers(now=now, actor=actor)),
+        "stale": mark_stale_servers(now=now, actor=actor),
         "digests": send_partner_digests(now=now),
         "reminders": send_customer_reminders(now=now),
     }
+
+
+# --- Retention ---------------------------------------------------------------------------------
+
+# Reminders whose marker starts with the day the thing told of ended ("2031-06-03:30").
+DATED_REASONS = ("term", "care", "expired")
+
+
+def _delete_in_batches(queryset: QuerySet[Any], delete: Callable[[list[Any]], int]) -> int:
+    """Delete `queryset`'s rows `DAILY_JOBS_BATCH_SIZE` at a time (each in its own short
+    transaction, so pruning a backlog holds no long lock); `delete` is given each batch's keys."""
+    size = settings.DAILY_JOBS_BATCH_SIZE
+    deleted = 0
+    while True:
+        batch = list(queryset.values_list("pk", flat=True)[:size])
+        if batch:
+            with transaction.atomic():
+                deleted += delete(batch)
+        if len(batch) < size:
+            return deleted
+
+
+def prune_told_records(*, now: datetime) -> int:
+    """Forget what no digest or reminder will look at again; returns how many rows went.
+
+    - a partner's reminders of a term, care or expiry that ended more than REMINDER_RETENTION
+      ago (a digest only looks at ends still ahead, or expiries of the last 30 days);
+    - digests older than DIGEST_RETENTION, with the reminders they recorded: a lasting condition
+      (a server still stale, an order still locked, over-use) is told again after that long;
+    - customers' reminder e-mails older than REMINDER_RETENTION, with their lines (each told of
+      an end at most 30 days after it was sent, so long past).
+
+    Audit events are never pruned.
+    """
+    ended_before = (now - settings.REMINDER_RETENTION).date().isoformat()
+    digests_before = (now - settings.DIGEST_RETENTION).date()
+    notices_before = (now - settings.REMINDER_RETENTION).date()
+
+    def reminders(ids: list[Any]) -> int:
+        return Reminder.objects.filter(pk__in=ids).delete()[0]
+
+    def digests(ids: list[Any]) -> int:
+        told = Reminder.objects.filter(digest__in=ids).delete()[0]
+        return told + Digest.objects.filter(pk__in=ids).delete()[0]
+
+    def notices(ids: list[Any]) -> int:
+        lines = ExpiryNoticeLine.objects.filter(notice__in=ids).delete()[0]
+        return lines + ExpiryNotice.objects.filter(pk__in=ids).delete()[0]
+
+    return (
+        # The marker's date comes first, so text order is date order.
+        _delete_in_batches(
+            Reminder.objects.filter(reason__in=DATED_REASONS, marker__lt=ended_before), reminders
+        )
+        + _delete_in_batches(Digest.objects.filter(day__lt=digests_before), digests)
+        + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)
+    )
 
 
 # --- Digests ----------------------------------------------------------------------------------
@@ -79,6 +113,25 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
 
 SECTIONS = ("terms_ending", "renewed", "expired", "overuse", "stale_servers", "locked_orders")
 ReminderKey = tuple[str, str, str]  # (subject id, reason, marker): what makes an item "told"
+# The e-mail lists this many items, the most urgent first; the rest are counted, and all of them
+# are on the renewals dashboard and in its CSV. So a digest stays small whatever the partner's
+# size (a few kilobytes), and its row with it.
+DIGEST_LISTED = 20
+# How soon each section's items need the partner: things that already happened first, then
+# terms and care by days left (their `urgency`), then renewals, which need nothing.
+NOW_URGENT, INFORMATIONAL = 0, 1000
+# Only items new since the partner's last digest are looked for (a threshold crossed, a license
+# added, renewed or unlocked since); an hour of overlap covers changes committed while that
+# digest was built, the reminders keeping anything from being told twice.
+OVERLAP = timedelta(hours=1)
+
+
+@dataclass
+class Entry:
+    section: str
+    item: dict[str, Any]
+    reminder: ReminderKey
+    urgency: int
 
 
 @dataclass
@@ -87,13 +140,15 @@ class DigestDraft:
     records it was told."""
 
     partner: Organization
-    entries: list[tuple[str, dict[str, Any], ReminderKey]] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
 
-    def add(self, section: str, item: dict[str, Any], reminder: ReminderKey) -> None:
-        self.entries.append((section, item, reminder))
+    def add(
+        self, section: str, item: dict[str, Any], reminder: ReminderKey, urgency: int = NOW_URGENT
+    ) -> None:
+        self.entries.append(Entry(section, item, reminder, urgency))
 
     def without(self, told: set[ReminderKey]) -> "DigestDraft":
-        kept = [entry for entry in self.entries if entry[2] not in told]
+        kept = [entry for entry in self.entries if entry.reminder not in told]
         return DigestDraft(partner=self.partner, entries=kept)
 
     @property
@@ -102,14 +157,34 @@ class DigestDraft:
 
     @property
     def sections(self) -> dict[str, list[dict[str, Any]]]:
-        grouped: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
-        for section, item, _ in self.entries:
-            grouped[section].append(item)
-        return grouped
+        """Every item, by section."""
+        return self._grouped(self.entries)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: len(items) for name, items in self.sections.items()}
+
+    @property
+    def listed(self) -> dict[str, list[dict[str, Any]]]:
+        """The DIGEST_LISTED most urgent items, by section (stable: a section keeps its order)."""
+        order = {name: n for n, name in enumerate(SECTIONS)}
+        ranked = sorted(
+            range(len(self.entries)),
+            key=lambda n: (self.entries[n].urgency, order[self.entries[n].section], n),
+        )
+        chosen = sorted(ranked[:DIGEST_LISTED])
+        return self._grouped([self.entries[n] for n in chosen])
 
     @property
     def reminders(self) -> list[ReminderKey]:
-        return [reminder for _, _, reminder in self.entries]
+        return [entry.reminder for entry in self.entries]
+
+    @staticmethod
+    def _grouped(entries: list[Entry]) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
+        for entry in entries:
+            grouped[entry.section].append(entry.item)
+        return grouped
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -131,20 +206,32 @@ def threshold_for(days_left: int, thresholds: tuple[int, ...] = THRESHOLDS) -> i
     return min(crossed) if crossed else None
 
 
+def last_digest_at(partner: Organization, now: datetime) -> datetime | None:
+    """When the partner's last digest before `now` was built (None: never, or pruned)."""
+    return (
+        Digest.objects.filter(partner=partner, created_at__lt=now)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
 def build_digest(partner: Organization, now: datetime) -> DigestDraft:
     """A reseller hears about its customers' accounts; a distributor about the licenses of the
     orders it placed (the reseller it placed them for hears too)."""
     draft = DigestDraft(partner=partner)
+    last = last_digest_at(partner, now)
+    since = last - OVERLAP if last is not None else None
     if partner.kind == Organization.Kind.RESELLER:
         accounts = _accounts_served_by(partner)
         licenses = License.objects.filter(account__in=accounts)
-        _terms_ending(draft, licenses, now)
+        _terms_ending(draft, licenses, now, since)
         _renewed_and_expired(draft, licenses, now)
         _overuse(draft, accounts)
         _stale(draft, accounts)
     elif partner.kind == Organization.Kind.DISTRIBUTOR:
         licenses = _licenses_ordered_by(partner)
-        _terms_ending(draft, licenses, now)
+        _terms_ending(draft, licenses, now, since)
         _renewed_and_expired(draft, licenses, now)
     _locked_orders(draft, partner, now)
     told = set(
@@ -187,7 +274,28 @@ def _ending(
                 yield lic, reason, end, days_left, threshold
 
 
-def _terms_ending(draft: DigestDraft, licenses: QuerySet[License], now: datetime) -> None:
+def _new_since(since: datetime, now: datetime, thresholds: tuple[int, ...]) -> Q:
+    """Licenses that may have something new to tell since `since`: a term or care end that
+    crossed a threshold since (an indexed range on each end per threshold), or a license added,
+    renewed or unlocked since (its ends and state may have changed)."""
+    crossed = Q()
+    for days in thresholds:
+        step = timedelta(days=days)
+        crossed |= Q(ends_at__gt=since + step, ends_at__lte=now + step)
+        crossed |= Q(care_ends_at__gt=since + step, care_ends_at__lte=now + step)
+    changed = (
+        Q(created_at__gt=since)
+        | Q(pk__in=LicenseRenewal.objects.filter(created_at__gt=since).values("license"))
+        | Q(pk__in=OrderLine.objects.filter(order__unlocked_at__gt=since).values("license"))
+    )
+    return crossed | changed
+
+
+def _terms_ending(
+    draft: DigestDraft, licenses: QuerySet[License], now: datetime, since: datetime | None
+) -> None:
+    if since is not None:
+        licenses = licenses.filter(_new_since(since, now, THRESHOLDS))
     for lic, reason, end, days_left, threshold in _ending(licenses, now, THRESHOLDS):
         draft.add(
             "terms_ending",
@@ -203,6 +311,7 @@ def _terms_ending(draft: DigestDraft, licenses: QuerySet[License], now: datetime
                 "renews_itself": reason == "term" and lic.auto_renew,
             },
             (str(lic.pk), reason, f"{end.date()}:{threshold}"),
+            urgency=days_left,
         )
 
 
@@ -223,6 +332,7 @@ def _renewed_and_expired(draft: DigestDraft, licenses: QuerySet[License], now: d
                 "new_ends_at": _iso(renewal.new_ends_at),
             },
             (str(lic.pk), "renewed", renewal.new_ends_at.date().isoformat()),
+            urgency=INFORMATIONAL,
         )
     expired = licenses.filter(
         state=License.State.EXPIRED, ends_at__gte=now - LOOKBACK
@@ -297,10 +407,14 @@ def send_digest(*, partner: Organization, now: datetime) -> Digest | None:
     draft = build_digest(partner, now)
     if draft.empty:
         return None
+    counts = draft.counts
+    listed = draft.listed
     content = {
         "partner": partner.name,
         "day": now.date().isoformat(),
-        **draft.sections,
+        **listed,
+        "counts": counts,
+        "more": sum(counts.values()) - sum(len(items) for items in listed.values()),
     }
     try:
         with transaction.atomic():

@@ -61,6 +61,13 @@ class Order(models.Model):
                 fields=["placed_by", "reference"], name="order_reference_unique_per_partner"
             )
         ]
+        indexes = [
+            # A partner's orders, newest first: those it placed and those placed for it.
+            models.Index(fields=["placed_by", "created_at", "id"], name="order_placed_by_time_idx"),
+            models.Index(fields=["reseller", "created_at", "id"], name="order_reseller_time_idx"),
+            # Orders still locked (few, whatever the number of orders): dashboards and digests.
+            models.Index(fields=["state", "created_at"], name="order_state_time_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Order {self.reference}"

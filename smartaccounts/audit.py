@@ -1,5 +1,6 @@
 """The audit trail's single writer. Callers are services, inside their own transaction."""
 
+import uuid
 from typing import Any
 
 from django.db import models
@@ -8,15 +9,17 @@ from .actors import Actor
 from .models import AuditEvent, SmartAccount
 
 
-def record_event(
+def new_event(
     *,
     actor: Actor,
     action: str,
     obj: models.Model | None = None,
     account: SmartAccount | None = None,
+    account_id: uuid.UUID | str | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    """An unsaved event, for services that write many at once (`record_events`)."""
+    event = AuditEvent(
         action=action,
         actor_user=actor.user,
         actor_api_key=actor.api_key,
@@ -28,3 +31,24 @@ def record_event(
         address=actor.address,
         data=data or {},
     )
+    if account is None and account_id is not None:
+        event.account_id = account_id
+    return event
+
+
+def record_event(
+    *,
+    actor: Actor,
+    action: str,
+    obj: models.Model | None = None,
+    account: SmartAccount | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = new_event(actor=actor, action=action, obj=obj, account=account, data=data)
+    event.save(force_insert=True)
+    return event
+
+
+def record_events(events: list[AuditEvent]) -> None:
+    """Write a batch of events in one statement (a daily job's batch of changes)."""
+    AuditEvent.objects.bulk_create(events)

@@ -231,7 +231,13 @@ class License(models.Model):
                 name="license_term_matches_kind",
             ),
         ]
-        indexes = [models.Index(fields=["account", "product", "state"])]
+        indexes = [
+            models.Index(fields=["account", "product", "state"]),
+            # The daily jobs (due to renew or expire) and the digests and renewals dashboard
+            # (terms or care ending within 90 days).
+            models.Index(fields=["state", "ends_at"], name="license_state_ends_idx"),
+            models.Index(fields=["state", "care_ends_at"], name="license_state_care_ends_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.product.code} ({self.kind}, {self.state})"
@@ -334,7 +340,14 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["account", "-created_at"])]
+        indexes = [
+            # An account's history, newest first (its pages' order: -created_at, -id), and
+            # filtered by action; audit events are kept for years, so no page may scan them.
+            models.Index(fields=["account", "created_at", "id"], name="audit_account_time_idx"),
+            models.Index(
+                fields=["account", "action", "created_at"], name="audit_account_action_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} by {self.actor_label}"

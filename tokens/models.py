@@ -71,7 +71,11 @@ class Server(models.Model):
 
     class Meta:
         ordering = ["name", "created_at"]
-        indexes = [models.Index(fields=["account", "state"])]
+        indexes = [
+            models.Index(fields=["account", "state"]),
+            # The daily job's stale candidates: online and silent since a cutoff.
+            models.Index(fields=["state", "last_sync_at"], name="server_state_last_sync_idx"),
+        ]
         constraints = [
             # People tell servers apart by name: one name per Smart Account, in any case,
             # among servers in use (a deactivated server's name is free again).

@@ -8,13 +8,14 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from kernel.batches import Raced, in_locked_batches
 from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import Actor
-from smartaccounts.audit import record_event
-from smartaccounts.models import License, Product, SmartAccount
+from smartaccounts.audit import new_event, record_event, record_events
+from smartaccounts.models import AuditEvent, License, Product, SmartAccount
 from smartaccounts.secrets import hash_secret
 
 from .errors import TokenError
@@ -345,29 +346,48 @@ def deactivate_server(*, server: Server, actor: Actor) -> Server:
     return server
 
 
-def mark_stale_servers(*, now: datetime, actor: Actor) -> list[Server]:
-    """Online servers silent for 3 refresh periods become stale (a later sync revives them)."""
+def mark_stale_servers(*, now: datetime, actor: Actor) -> int:
+    """Online servers silent for 3 refresh periods become stale (a later sync revives them):
+    `DAILY_JOBS_BATCH_SIZE` servers per transaction, one conditional UPDATE and one insert of
+    their events each. Returns how many went stale."""
     cutoff = now - 3 * settings.LICENSE_REFRESH_HINT
-    candidates = list(
-        Server.objects.filter(state=Server.State.ACTIVE, last_sync_at__lt=cutoff).select_related(
-            "account"
-        )
-    )
-    marked = []
-    for server in candidates:
-        with transaction.atomic():
-            changed = Server.objects.filter(
-                pk=server.pk, state=Server.State.ACTIVE, last_sync_at__lt=cutoff
-            ).update(state=Server.State.STALE)
-            if changed:
-                server.state = Server.State.STALE
-                assert server.last_sync_at is not None  # updated by last_sync_at__lt
-                record_event(
-                    actor=actor,
-                    action="server.stale",
-                    obj=server,
-                    account=server.account,
-                    data={"last_sync_at": server.last_sync_at.isoformat()},
+
+    def silent(queryset: QuerySet[Server]) -> QuerySet[Server]:
+        return queryset.filter(state=Server.State.ACTIVE, last_sync_at__lt=cutoff)
+
+    def mark(batch: list[Server]) -> int:
+        try:
+            with transaction.atomic():
+                changed = silent(Server.objects.filter(pk__in=[s.pk for s in batch])).update(
+                    state=Server.State.STALE
                 )
-                marked.append(server)
-    return marked
+                if changed != len(batch):
+                    raise Raced
+                record_events([_stale_event(server, actor) for server in batch])
+        except Raced:
+            return sum(_mark_stale(server, cutoff, actor) for server in batch)
+        return changed
+
+    candidates = silent(Server.objects.all()).only("pk", "account_id", "last_sync_at")
+    return in_locked_batches(candidates, settings.DAILY_JOBS_BATCH_SIZE, mark)
+
+
+def _stale_event(server: Server, actor: Actor) -> AuditEvent:
+    return new_event(
+        actor=actor,
+        action="server.stale",
+        obj=server,
+        account_id=server.account_id,
+        # Only servers that synced before the cutoff go stale: last_sync_at is set.
+        data={"last_sync_at": server.last_sync_at.isoformat() if server.last_sync_at else None},
+    )
+
+
+def _mark_stale(server: Server, cutoff: datetime, actor: Actor) -> bool:
+    with transaction.atomic():
+        changed = Server.objects.filter(
+            pk=server.pk, state=Server.State.ACTIVE, last_sync_at__lt=cutoff
+        ).update(state=Server.State.STALE)
+        if changed:
+            record_events([_stale_event(server, actor)])
+    return bool(changed)

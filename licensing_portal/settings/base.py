@@ -212,6 +212,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.tasks.run_daily_jobs",
         "schedule": crontab(hour=3, minute=0),  # UTC
     },
+    # After the daily jobs, so a digest never misses the reminders it reads.
+    "prune-told-records": {
+        "task": "lifecycle.tasks.prune_told_records",
+        "schedule": crontab(hour=3, minute=30),  # UTC
+    },
 }
 # Rows whose task has not run after this long are picked up by the sweep.
 OUTBOX_SWEEP_AFTER = timedelta(seconds=env_int("OUTBOX_SWEEP_AFTER_SECONDS", 60))
@@ -354,6 +359,13 @@ CLOUD_SERVICES = env_list("CLOUD_SERVICES", ["enhanced_support", "proactive_supp
 # Failed token / unlock-link attempts allowed per client address in a window, then 429.
 FAILED_ATTEMPTS_LIMIT = env_int("FAILED_ATTEMPTS_LIMIT", 20)
 FAILED_ATTEMPTS_WINDOW = timedelta(minutes=env_int("FAILED_ATTEMPTS_WINDOW_MINUTES", 10))
+# The daily jobs change rows this many at a time, each batch in one transaction.
+DAILY_JOBS_BATCH_SIZE = env_int("DAILY_JOBS_BATCH_SIZE", 500)
+# What the daily jobs prune (lifecycle.services.prune_told_records): a partner's reminders of a
+# term, care or expiry that ended this long ago, and customers' reminder e-mails this old;
+# digests (with the reminders they recorded) kept this long. Audit events are never pruned.
+REMINDER_RETENTION = timedelta(days=env_int("REMINDER_RETENTION_DAYS", 90))
+DIGEST_RETENTION = timedelta(days=env_int("DIGEST_RETENTION_DAYS", 180))
 
 # Counters of the failed-attempt limits must be shared by every process: Redis when there is
 # one, else the database (`manage.py createcachetable`, which `make run` runs), never one
