@@ -8,7 +8,8 @@ from typing import TypedDict
 
 from django.utils import timezone
 
-from orders.services import CustomerData, LineData, OrderData, place_order, unlock_order
+from orders.intake import CustomerData, LineData, OrderData, place_order
+from orders.services import unlock_order
 from smartaccounts.actors import Actor
 from smartaccounts.models import Organization, Product, SmartAccount, User
 from smartaccounts.services import create_api_key

@@ -12,8 +12,9 @@ from notifications.models import OutboundEmail
 from notifications.renderers import register
 from smartaccounts.selectors import partners_of
 
+from .digests import DIGEST_EMAIL, SECTIONS
 from .models import Digest, ExpiryNotice
-from .services import DIGEST_EMAIL, EXPIRY_REMINDER_EMAIL, SECTIONS
+from .reminders import EXPIRY_REMINDER_EMAIL
 
 # The digest keeps its moments as ISO text; the templates show them with |when and |day.
 MOMENTS = ("ends_at", "new_ends_at", "ended_at", "last_sync_at", "placed_at")

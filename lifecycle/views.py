@@ -15,7 +15,7 @@ from smartaccounts.models import Organization
 from smartaccounts.selectors import accounts_for, get_account_for
 from tokens.selectors import overused_servers_in
 
-from . import history, services
+from . import history, reminders
 from .forms import NotificationsForm
 from .selectors import (
     account_overview,
@@ -153,7 +153,7 @@ def notifications(request: PortalRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         enabled = form.cleaned_data["expiry_reminders"]
-        services.set_expiry_reminders(user=user, enabled=enabled, actor=actor)
+        reminders.set_expiry_reminders(user=user, enabled=enabled, actor=actor)
         messages.success(
             request, "Expiry reminders are on." if enabled else "Expiry reminders are off."
         )

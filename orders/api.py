@@ -15,7 +15,7 @@ from smartaccounts.models import License
 from smartaccounts.selectors import resellers_of
 from smartaccounts.validators import CONTROL_CHARACTERS_MESSAGE, has_control_characters
 
-from . import services
+from . import intake, services
 from .models import TERMS_END_BEFORE, Order, OrderLine
 from .selectors import get_order_for, get_order_to_release_for, orders_with_lines_for
 
@@ -134,19 +134,19 @@ class OrderListCreateApi(APIView):
         # max_length goes on to the ListSerializer that many=True makes; the stubs omit it.
         lines = LineInputSerializer(many=True, allow_empty=False, max_length=200)  # type: ignore[call-arg]
 
-        def to_order_data(self) -> services.OrderData:
+        def to_order_data(self) -> intake.OrderData:
             data = self.validated_data
             customer = data["customer"]
-            return services.OrderData(
+            return intake.OrderData(
                 reference=data["reference"],
                 reseller=data.get("reseller"),
-                customer=services.CustomerData(
+                customer=intake.CustomerData(
                     name=customer["name"],
                     email=customer["email"].lower(),
                     external_id=customer.get("external_id", ""),
                     country=customer.get("country", "").upper(),
                 ),
-                lines=[services.LineData(**line) for line in data["lines"]],
+                lines=[intake.LineData(**line) for line in data["lines"]],
             )
 
     @extend_schema(
@@ -188,7 +188,7 @@ class OrderListCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         actor = actor_for(request)
-        order, created = services.place_order(
+        order, created = intake.place_order(
             placed_by=actor.organization, data=serializer.to_order_data(), actor=actor
         )
         return Response(

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from . import services
+from . import renewals
 from .actors import Actor, PortalRequest, client_address
 from .forms import EvaluationForm, LicenseAdminForm
 from .models import (
@@ -100,7 +100,7 @@ class SmartAccountAdmin(admin.ModelAdmin):
         if "apply" in request.POST and form.is_valid():
             actor = Actor.for_user(request.user, client_address(request))
             for account in queryset:
-                services.issue_evaluation(
+                renewals.issue_evaluation(
                     account=account,
                     product=form.cleaned_data["product"],
                     quantity=form.cleaned_data["quantity"],

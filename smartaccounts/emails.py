@@ -11,8 +11,8 @@ from notifications.models import OutboundEmail
 from notifications.renderers import register
 from notifications.services import token_generator_for
 
+from .members import INVITATION_ELSEWHERE_EMAIL, INVITATION_EMAIL, INVITED_FOR_LICENSES
 from .models import Organization, User
-from .services import INVITATION_ELSEWHERE_EMAIL, INVITATION_EMAIL, INVITED_FOR_LICENSES
 
 PASSWORD_RESET_EMAIL = "password_reset"
 

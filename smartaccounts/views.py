@@ -17,7 +17,7 @@ from kernel.exports import csv_response
 from kernel.pages import refusal
 from kernel.sorting import Sorting
 
-from . import services
+from . import members, renewals, services
 from .access import access_api_keys, access_org_admin
 from .actors import PortalRequest, actor_for
 from .errors import AccountError
@@ -179,7 +179,7 @@ def license_auto_renew(request: HttpRequest, license_id: str) -> HttpResponse:
     lic = get_license_for(actor, license_id)
     enabled = request.POST.get("auto_renew") == "on"
     try:
-        services.set_auto_renew(license=lic, enabled=enabled, actor=actor)
+        renewals.set_auto_renew(license=lic, enabled=enabled, actor=actor)
     except AccountError as exc:
         refusal(request, exc)
     else:
@@ -201,7 +201,7 @@ def team(request: HttpRequest) -> HttpResponse:
         access_org_admin(actor, actor.organization)
         if form.is_valid():
             try:
-                email = services.invite_member(actor=actor, **form.cleaned_data)
+                email = members.invite_member(actor=actor, **form.cleaned_data)
             except AccountError as exc:
                 status = refusal(request, exc, form)
             else:
@@ -236,7 +236,7 @@ def team_role(request: HttpRequest, user_id: str) -> HttpResponse:
         messages.error(request, "Choose a valid role.")
     else:
         try:
-            user = services.change_role(user=user, role=form.cleaned_data["role"], actor=actor)
+            user = members.change_role(user=user, role=form.cleaned_data["role"], actor=actor)
         except AccountError as exc:
             refusal(request, exc)
         else:
@@ -250,7 +250,7 @@ def team_deactivate(request: HttpRequest, user_id: str) -> HttpResponse:
     actor = actor_for(request)
     user = get_rw_member_for(actor, user_id)
     try:
-        services.deactivate_user(user=user, actor=actor)
+        members.deactivate_user(user=user, actor=actor)
     except AccountError as exc:
         refusal(request, exc)
     else:
@@ -266,7 +266,7 @@ def team_invitation_resend(request: HttpRequest) -> HttpResponse:
     actor = actor_for(request)
     invitation = get_rw_invitation_for(actor, request.POST.get("invitation"))
     try:
-        email = services.invite_member(actor=actor, email=invitation.email, role=invitation.role)
+        email = members.invite_member(actor=actor, email=invitation.email, role=invitation.role)
     except AccountError as exc:
         refusal(request, exc)
     else:
@@ -280,7 +280,7 @@ def team_invitation_cancel(request: HttpRequest) -> HttpResponse:
     actor = actor_for(request)
     invitation = get_rw_invitation_for(actor, request.POST.get("invitation"))
     try:
-        cancelled = services.cancel_invitation(actor=actor, email=invitation.email)
+        cancelled = members.cancel_invitation(actor=actor, email=invitation.email)
     except AccountError as exc:
         refusal(request, exc)
     else:

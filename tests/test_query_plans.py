@@ -14,14 +14,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from lifecycle.digests import build_digest
 from lifecycle.selectors import history_for, renewal_opportunities
-from lifecycle.services import build_digest
 from orders.models import Order
 from orders.selectors import orders_for
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, SmartAccount
+from smartaccounts.renewals import expire_due_licenses, renew_due_subscriptions
 from smartaccounts.selectors import license_pool
-from smartaccounts.services import expire_due_licenses, renew_due_subscriptions
 from tokens.models import Server
 from tokens.selectors import servers_of
 from tokens.services import mark_stale_servers

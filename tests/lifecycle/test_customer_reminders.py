@@ -8,7 +8,8 @@ from django.test import Client
 from django.utils import timezone
 
 from lifecycle.models import ExpiryNotice, ExpiryNoticeLine
-from lifecycle.services import run_daily_jobs, send_customer_reminders
+from lifecycle.reminders import send_customer_reminders
+from lifecycle.services import run_daily_jobs
 from notifications.models import OutboundEmail
 from smartaccounts.models import AuditEvent, User
 

@@ -10,8 +10,8 @@ from django.core import mail
 from django.db.models.signals import post_init
 from django.utils import timezone
 
+from lifecycle.digests import send_partner_digests
 from lifecycle.models import Digest, Reminder
-from lifecycle.services import send_partner_digests
 from orders.models import Order
 from smartaccounts.models import License
 

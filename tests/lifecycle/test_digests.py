@@ -7,8 +7,9 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from lifecycle.digests import send_partner_digests, threshold_for
 from lifecycle.models import Digest, Reminder
-from lifecycle.services import run_daily_jobs, send_partner_digests, threshold_for
+from lifecycle.services import run_daily_jobs
 from notifications.models import OutboundEmail
 
 from ..conftest import api_client_for

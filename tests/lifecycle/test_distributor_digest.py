@@ -5,8 +5,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from lifecycle.digests import send_partner_digests
 from lifecycle.models import Digest, Reminder
-from lifecycle.services import send_partner_digests
 from orders.models import Order
 from smartaccounts.models import License
 

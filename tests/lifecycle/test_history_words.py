@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License
-from smartaccounts.services import issue_evaluation
+from smartaccounts.renewals import issue_evaluation
 from tokens import services
 
 from ..conftest import api_client_for

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, LicenseRenewal, SmartAccount
-from smartaccounts.services import expire_due_licenses, renew_due_subscriptions
+from smartaccounts.renewals import expire_due_licenses, renew_due_subscriptions
 from smartaccounts.terms import add_months
 from tokens.models import Server
 from tokens.services import mark_stale_servers

@@ -5,8 +5,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from lifecycle.digests import build_digest, send_partner_digests
 from lifecycle.models import Digest
-from lifecycle.services import build_digest, send_partner_digests
 from smartaccounts.actors import Actor
 from tokens import services
 from tokens.models import Server

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from notifications.models import OutboundEmail
 from orders.errors import OrderError
+from orders.intake import CustomerData, LineData, OrderData, place_order
 from orders.models import Order
-from orders.services import CustomerData, LineData, OrderData, place_order
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, Organization
 

@@ -35,11 +35,12 @@ from hypothesis.stateful import (
 
 from lifecycle.services import run_daily_jobs
 from orders.errors import OrderError
+from orders.intake import CustomerData, LineData, OrderData, place_order
 from orders.models import Order, OrderLine
-from orders.services import CustomerData, LineData, OrderData, place_order, unlock_order
+from orders.services import unlock_order
 from smartaccounts.actors import Actor
 from smartaccounts.models import License
-from smartaccounts.services import RENEWAL_GRACE, issue_evaluation, set_auto_renew
+from smartaccounts.renewals import RENEWAL_GRACE, issue_evaluation, set_auto_renew
 from tokens import exchange
 from tokens import services as tokens
 from tokens.documents import ONLINE, build_document

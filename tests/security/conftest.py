@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from notifications.models import OutboundEmail
-from orders import services as order_services
+from orders import intake
 from orders.models import Order
 from smartaccounts.actors import Actor
 from smartaccounts.models import ApiKey, License, Organization, SmartAccount
@@ -65,13 +65,13 @@ def _fresh_signing_key_cache():
 
 def _order_for(reseller: Organization, customer: Organization, reference: str) -> Order:
     external_id = customer.reseller_links.get(reseller=reseller).external_id
-    data = order_services.OrderData(
+    data = intake.OrderData(
         reference=reference,
-        customer=order_services.CustomerData(
+        customer=intake.CustomerData(
             name=customer.name, email=customer.email, external_id=external_id
         ),
         lines=[
-            order_services.LineData(
+            intake.LineData(
                 product="CALL_BILLING",
                 quantity=7,
                 kind="perpetual",
@@ -79,9 +79,7 @@ def _order_for(reseller: Organization, customer: Organization, reference: str) -
             )
         ],
     )
-    order, created = order_services.place_order(
-        placed_by=reseller, data=data, actor=Actor.system("tests")
-    )
+    order, created = intake.place_order(placed_by=reseller, data=data, actor=Actor.system("tests"))
     assert created and order.account == customer.smart_account
     return order
 

@@ -9,7 +9,7 @@ from kernel.errors import AccessDenied
 from orders.access import access_release_order
 from orders.errors import OrderError
 from orders.models import Order
-from smartaccounts import services
+from smartaccounts import members, renewals, services
 from smartaccounts.access import (
     access_api_keys,
     access_auto_renew,
@@ -186,16 +186,16 @@ def test_the_services_refuse_what_the_views_refuse(cast):
     viewer = as_user(cast, "alice_viewer")
 
     with pytest.raises(AccessDenied):
-        services.invite_member(email="new@alice.example", role=User.Role.MEMBER, actor=member)
+        members.invite_member(email="new@alice.example", role=User.Role.MEMBER, actor=member)
     with pytest.raises(AccessDenied):
-        services.change_role(user=cast.alice_viewer, role=User.Role.ADMIN, actor=member)
+        members.change_role(user=cast.alice_viewer, role=User.Role.ADMIN, actor=member)
     with pytest.raises(AccessDenied):
-        services.deactivate_user(user=cast.alice_viewer, actor=member)
+        members.deactivate_user(user=cast.alice_viewer, actor=member)
     with pytest.raises(AccessDenied):
-        services.cancel_invitation(email="new@alice.example", actor=member)
+        members.cancel_invitation(email="new@alice.example", actor=member)
     lic = License(kind=License.Kind.SUBSCRIPTION)
     with pytest.raises(AccessDenied):
-        services.set_auto_renew(license=lic, enabled=True, actor=viewer)
+        renewals.set_auto_renew(license=lic, enabled=True, actor=viewer)
 
     cast.alice_viewer.refresh_from_db()
     assert cast.alice_viewer.role == User.Role.VIEWER and cast.alice_viewer.is_active

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from smartaccounts.actors import Actor
 from smartaccounts.errors import AccountError
-from smartaccounts.services import issue_evaluation
+from smartaccounts.renewals import issue_evaluation
 from tokens import services
 from tokens.errors import TokenError
 from tokens.models import Server

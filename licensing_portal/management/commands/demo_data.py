@@ -8,8 +8,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from orders.intake import CustomerData, LineData, OrderData, place_order
 from orders.models import Order
-from orders.services import CustomerData, LineData, OrderData, place_order, unlock_order
+from orders.services import unlock_order
 from smartaccounts.actors import Actor
 from smartaccounts.models import Organization, PartnerLink, Product, SmartAccount, User
 from tokens import exchange

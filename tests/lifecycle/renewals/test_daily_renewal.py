@@ -7,7 +7,7 @@ import pytest
 from lifecycle.services import run_daily_jobs
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, LicenseRenewal
-from smartaccounts.services import renew_subscription
+from smartaccounts.renewals import renew_subscription
 
 from ...concurrency import run_together
 from ...conftest import requires_postgres

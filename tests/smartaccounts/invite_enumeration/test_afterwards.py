@@ -222,7 +222,8 @@ def test_an_unlock_invites_a_customer_contact_the_same_whether_or_not_the_addres
 ):
     """The partner reads the customer's history: the first-contact invitation an unlock sends
     shows alike for a new address and for one with an account elsewhere."""
-    from orders.services import CustomerData, LineData, OrderData, place_order, unlock_order
+    from orders.intake import CustomerData, LineData, OrderData, place_order
+    from orders.services import unlock_order
     from smartaccounts.actors import Actor
 
     taken = cast.bob_admin.email
