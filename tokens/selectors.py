@@ -29,11 +29,18 @@ from .documents import (
 from .models import ActivationToken, Assignment, Server, ServerCredential
 
 
-def accounts_overview_for(actor: Actor, now: datetime, search: str = "") -> QuerySet[SmartAccount]:
-    """The customer picker: each account with its counts, in one query."""
+def picker_accounts_for(actor: Actor, search: str = "") -> QuerySet[SmartAccount]:
+    """The customer picker's bare rows: the accounts the actor may open, by part of the name."""
     accounts = accounts_for(actor).select_related("organization")
     if search:
         accounts = accounts.filter(name__icontains=search)
+    return accounts
+
+
+def with_overview_counts(accounts: QuerySet[SmartAccount], now: datetime) -> QuerySet[SmartAccount]:
+    """Each account with its active applications, servers in use and care expiring soon.
+    Per-row subqueries: filter to one page's accounts before evaluating, unless sorting by a
+    count (which needs every row's)."""
     applications = (
         License.objects.filter(account=OuterRef("pk"), state=License.State.ACTIVE)
         .values("account")
@@ -62,7 +69,24 @@ def accounts_overview_for(actor: Actor, now: datetime, search: str = "") -> Quer
         application_count=Coalesce(Subquery(applications), 0),
         care_expiring_count=Coalesce(Subquery(care_expiring), 0),
         server_count=Coalesce(Subquery(servers), 0),
-    ).order_by("name")
+    )
+
+
+def accounts_overview_for(actor: Actor, now: datetime, search: str = "") -> QuerySet[SmartAccount]:
+    """The customer picker: each account with its counts, in one query."""
+    return with_overview_counts(picker_accounts_for(actor, search), now).order_by("name")
+
+
+def overview_counts_of(accounts: list[SmartAccount], now: datetime) -> list[SmartAccount]:
+    """The given accounts (one page of the picker), in their order, with their counts: one
+    query over these accounts only."""
+    counted = {
+        account.pk: account
+        for account in with_overview_counts(
+            SmartAccount.objects.filter(pk__in=[account.pk for account in accounts]), now
+        ).select_related("organization")
+    }
+    return [counted[account.pk] for account in accounts if account.pk in counted]
 
 
 def servers_for(actor: Actor) -> QuerySet[Server]:

@@ -14,6 +14,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from kernel.exports import csv_response
+from kernel.keyset import Key, portal_page
 from kernel.sorting import Sorting
 from smartaccounts.actors import actor_for
 from smartaccounts.models import Product, SmartAccount
@@ -25,7 +26,6 @@ from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
 from .selectors import (
     SERVER_ORDERINGS,
-    accounts_overview_for,
     current_token,
     filter_servers,
     get_server_for,
@@ -34,8 +34,11 @@ from .selectors import (
     holds_subscription,
     last_offline_file,
     over_use_of,
+    overview_counts_of,
+    picker_accounts_for,
     server_counts_by_state,
     servers_of,
+    with_overview_counts,
 )
 
 
@@ -45,14 +48,16 @@ def _require_manager(request: HttpRequest) -> None:
 
 
 # The customer picker's sortable columns (True: the first click sorts descending, largest
-# counts first) and the ordering behind each; the name breaks ties so pages stay stable.
+# counts first) and the seek key behind each; the name, then the pk, break ties so pages stay
+# stable.
 PICKER_SORTS = {"name": False, "applications": True, "servers": True, "care": True}
-_PICKER_ORDERINGS = {
+_PICKER_KEYS = {
     "name": ("name", "pk"),
     "applications": ("application_count", "name", "pk"),
     "servers": ("server_count", "name", "pk"),
     "care": ("care_expiring_count", "name", "pk"),
 }
+PICKER_PAGE_SIZE = 25
 
 
 @login_required
@@ -64,11 +69,30 @@ def account_picker(request: HttpRequest) -> HttpResponse:
         raise Http404
     query = request.GET.get("q", "").strip()
     sorting = Sorting(request, PICKER_SORTS, default="name")
-    ordering = _PICKER_ORDERINGS[sorting.column]
-    if sorting.descending:
-        ordering = (f"-{ordering[0]}", *ordering[1:])
-    accounts = accounts_overview_for(actor, timezone.now(), query).order_by(*ordering)
-    page = Paginator(accounts, 25).get_page(request.GET.get("page"))
+    columns = _PICKER_KEYS[sorting.column]
+    keys = (Key(columns[0], descending=sorting.descending), *map(Key, columns[1:]))
+    now = timezone.now()
+    accounts = picker_accounts_for(actor, query)
+    if sorting.column == "name":
+        # Seek through the bare accounts; the counts are computed for the page's rows only.
+        page = portal_page(
+            request,
+            accounts,
+            keys,
+            size=PICKER_PAGE_SIZE,
+            tag=f"picker:{sorting.value}",
+            load=lambda rows: overview_counts_of(rows, now),
+        )
+    else:
+        # Sorting by a count needs every account's count; the seek keeps the page's cost flat.
+        page = portal_page(
+            request,
+            with_overview_counts(accounts, now),
+            keys,
+            size=PICKER_PAGE_SIZE,
+            tag=f"picker:{sorting.value}",
+            count_queryset=accounts,
+        )
     template = "tokens/_picker_rows.html" if request.htmx else "tokens/account_picker.html"
     return render(
         request,
