@@ -1,9 +1,11 @@
 """Reads behind the dashboards and the history: scoped to the caller, bounded in queries."""
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Case, F, Q, QuerySet, When
 
 from orders.models import Order
@@ -13,7 +15,7 @@ from smartaccounts.selectors import PoolRow, accounts_for, license_pool
 from tokens.models import Server
 from tokens.selectors import OverUse, overused_servers, server_counts_by_state
 
-from .history import PARTNER_ONLY
+from .history import PARTNER_ONLY, PARTNER_ONLY_PREFIX
 
 HORIZON = timedelta(days=90)
 LIVE_STATES = (Server.State.ACTIVE, Server.State.STALE, Server.State.OFFLINE)
@@ -84,12 +86,12 @@ def account_overview(account: SmartAccount, now: datetime) -> AccountOverview:
 
 
 SORTS = {
-    "ends": ("next_end", "account__name"),
-    "-ends": ("-next_end", "account__name"),
-    "customer": ("account__name", "next_end"),
-    "-customer": ("-account__name", "next_end"),
-    "product": ("product__name", "next_end"),
-    "-product": ("-product__name", "next_end"),
+    "ends": ("next_end", "account__name", "pk"),
+    "-ends": ("-next_end", "account__name", "pk"),
+    "customer": ("account__name", "next_end", "pk"),
+    "-customer": ("-account__name", "next_end", "pk"),
+    "product": ("product__name", "next_end", "pk"),
+    "-product": ("-product__name", "next_end", "pk"),
 }
 
 
@@ -150,13 +152,19 @@ def history_for(
     action: str = "",
     since: datetime | None = None,
     until: datetime | None = None,
+    known_actions: Collection[str] = (),
 ) -> QuerySet[AuditEvent]:
+    """The account's events the viewer may read, newest first. `action` is an event code or the
+    start of some (`license`); one of `known_actions` is matched exactly, so an index on the
+    action finds it without walking the history."""
     events = (
         _events_of(account, viewer)
         .select_related("actor_user", "organization")
         .order_by("-created_at", "-pk")
     )
-    if action:
+    if action in known_actions:
+        events = events.filter(action=action)
+    elif action:
         events = events.filter(action__startswith=action)
     if since:
         events = events.filter(created_at__gte=since)
@@ -166,6 +174,27 @@ def history_for(
 
 
 def history_actions(account: SmartAccount, *, viewer: Actor) -> list[str]:
-    return list(
-        _events_of(account, viewer).order_by("action").values_list("action", flat=True).distinct()
-    )
+    """The event codes the account's history holds, in order: one index probe per code (a
+    recursive "skip scan", each step the smallest code above the last) rather than a DISTINCT
+    over every event."""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    account_column = connection.ops.quote_name(AuditEvent._meta.get_field("account").column)
+    org = viewer.organization
+    hidden = org is None or org.kind == Organization.Kind.CUSTOMER
+    # The customer's view leaves out the partner's e-mails (PARTNER_ONLY).
+    visible = "AND e.action NOT LIKE %s" if hidden else ""
+    step = f"SELECT MIN(e.action) FROM {table} e WHERE e.{account_column} = %s {visible}"
+    sql = f"""
+        WITH RECURSIVE codes(action) AS (
+            SELECT ({step})
+            UNION ALL
+            SELECT ({step} AND e.action > codes.action) FROM codes
+             WHERE codes.action IS NOT NULL
+        )
+        SELECT action FROM codes WHERE action IS NOT NULL ORDER BY action
+    """  # noqa: S608 - table and column names come from the model, values are parameters
+    account_id = SmartAccount._meta.pk.get_db_prep_value(account.pk, connection)
+    params: list[object] = [account_id, PARTNER_ONLY_PREFIX + "%"] if hidden else [account_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *params])
+        return [row[0] for row in cursor.fetchall()]
