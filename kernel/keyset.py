@@ -23,7 +23,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.core import signing
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.http import HttpRequest, QueryDict
 from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.exceptions import ValidationError
@@ -163,23 +163,36 @@ def seek(
     forward = [key.order for key in keys]
     reverse = [key.reverse_order for key in keys]
     if last is not None:
-        rows = list(queryset.order_by(*reverse)[: last + 1])
+        rows = _fetch(queryset.order_by(*reverse), last)
         more = len(rows) > last
-        rows = rows[:last]
+        rows = _prefetched(queryset, rows[:last])
         rows.reverse()
         return Window(rows, has_previous=more, has_next=False)
     if values is None:
-        rows = list(queryset.order_by(*forward)[: size + 1])
-        return Window(rows[:size], has_previous=False, has_next=len(rows) > size)
+        rows = _fetch(queryset.order_by(*forward), size)
+        return Window(_prefetched(queryset, rows[:size]), False, has_next=len(rows) > size)
     beyond = queryset.filter(_beyond(keys, values, backwards=backwards))
     if backwards:
-        rows = list(beyond.order_by(*reverse)[: size + 1])
+        rows = _fetch(beyond.order_by(*reverse), size)
         more = len(rows) > size
-        rows = rows[:size]
+        rows = _prefetched(queryset, rows[:size])
         rows.reverse()
         return Window(rows, has_previous=more, has_next=True)
-    rows = list(beyond.order_by(*forward)[: size + 1])
-    return Window(rows[:size], has_previous=True, has_next=len(rows) > size)
+    rows = _fetch(beyond.order_by(*forward), size)
+    return Window(_prefetched(queryset, rows[:size]), True, has_next=len(rows) > size)
+
+
+def _fetch(queryset: QuerySet[Any], size: int, start: int = 0) -> list[Any]:
+    """size + 1 rows (the one more says whether there is a next page), without prefetching:
+    what the page's rows need is fetched for those rows only (see _prefetched)."""
+    return list(queryset.prefetch_related(None)[start : start + size + 1])
+
+
+def _prefetched(queryset: QuerySet[Any], rows: list[Any]) -> list[Any]:
+    lookups = queryset._prefetch_related_lookups
+    if lookups and rows:
+        prefetch_related_objects(rows, *lookups)
+    return rows
 
 
 def capped_count(queryset: QuerySet[Any], cap: int = COUNT_CAP) -> int:
@@ -302,8 +315,8 @@ def portal_page(
         number = pages
     elif window is None and number and number > 1 and (number - 1) * size < COUNT_CAP:
         start = (number - 1) * size
-        rows = list(queryset.order_by(*(key.order for key in keys))[start : start + size + 1])
-        window = Window(rows[:size], has_previous=True, has_next=len(rows) > size)
+        rows = _fetch(queryset.order_by(*(key.order for key in keys)), size, start)
+        window = Window(_prefetched(queryset, rows[:size]), True, has_next=len(rows) > size)
     elif window is None:
         window = seek(queryset, keys, size=size)
         number = 1
@@ -371,8 +384,8 @@ def api_page(
         window = seek(queryset, keys, size=size, values=values, backwards=backwards)
     elif number and number > 1 and (number - 1) * size < COUNT_CAP:
         start = (number - 1) * size
-        rows = list(queryset.order_by(*(key.order for key in keys))[start : start + size + 1])
-        window = Window(rows[:size], has_previous=True, has_next=len(rows) > size)
+        rows = _fetch(queryset.order_by(*(key.order for key in keys)), size, start)
+        window = Window(_prefetched(queryset, rows[:size]), True, has_next=len(rows) > size)
     else:
         window = seek(queryset, keys, size=size)
     url = request.build_absolute_uri()
