@@ -37,6 +37,7 @@ class AccountOverview:
     locked_orders: list[Order]
     ending: list[License]
     overused: list[OverUse]
+    capacity_more: int = 0  # applications left out of `capacity` (see CAPACITY_SHOWN)
 
     @property
     def attention_count(self) -> int:
@@ -47,6 +48,26 @@ class AccountOverview:
             + len(self.ending)
             + len(self.overused)
         )
+
+
+# Applications the dashboard lists before "and N more": an account may hold hundreds.
+CAPACITY_SHOWN = 25
+
+
+def _capacity_shown(lines: list[CapacityLine]) -> list[CapacityLine]:
+    """Up to CAPACITY_SHOWN lines, those needing attention first (more in use than assigned,
+    care expiring or expired), listed by name as before."""
+    urgent = [
+        line
+        for line in lines
+        if line.in_use > line.pool.assigned or line.pool.care_status in ("expiring", "expired")
+    ]
+    chosen = {id(line) for line in urgent[:CAPACITY_SHOWN]}
+    for line in lines:
+        if len(chosen) >= CAPACITY_SHOWN:
+            break
+        chosen.add(id(line))
+    return [line for line in lines if id(line) in chosen]
 
 
 def account_overview(account: SmartAccount, now: datetime) -> AccountOverview:
@@ -69,9 +90,12 @@ def account_overview(account: SmartAccount, now: datetime) -> AccountOverview:
         .select_related("product")
         .order_by("ends_at", "care_ends_at")[:20]
     )
+    capacity = [CapacityLine(row, in_use.get(row.product.code, 0)) for row in pool]
+    shown = _capacity_shown(capacity)
     return AccountOverview(
         servers_by_state=server_counts_by_state(account),
-        capacity=[CapacityLine(row, in_use.get(row.product.code, 0)) for row in pool],
+        capacity=shown,
+        capacity_more=len(capacity) - len(shown),
         care=Counter(row.care_status for row in pool if row.care_status),
         stale_servers=list(attention.filter(state=Server.State.STALE)[:20]),
         clones=list(attention.filter(clone_suspected_at__isnull=False)[:20]),

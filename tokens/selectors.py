@@ -187,6 +187,26 @@ def holdings(server: Server, now: datetime) -> list[Holding]:
     ]
 
 
+# Applications a server's page lists before "and N more": an account may hold hundreds.
+HOLDINGS_SHOWN = 25
+
+
+def bounded_holdings(
+    holdings: list[Holding], *, keep: Iterable[str] = (), show_all: bool = False
+) -> tuple[list[Holding], int]:
+    """The lines a server's page shows and how many it leaves out: always those the server
+    holds or reports using and those named in `keep` (a refusal to show beside its field);
+    then the others by name up to HOLDINGS_SHOWN lines in all."""
+    if show_all:
+        return holdings, 0
+    kept = set(keep)
+    must = [h for h in holdings if h.held or h.used is not None or h.product.code in kept]
+    room = max(HOLDINGS_SHOWN - len(must), 0)
+    others = [h for h in holdings if h not in must][:room]
+    shown = {id(h) for h in (*must, *others)}
+    return [h for h in holdings if id(h) in shown], len(holdings) - len(shown)
+
+
 def current_token(server: Server, now: datetime) -> ActivationToken | None:
     """The token an operator could still use (its secret is not recoverable, only its expiry)."""
     return (

@@ -26,6 +26,7 @@ from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
 from .selectors import (
     SERVER_ORDERINGS,
+    bounded_holdings,
     current_token,
     filter_servers,
     get_server_for,
@@ -280,8 +281,12 @@ def _server_page(
     **extra: object,
 ) -> HttpResponse:
     now = timezone.now()
-    held = holdings(server, now)
     errors = errors or {}
+    held, held_more = bounded_holdings(
+        holdings(server, now),
+        keep=errors,
+        show_all=request.GET.get("applications") == "all",
+    )
     # Refusals show beside their field; those with no field on the page (a deactivated
     # server, an application the account lacks) above the table.
     fields = set() if server.is_deactivated else {h.product.code for h in held}
@@ -289,6 +294,7 @@ def _server_page(
         account=server.account,
         server=server,
         holdings=held,
+        holdings_more=held_more,
         errors=errors,
         unplaced_errors={code: e for code, e in errors.items() if code not in fields},
         over_use=over_use_of(
