@@ -197,7 +197,7 @@ def _prefetched(queryset: QuerySet[Any], rows: list[Any]) -> list[Any]:
 
 def capped_count(queryset: QuerySet[Any], cap: int = COUNT_CAP) -> int:
     """How many rows, counting no further than cap + 1 (more than `cap` answers cap + 1)."""
-    return queryset.order_by()[: cap + 1].count()
+    return queryset.order_by().values("pk")[: cap + 1].count()
 
 
 # --- The portal's pages ---------------------------------------------------------------------------
