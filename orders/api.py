@@ -164,7 +164,7 @@ class OrderListCreateApi(APIView):
         parameters=CURSOR_PAGE_PARAMETERS,
         responses={
             200: cursor_paginated("OrderList", OrderOutputSerializer(many=True)),
-            **problem_responses(401, 403, 404),
+            **problem_responses(400, 401, 403, 404),
         },
     )
     def get(self, request: Request) -> Response:
