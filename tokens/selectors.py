@@ -188,7 +188,7 @@ def holdings(server: Server, now: datetime) -> list[Holding]:
 
 
 # Applications a server's page lists before "and N more": an account may hold hundreds.
-HOLDINGS_SHOWN = 25
+HOLDINGS_SHOWN = 50
 
 
 def bounded_holdings(

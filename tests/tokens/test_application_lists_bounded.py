@@ -1,5 +1,5 @@
-"""A server's page and the account dashboard list at most 25 applications of an account that
-holds hundreds: on the server's page those it holds or reports using always, then the others
+"""A server's page lists at most 50 applications and the account dashboard 25, of an account
+that holds hundreds: on the server's page those it holds or reports using always, then the others
 by name, with an "and N more" link to the whole list; on the dashboard those needing attention
 first, with a link to the licenses page. Their query counts do not grow with the list."""
 
@@ -38,40 +38,40 @@ def listed(html: str) -> list[str]:
     return re.findall(r'<span class="muted small">(APP_\d+) ·', html)
 
 
-def test_the_server_page_lists_25_applications_keeping_those_it_holds(cast):
+def test_the_server_page_lists_50_applications_keeping_those_it_holds(cast):
     account = cast.carol_customer.smart_account
-    licenses = applications(account, 40)
+    licenses = applications(account, 65)
     server = Server.objects.create(
-        account=account, name="PBX", reported_usage={"APP_038": 1, "APP_030": 2}
+        account=account, name="PBX", reported_usage={"APP_063": 1, "APP_055": 2}
     )
-    Assignment.objects.create(server=server, license=licenses[39], quantity=2)
-    License.objects.filter(pk=licenses[39].pk).update(assigned=2)
+    Assignment.objects.create(server=server, license=licenses[64], quantity=2)
+    License.objects.filter(pk=licenses[64].pk).update(assigned=2)
     client = client_for(cast.alice_admin)
 
     page = client.get(f"/servers/{server.pk}/").content.decode()
     everything = client.get(f"/servers/{server.pk}/", {"applications": "all"}).content.decode()
 
     shown = listed(page)
-    assert len(shown) == 25
-    assert {"APP_039", "APP_038", "APP_030"} <= set(shown)  # held, reported in use
-    assert shown[:22] == [f"APP_{i:03d}" for i in range(22)]  # then the others by name
+    assert len(shown) == 50
+    assert {"APP_064", "APP_063", "APP_055"} <= set(shown)  # held, reported in use
+    assert shown[:47] == [f"APP_{i:03d}" for i in range(47)]  # then the others by name
     assert "and 15 more applications" in page
     assert f'href="/servers/{server.pk}/?applications=all"' in page
-    assert len(listed(everything)) == 40 and "more application" not in everything
+    assert len(listed(everything)) == 65 and "more application" not in everything
 
 
-def test_a_refusal_shows_beside_its_application_even_past_the_first_25(cast):
+def test_a_refusal_shows_beside_its_application_even_past_the_first_50(cast):
     account = cast.carol_customer.smart_account
-    applications(account, 30)
+    applications(account, 55)
     server = Server.objects.create(account=account, name="PBX")
     client = client_for(cast.alice_admin)
 
-    response = client.post(f"/servers/{server.pk}/assign/APP_029/", {"quantity": "999"})
+    response = client.post(f"/servers/{server.pk}/assign/APP_054/", {"quantity": "999"})
 
     html = response.content.decode()
     assert response.status_code in (400, 409)
-    assert "APP_029" in listed(html)
-    assert 'id="err-APP_029"' in html
+    assert "APP_054" in listed(html)
+    assert 'id="err-APP_054"' in html
 
 
 def test_the_server_page_reads_the_same_queries_for_5_or_60_applications(cast):
