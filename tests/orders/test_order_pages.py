@@ -3,6 +3,7 @@ and the pk, both walk forwards and backwards through every order exactly once (t
 the pk), a tampered cursor shows page 1 (page) or answers 400 `validation_error` (API), the
 query count stays flat, and the API reads the lines and licenses of its page's orders only."""
 
+import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -154,9 +155,9 @@ def test_the_api_reads_its_page_s_orders_lines_and_licenses_only(cast, alice_api
     for sql in reading:
         # Restricted to ids: the page's orders, or their lines' licenses.
         where = sql.split(" WHERE ", 1)[1]
-        assert where.startswith(
-            ('"orders_orderline"."order_id" IN (', '("smartaccounts_license"."id" ')
-        ) or where.startswith('"smartaccounts_license"."id" IN ('), sql
+        assert re.match(
+            r'\(*"(orders_orderline"\."order_id|smartaccounts_license"\."id)"\)? (IN|=) ', where
+        ), sql
         assert not any(value in sql for value in other_ids | other_licenses), sql
 
 
