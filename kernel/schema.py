@@ -141,3 +141,35 @@ def paginated(name: str, item: serializers.BaseSerializer[Any]) -> serializers.S
             "results": item,
         },
     )
+
+
+CURSOR_PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "cursor",
+        str,
+        description="Where the page starts: copy it from a `next` or `previous` link; one "
+        "this list did not hand out answers 400 `validation_error`.",
+    ),
+    OpenApiParameter(
+        "page", int, description="Page number, from 1, within the first 10,000 items only."
+    ),
+    OpenApiParameter("page_size", int, description="Items per page (at most 200; default 50)."),
+]
+
+
+def cursor_paginated(
+    name: str, item: serializers.BaseSerializer[Any]
+) -> serializers.Serializer[Any]:
+    """The page envelope of a list that can grow large: `next` / `previous` carry a cursor and
+    `count` stops counting past 10,000 (10,001 means "more than 10,000")."""
+    return inline_serializer(
+        name=f"Paginated{name}",
+        fields={
+            "count": serializers.IntegerField(
+                help_text="How many items, counted up to 10,001 (10,001: more than 10,000)."
+            ),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, QueryDict
 
+from .keyset import NAV_PARAMS
+
 
 @dataclass(frozen=True)
 class Column:
@@ -60,6 +62,7 @@ class Sorting:
             aria = "none"
             descending = first_descending
         params = query.copy()
-        params.pop("page", None)
+        for name in NAV_PARAMS:  # a new sort starts again at page 1
+            params.pop(name, None)
         params[self.param] = f"-{column}" if descending else column
         return Column(url=f"?{params.urlencode()}", aria=aria)

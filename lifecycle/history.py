@@ -22,7 +22,8 @@ from tokens.models import Server
 
 # E-mails between the vendor and the ordering partner (the order e-mail, its re-sending) are
 # the partner's business: a customer never sees them in its history.
-PARTNER_ONLY = Q(action__startswith="order.email")
+PARTNER_ONLY_PREFIX = "order.email"
+PARTNER_ONLY = Q(action__startswith=PARTNER_ONLY_PREFIX)
 
 VENDOR_SUPPORT = "Vendor support"
 

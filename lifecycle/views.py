@@ -2,7 +2,6 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -10,6 +9,7 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods, require_safe
 
 from kernel.exports import csv_response
+from kernel.keyset import Key, portal_page
 from smartaccounts.actors import PortalRequest, actor_for
 from smartaccounts.models import Organization
 from smartaccounts.selectors import accounts_for, get_account_for
@@ -18,6 +18,7 @@ from tokens.selectors import overused_servers_in
 from . import history, reminders
 from .forms import NotificationsForm
 from .selectors import (
+    SORTS,
     account_overview,
     history_actions,
     history_for,
@@ -55,6 +56,10 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     return moment + timedelta(days=1) if end else moment
 
 
+# Newest first; the pk breaks ties between events of the same instant.
+HISTORY_KEYS = (Key("created_at", descending=True), Key("pk", descending=True))
+
+
 @login_required
 @require_safe
 def account_history(request: HttpRequest, account_id: str) -> HttpResponse | StreamingHttpResponse:
@@ -62,14 +67,23 @@ def account_history(request: HttpRequest, account_id: str) -> HttpResponse | Str
     account = get_account_for(actor, account_id)
     action = request.GET.get("action", "")
     since, until = _day(request.GET.get("since")), _day(request.GET.get("until"), end=True)
-    events = history_for(account, viewer=actor, action=action, since=since, until=until)
+    # A code of the vocabulary is matched exactly (an index finds it); anything else is taken
+    # as the start of codes ("license").
+    events = history_for(
+        account,
+        viewer=actor,
+        action=action,
+        since=since,
+        until=until,
+        known_actions=history.ACTION_LABELS,
+    )
     if request.GET.get("format") == "csv":
         return csv_response(
             f"history-{account.pk}.csv",
             history.CSV_HEADER,
             history.csv_rows(events.iterator(chunk_size=500), actor),
         )
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    page = portal_page(request, events, HISTORY_KEYS, size=50, tag="history")
     return render(
         request,
         "lifecycle/account_history.html",
@@ -98,6 +112,7 @@ def renewals(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         raise Http404
     now = timezone.now()
     sort = request.GET.get("sort", "ends")
+    sort = sort if sort in SORTS else "ends"
     licenses = renewal_opportunities(actor, now, sort)
     if request.GET.get("format") == "csv":
         return csv_response(
@@ -129,7 +144,13 @@ def renewals(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
             ),
         )
     context = {
-        "page": Paginator(licenses, 25).get_page(request.GET.get("page")),
+        "page": portal_page(
+            request,
+            licenses,
+            [Key(f.removeprefix("-"), descending=f.startswith("-")) for f in SORTS[sort]],
+            size=25,
+            tag=f"renewals:{sort}",
+        ),
         "sort": sort,
         "stale": stale_servers_for(actor)[:50],
         "overused": overused_servers_in(accounts_for(actor))[:50],

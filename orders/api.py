@@ -8,8 +8,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kernel.keyset import Key, api_page
 from kernel.pagination import paginated_response
-from kernel.schema import PAGE_PARAMETERS, paginated, problem_responses
+from kernel.schema import (
+    CURSOR_PAGE_PARAMETERS,
+    PAGE_PARAMETERS,
+    cursor_paginated,
+    paginated,
+    problem_responses,
+)
 from smartaccounts.actors import actor_for
 from smartaccounts.models import License
 from smartaccounts.selectors import resellers_of
@@ -124,6 +131,10 @@ class LineInputSerializer(serializers.Serializer[Any]):
     renews = serializers.UUIDField(required=False, help_text="Renewal lines: the license renewed.")
 
 
+# Newest first; the pk breaks ties between orders of the same instant.
+ORDER_LIST_KEYS = (Key("created_at", descending=True), Key("pk", descending=True))
+
+
 class OrderListCreateApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
         reference = HeaderTextField(max_length=100)
@@ -152,20 +163,21 @@ class OrderListCreateApi(APIView):
     @extend_schema(
         operation_id="orders_list",
         summary="Orders placed by the caller (or for it, as reseller)",
-        parameters=PAGE_PARAMETERS,
+        parameters=CURSOR_PAGE_PARAMETERS,
         responses={
-            200: paginated("OrderList", OrderOutputSerializer(many=True)),
-            **problem_responses(401, 403, 404),
+            200: cursor_paginated("OrderList", OrderOutputSerializer(many=True)),
+            **problem_responses(400, 401, 403, 404),
         },
     )
     def get(self, request: Request) -> Response:
-        orders = orders_with_lines_for(actor_for(request)).order_by("-created_at")
+        orders = orders_with_lines_for(actor_for(request))
         context = {"now": timezone.now()}
-        return paginated_response(
+        return api_page(
             request,
-            self,
             orders,
+            ORDER_LIST_KEYS,
             lambda page: OrderOutputSerializer(page, many=True, context=context).data,
+            tag="api:orders",
         )
 
     @extend_schema(

@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -8,6 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kernel.errors import STATUS_FOR_CODE
+from kernel.keyset import Key, portal_page
 from kernel.pages import refusal
 from kernel.sorting import Sorting
 from kernel.throttling import unlock_failures
@@ -66,7 +66,8 @@ def order_list(request: HttpRequest) -> HttpResponse:
     ordering = _ORDER_ORDERINGS[sorting.column]
     if sorting.descending:
         ordering = (f"-{ordering[0]}", *ordering[1:])
-    page = Paginator(orders.order_by(*ordering), 25).get_page(request.GET.get("page"))
+    keys = [Key(field.removeprefix("-"), descending=field.startswith("-")) for field in ordering]
+    page = portal_page(request, orders, keys, size=25, tag=f"orders:{sorting.value}")
     return render(
         request,
         "orders/order_list.html",

@@ -1,12 +1,15 @@
 from typing import Any
+from urllib.parse import urlencode
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kernel.keyset import InvalidCursor, Key, decode_cursor, encode_cursor, seek
 from kernel.pagination import paginated_response
 from kernel.schema import PAGE_PARAMETERS, paginated, problem_responses
 
@@ -14,10 +17,12 @@ from .access import can_manage_accounts
 from .actors import actor_for
 from .models import License
 from .selectors import (
+    LICENSE_ROW_ORDER,
     accounts_for,
+    first_licenses_by_product,
     get_account_for,
     license_pool,
-    licenses_by_product,
+    licenses_of_row,
 )
 
 
@@ -98,6 +103,16 @@ def license_detail(lic: License, now: Any) -> dict[str, Any]:
 
 
 LICENSE_ROWS_PER_PAGE = 10
+# Licenses listed inside one application's row; `licenses_next` leads to the rest.
+LICENSES_PER_ROW = 50
+LICENSE_KEYS = tuple(
+    Key(name.removeprefix("-"), descending=name.startswith("-")) for name in LICENSE_ROW_ORDER
+)
+
+
+def _licenses_link(request: Request, code: str, last: License, tag: str) -> str:
+    query = urlencode({"product": code, "licenses_cursor": encode_cursor(tag, LICENSE_KEYS, last)})
+    return request.build_absolute_uri(f"{request.path}?{query}")
 
 
 class AccountLicensesApi(APIView):
@@ -113,7 +128,17 @@ class AccountLicensesApi(APIView):
             help_text="active, expiring (within 60 days) or expired; empty with no active license."
         )
         care_ends_at = serializers.DateTimeField(allow_null=True)
-        licenses = serializers.SerializerMethodField()
+        licenses = serializers.SerializerMethodField(
+            help_text=f"At most {LICENSES_PER_ROW} of the application's licenses (by state, "
+            "newest first); `licenses_next` leads to the next ones."
+        )
+        license_count = serializers.IntegerField(
+            help_text="How many licenses the application has (not revoked)."
+        )
+        licenses_next = serializers.URLField(
+            allow_null=True,
+            help_text="This application's row with its next licenses; null when all are listed.",
+        )
 
         @extend_schema_field(LicenseDetailSerializer(many=True))
         def get_licenses(self, row: Any) -> list[dict[str, Any]]:
@@ -123,24 +148,70 @@ class AccountLicensesApi(APIView):
     @extend_schema(
         operation_id="accounts_licenses",
         summary="One row per application, with its licenses",
-        parameters=PAGE_PARAMETERS,
+        description=(
+            f"Each row lists at most {LICENSES_PER_ROW} licenses; `license_count` says how many "
+            "there are and `licenses_next` (with `product` and `licenses_cursor`) answers that "
+            "row alone with the next ones."
+        ),
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("product", str, description="Only this application's row (code)."),
+            OpenApiParameter(
+                "licenses_cursor",
+                str,
+                description="From a `licenses_next` link: the row's licenses after it. One this "
+                "row did not hand out answers 400 `validation_error`.",
+            ),
+        ],
         responses={
             200: paginated("AccountLicenses", OutputSerializer(many=True)),
-            **problem_responses(401, 404),
+            **problem_responses(400, 401, 404),
         },
     )
     def get(self, request: Request, account_id: str) -> Response:
         account = get_account_for(actor_for(request), account_id)
         now = timezone.now()
+        pool = license_pool(account, now)
+        code = request.query_params.get("product")
+        if code is not None:
+            pool = [row for row in pool if row.product.code == code]
+        cursor = request.query_params.get("licenses_cursor")
+        tag = f"api:licenses:{account.pk}"
+        if cursor:
+            if code is None or not pool:
+                raise ValidationError({"product": ["Give the application the link was for."]})
+            row = pool[0]
+            try:
+                values, _ = decode_cursor(f"{tag}:{row.product.code}", LICENSE_KEYS, cursor)
+            except InvalidCursor as exc:
+                raise ValidationError(
+                    {"licenses_cursor": ["Not a cursor of this row: follow licenses_next."]}
+                ) from exc
 
         def render(rows: list[Any]) -> list[dict[str, Any]]:
-            # The licenses of the page's applications only, in one query.
-            grouped = licenses_by_product(account, [row.product.pk for row in rows])
+            if cursor:
+                row = rows[0]
+                licenses = licenses_of_row(account, row.product.pk)
+                window = seek(licenses, LICENSE_KEYS, size=LICENSES_PER_ROW, values=values)
+                row.licenses, row.license_count = window.rows, licenses.count()
+                more = window.has_next
+            else:
+                # The first licenses of the page's applications only, in one query.
+                grouped = first_licenses_by_product(
+                    account, [row.product.pk for row in rows], LICENSES_PER_ROW
+                )
+                for row in rows:
+                    row.licenses, row.license_count = grouped[row.product.pk]
             for row in rows:
-                row.licenses = grouped[row.product.pk]
+                if not cursor:
+                    more = row.license_count > len(row.licenses)
+                code = row.product.code
+                row.licenses_next = (
+                    _licenses_link(request, code, row.licenses[-1], f"{tag}:{code}")
+                    if more and row.licenses
+                    else None
+                )
             return self.OutputSerializer(rows, many=True, context={"now": now}).data  # type: ignore[return-value]  # a list (many=True)
 
         # Ten applications a page by default: a large account holds thousands of licenses.
-        return paginated_response(
-            request, self, license_pool(account, now), render, page_size=LICENSE_ROWS_PER_PAGE
-        )
+        return paginated_response(request, self, pool, render, page_size=LICENSE_ROWS_PER_PAGE)

@@ -3,8 +3,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
-from django.db.models import Count, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Min, Q, QuerySet, Sum, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -216,6 +216,44 @@ def licenses_by_product(account: SmartAccount, product_ids: list[int]) -> dict[i
     )
     for lic in licenses:
         grouped[lic.product_id].append(lic)
+    return grouped
+
+
+def licenses_of_row(account: SmartAccount, product_id: int) -> QuerySet[License]:
+    """The licenses behind one pool row (not revoked), to seek through in LICENSE_ROW_ORDER."""
+    return License.objects.filter(account=account, product_id=product_id).exclude(
+        state=License.State.REVOKED
+    )
+
+
+# How a row's licenses are listed: by state, newest first, the pk breaking ties.
+LICENSE_ROW_ORDER = ("state", "-created_at", "pk")
+
+
+def first_licenses_by_product(
+    account: SmartAccount, product_ids: list[int], limit: int
+) -> dict[int, tuple[list[License], int]]:
+    """For each row shown, its first `limit` licenses and how many it has in all (one query,
+    which sends no more than `limit` licenses a row whatever the account holds)."""
+    grouped: dict[int, tuple[list[License], int]] = {pid: ([], 0) for pid in product_ids}
+    ordered = [
+        F(name.removeprefix("-")).desc() if name.startswith("-") else F(name).asc()
+        for name in LICENSE_ROW_ORDER
+    ]
+    licenses = (
+        License.objects.filter(account=account, product_id__in=product_ids)
+        .exclude(state=License.State.REVOKED)
+        .annotate(
+            place=Window(RowNumber(), partition_by=[F("product_id")], order_by=ordered),
+            in_row=Window(Count("pk"), partition_by=[F("product_id")]),
+        )
+        .filter(place__lte=limit)
+        .order_by("product_id", "place")
+    )
+    for lic in licenses:
+        listed, _ = grouped[lic.product_id]
+        listed.append(lic)
+        grouped[lic.product_id] = (listed, lic.in_row)
     return grouped
 
 

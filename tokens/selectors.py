@@ -30,11 +30,18 @@ from .documents import (
 from .models import ActivationToken, Assignment, Server, ServerCredential
 
 
-def accounts_overview_for(actor: Actor, now: datetime, search: str = "") -> QuerySet[SmartAccount]:
-    """The customer picker: each account with its counts, in one query."""
+def picker_accounts_for(actor: Actor, search: str = "") -> QuerySet[SmartAccount]:
+    """The customer picker's bare rows: the accounts the actor may open, by part of the name."""
     accounts = accounts_for(actor).select_related("organization")
     if search:
         accounts = accounts.filter(name__icontains=search)
+    return accounts
+
+
+def with_overview_counts(accounts: QuerySet[SmartAccount], now: datetime) -> QuerySet[SmartAccount]:
+    """Each account with its active applications, servers in use and care expiring soon.
+    Per-row subqueries: filter to one page's accounts before evaluating, unless sorting by a
+    count (which needs every row's)."""
     applications = (
         License.objects.filter(account=OuterRef("pk"), state=License.State.ACTIVE)
         .values("account")
@@ -63,7 +70,24 @@ def accounts_overview_for(actor: Actor, now: datetime, search: str = "") -> Quer
         application_count=Coalesce(Subquery(applications), 0),
         care_expiring_count=Coalesce(Subquery(care_expiring), 0),
         server_count=Coalesce(Subquery(servers), 0),
-    ).order_by("name")
+    )
+
+
+def accounts_overview_for(actor: Actor, now: datetime, search: str = "") -> QuerySet[SmartAccount]:
+    """The customer picker: each account with its counts, in one query."""
+    return with_overview_counts(picker_accounts_for(actor, search), now).order_by("name")
+
+
+def overview_counts_of(accounts: list[SmartAccount], now: datetime) -> list[SmartAccount]:
+    """The given accounts (one page of the picker), in their order, with their counts: one
+    query over these accounts only."""
+    counted = {
+        account.pk: account
+        for account in with_overview_counts(
+            SmartAccount.objects.filter(pk__in=[account.pk for account in accounts]), now
+        ).select_related("organization")
+    }
+    return [counted[account.pk] for account in accounts if account.pk in counted]
 
 
 def servers_for(actor: Actor) -> QuerySet[Server]:
@@ -170,6 +194,26 @@ def holdings(server: Server, now: datetime) -> list[Holding]:
         for row in license_pool(server.account, now)
         if row.total or held.get(row.product.pk)
     ]
+
+
+# Applications a server's page lists before "and N more": an account may hold hundreds.
+HOLDINGS_SHOWN = 50
+
+
+def bounded_holdings(
+    holdings: list[Holding], *, keep: Iterable[str] = (), show_all: bool = False
+) -> tuple[list[Holding], int]:
+    """The lines a server's page shows and how many it leaves out: always those the server
+    holds or reports using and those named in `keep` (a refusal to show beside its field);
+    then the others by name up to HOLDINGS_SHOWN lines in all."""
+    if show_all:
+        return holdings, 0
+    kept = set(keep)
+    must = [h for h in holdings if h.held or h.used is not None or h.product.code in kept]
+    room = max(HOLDINGS_SHOWN - len(must), 0)
+    others = [h for h in holdings if h not in must][:room]
+    shown = {id(h) for h in (*must, *others)}
+    return [h for h in holdings if id(h) in shown], len(holdings) - len(shown)
 
 
 def current_token(server: Server, now: datetime) -> ActivationToken | None:

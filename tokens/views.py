@@ -13,6 +13,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from kernel.exports import csv_response
+from kernel.keyset import Key, portal_page
 from kernel.pages import refusal
 from kernel.sorting import Sorting
 from smartaccounts.access import access_manage_accounts
@@ -26,7 +27,7 @@ from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
 from .selectors import (
     SERVER_ORDERINGS,
-    accounts_overview_for,
+    bounded_holdings,
     current_token,
     filter_servers,
     get_rw_server_for,
@@ -36,19 +37,24 @@ from .selectors import (
     holds_subscription,
     last_offline_file,
     over_use_of,
+    overview_counts_of,
+    picker_accounts_for,
     server_counts_by_state,
     servers_of,
+    with_overview_counts,
 )
 
 # The customer picker's sortable columns (True: the first click sorts descending, largest
-# counts first) and the ordering behind each; the name breaks ties so pages stay stable.
+# counts first) and the seek key behind each; the name, then the pk, break ties so pages stay
+# stable.
 PICKER_SORTS = {"name": False, "applications": True, "servers": True, "care": True}
-_PICKER_ORDERINGS = {
+_PICKER_KEYS = {
     "name": ("name", "pk"),
     "applications": ("application_count", "name", "pk"),
     "servers": ("server_count", "name", "pk"),
     "care": ("care_expiring_count", "name", "pk"),
 }
+PICKER_PAGE_SIZE = 25
 
 
 @login_required
@@ -60,11 +66,30 @@ def account_picker(request: PortalRequest) -> HttpResponse:
         raise Http404
     query = request.GET.get("q", "").strip()
     sorting = Sorting(request, PICKER_SORTS, default="name")
-    ordering = _PICKER_ORDERINGS[sorting.column]
-    if sorting.descending:
-        ordering = (f"-{ordering[0]}", *ordering[1:])
-    accounts = accounts_overview_for(actor, timezone.now(), query).order_by(*ordering)
-    page = Paginator(accounts, 25).get_page(request.GET.get("page"))
+    columns = _PICKER_KEYS[sorting.column]
+    keys = (Key(columns[0], descending=sorting.descending), *map(Key, columns[1:]))
+    now = timezone.now()
+    accounts = picker_accounts_for(actor, query)
+    if sorting.column == "name":
+        # Seek through the bare accounts; the counts are computed for the page's rows only.
+        page = portal_page(
+            request,
+            accounts,
+            keys,
+            size=PICKER_PAGE_SIZE,
+            tag=f"picker:{sorting.value}",
+            load=lambda rows: overview_counts_of(rows, now),
+        )
+    else:
+        # Sorting by a count needs every account's count; the seek keeps the page's cost flat.
+        page = portal_page(
+            request,
+            with_overview_counts(accounts, now),
+            keys,
+            size=PICKER_PAGE_SIZE,
+            tag=f"picker:{sorting.value}",
+            count_queryset=accounts,
+        )
     template = "tokens/_picker_rows.html" if request.htmx else "tokens/account_picker.html"
     return render(
         request,
@@ -242,8 +267,12 @@ def _server_page(
     **extra: object,
 ) -> HttpResponse:
     now = timezone.now()
-    held = holdings(server, now)
     errors = errors or {}
+    held, held_more = bounded_holdings(
+        holdings(server, now),
+        keep=errors,
+        show_all=request.GET.get("applications") == "all",
+    )
     # Refusals show beside their field; those with no field on the page (a deactivated
     # server, an application the account lacks) above the table.
     fields = set() if server.is_deactivated else {h.product.code for h in held}
@@ -251,6 +280,7 @@ def _server_page(
         account=server.account,
         server=server,
         holdings=held,
+        holdings_more=held_more,
         errors=errors,
         unplaced_errors={code: e for code, e in errors.items() if code not in fields},
         over_use=over_use_of(
