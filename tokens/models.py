@@ -1,7 +1,6 @@
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import F, Q
@@ -13,9 +12,6 @@ from smartaccounts.models import License, SmartAccount
 from smartaccounts.selectors import accounts_for
 
 from .limits import FINGERPRINT_MAX, HOSTNAME_MAX, SERVER_NAME_MAX, VERSION_MAX
-
-if TYPE_CHECKING:
-    from .selectors import HeldLine, OfflineFile, OverUse
 
 
 class ServerQuerySet(models.QuerySet["Server"]):
@@ -62,12 +58,6 @@ class Server(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ServerQuerySet.as_manager()
-
-    if TYPE_CHECKING:
-        # Not stored: set on the servers of a portal list for its template (tokens.views).
-        held: list[HeldLine]
-        offline_file: OfflineFile | None
-        over: list[OverUse]
 
     class Meta:
         ordering = ["name", "created_at"]

@@ -1,5 +1,6 @@
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -27,6 +28,9 @@ from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
 from .selectors import (
     SERVER_ORDERINGS,
+    HeldLine,
+    OfflineFile,
+    OverUse,
     bounded_holdings,
     current_token,
     filter_servers,
@@ -116,27 +120,47 @@ def _listed_servers(request: HttpRequest, account: SmartAccount) -> tuple[Any, d
     return listed, filters
 
 
-def _mark_over_use(servers: list[Server], products: dict[str, Product] | None = None) -> None:
-    """Annotate listed servers with what each holds and any over-use: from their prefetched
-    rows, plus one query for the applications they report (some may not be held at all)
-    unless `products` already has them."""
+@dataclass(frozen=True)
+class ServerListing:
+    """A listed server with what it holds, its over-use and its last license file."""
+
+    server: Server
+    held: list[HeldLine]
+    over: list[OverUse]
+    offline_file: OfflineFile | None
+
+
+def _listings(
+    servers: Iterable[Server], products: dict[str, Product] | None = None
+) -> list[ServerListing]:
+    """What each listed server holds and any over-use: from their prefetched rows, plus one
+    query for the applications they report (some may not be held at all) unless `products`
+    already has them."""
+    servers = list(servers)
     if products is None:
         reported = {code for server in servers for code in server.reported_usage or {}}
         products = (
             {p.code: p for p in Product.objects.filter(code__in=reported)} if reported else {}
         )
     now = timezone.now()
+    listings = []
     for server in servers:
-        server.held = held_lines(server)
-        server.offline_file = (
-            last_offline_file(server, now, server.assignments.all())
-            if server.state == Server.State.OFFLINE
-            else None
+        held = held_lines(server)
+        listings.append(
+            ServerListing(
+                server=server,
+                held=held,
+                over=over_use_of(
+                    server, {line.product.code: line.quantity for line in held}, products
+                ),
+                offline_file=(
+                    last_offline_file(server, now, server.assignments.all())
+                    if server.state == Server.State.OFFLINE
+                    else None
+                ),
+            )
         )
-    for server in servers:
-        server.over = over_use_of(
-            server, {line.product.code: line.quantity for line in server.held}, products
-        )
+    return listings
 
 
 @login_required
@@ -163,7 +187,7 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
                 return redirect("tokens:server", server_id=server.pk)
     listed, filters = _listed_servers(request, account)
     page = Paginator(listed, 25).get_page(request.GET.get("page"))
-    _mark_over_use(list(page))
+    listings = _listings(page)
     counts = server_counts_by_state(account)
     return render(
         request,
@@ -171,6 +195,7 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
         dict(
             account=account,
             page=page,
+            listings=listings,
             form=form,
             state_filters=[(v, label, counts.get(v, 0)) for v, label in Server.State.choices],
             purposes=Server.Purpose.choices,
@@ -212,7 +237,7 @@ def _csv_rows(listed: Any) -> Iterator[list[Any]]:
     nothing still gets one line), so a spreadsheet can filter and sum each column."""
     catalog = {p.code: p for p in Product.objects.all()}  # a few dozen applications at most
     for server in listed.iterator(chunk_size=500):
-        _mark_over_use([server], catalog)
+        (listing,) = _listings([server], catalog)
         base = [
             server.pk,
             server.name,
@@ -224,20 +249,21 @@ def _csv_rows(listed: Any) -> Iterator[list[Any]]:
             _utc(server.activated_at),
             _utc(server.created_at),
         ]
-        offline_file = server.offline_file
+        offline_file = listing.offline_file
         license_file = (
             [_utc(offline_file.issued_at), "yes" if offline_file.out_of_date else "no"]
             if offline_file
             else ["", ""]
         )
-        over = {o.product.code: o for o in server.over}
+        over = {o.product.code: o for o in listing.over}
         lines = [
-            (line.product.code, line.product.name, line.quantity, line.used) for line in server.held
+            (line.product.code, line.product.name, line.quantity, line.used)
+            for line in listing.held
         ]
         held_codes = {code for code, *_ in lines}
         lines += [
             (o.product.code, o.product.name, 0, o.used)
-            for o in server.over
+            for o in listing.over
             if o.product.code not in held_codes
         ]
         if not lines:
