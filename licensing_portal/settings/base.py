@@ -73,6 +73,23 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it answers locked-out logins.
     "axes.middleware.AxesMiddleware",
 ]
+# The device endpoints and the probes are served by a lean handler (licensing_portal/wsgi.py)
+# with only this middleware: request ids, the security headers, the edge refusals and caching
+# default, host validation. Their callers are programs: no session, CSRF, login or CSP.
+MACHINE_PATH_PREFIXES = [
+    "/api/v1/activation",
+    "/api/v1/keys",
+    "/healthz",
+    "/readyz",
+    "/internal/",
+]
+MACHINE_MIDDLEWARE = [
+    "kernel.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "kernel.middleware.EdgeMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 
 ROOT_URLCONF = "licensing_portal.urls"
 WSGI_APPLICATION = "licensing_portal.wsgi.application"
