@@ -361,8 +361,10 @@ LICENSE_KEY_PASSPHRASE = env_str("LICENSE_KEY_PASSPHRASE", "")
 # Online documents: how long a server may run without reaching us, and when it should refresh.
 LICENSE_LEASE = timedelta(days=env_int("LICENSE_LEASE_DAYS", 30))
 LICENSE_REFRESH_HINT = timedelta(hours=env_int("LICENSE_REFRESH_HOURS", 12))
-# A steady-state sync writes nothing: last-seen, version and usage are stored at most this often.
-SYNC_RECORD_INTERVAL = timedelta(minutes=env_int("SYNC_RECORD_MINUTES", 5))
+# A steady-state sync writes nothing: with usage, version and state unchanged, last_sync_at is
+# recorded at most this often (a change is recorded at once). Servers go stale after 3 refresh
+# periods, which must exceed this by a refresh period (checked at start-up: tokens.E001).
+SYNC_RECORD_INTERVAL = timedelta(minutes=env_int("SYNC_RECORD_MINUTES", 6 * 60))
 # Cloud services offered to online servers with active care.
 CLOUD_SERVICES = env_list("CLOUD_SERVICES", ["enhanced_support", "proactive_support"])
 # Failed token / unlock-link attempts allowed per client address in a window, then 429.
