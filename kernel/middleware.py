@@ -21,7 +21,7 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 def is_machine_path(path: str) -> bool:
     """Paths whose callers are programs: they get problem+json, never an HTML page."""
-    return path.startswith("/api/") or path == "/healthz"
+    return path.startswith(("/api/", "/internal/")) or path in ("/healthz", "/readyz")
 
 
 class RequestIdMiddleware:

@@ -16,6 +16,7 @@ handler500 = "licensing_portal.views.server_error"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("licensing_portal.api_urls")),
     path("login/", auth_login.LoginView.as_view(), name="login"),

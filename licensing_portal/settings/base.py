@@ -232,6 +232,9 @@ OUTBOX_SWEEP_AFTER = timedelta(seconds=env_int("OUTBOX_SWEEP_AFTER_SECONDS", 60)
 # How long a sender holds a row it is sending; longer than a send can take (EMAIL_TIMEOUT).
 OUTBOX_CLAIM_LEASE = timedelta(seconds=env_int("OUTBOX_CLAIM_LEASE_SECONDS", 300))
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 60)
+# /readyz fails when more e-mails than this wait to be sent, or the oldest has waited longer.
+READY_OUTBOX_MAX_UNSENT = env_int("READY_OUTBOX_MAX_UNSENT", 1000)
+READY_OUTBOX_MAX_AGE = timedelta(seconds=env_int("READY_OUTBOX_MAX_AGE_SECONDS", 15 * 60))
 # Key under which the secrets in an e-mail's links are derived from its outbox row, so a
 # repeated delivery carries the same links (SECURITY.md: S12). Kept apart from SECRET_HASH_KEY.
 OUTBOX_LINK_KEY = env_str(
@@ -301,7 +304,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over plain HTTP
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
