@@ -6,7 +6,7 @@ day with its reminders unique per subject and threshold.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from kernel.metrics import run_job
 from notifications.tasks import enqueue_email
 from orders.models import Order, OrderLine
 from orders.services import partner_recipients
@@ -65,13 +66,15 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
     """Everything that runs once a day, in order: renew first, so nothing due to renew expires."""
     now = now or timezone.now()
     actor = Actor.system("daily jobs")
-    return {
-        "renewed": renew_due_subscriptions(now=now, actor=actor),
-        "expired": expire_due_licenses(now=now, actor=actor),
-        "stale": len(mark_stale_servers(now=now, actor=actor)),
-        "digests": send_partner_digests(now=now),
-        "reminders": send_customer_reminders(now=now),
+    jobs: dict[str, Callable[[], int]] = {
+        "renewed": lambda: renew_due_subscriptions(now=now, actor=actor),
+        "expired": lambda: expire_due_licenses(now=now, actor=actor),
+        "stale": lambda: len(mark_stale_servers(now=now, actor=actor)),
+        "digests": lambda: send_partner_digests(now=now),
+        "reminders": lambda: send_customer_reminders(now=now),
     }
+    # Each job's duration and item count go to the metrics (kernel.metrics.run_job).
+    return {name: run_job(name, job) for name, job in jobs.items()}
 
 
 # --- Digests ----------------------------------------------------------------------------------

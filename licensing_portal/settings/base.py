@@ -1,6 +1,7 @@
 """Settings for every mode. Production differs from development by environment only."""
 
 import hashlib
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -344,6 +345,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# /internal/metrics answers only callers connected from these networks (the direct peer, not
+# a forwarded address), or bearing METRICS_TOKEN; anyone else gets 404.
+METRICS_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(network))  # a malformed network fails at start-up
+    for network in env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+]
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
 
 # Number of reverse proxies in front of the web processes (the TLS proxy in compose: 1).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
