@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "kernel.middleware.RequestIdMiddleware",
+    "kernel.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kernel.middleware.EdgeMiddleware",
@@ -86,6 +87,7 @@ MACHINE_PATH_PREFIXES = [
 ]
 MACHINE_MIDDLEWARE = [
     "kernel.middleware.RequestIdMiddleware",
+    "kernel.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "kernel.middleware.EdgeMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -325,6 +327,12 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# json (one object a line, the production default) or text (the default with debug on).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT is json or text.")
+# Who a request acted for, on its log line (kernel.middleware.RequestLogMiddleware).
+REQUEST_LOG_ORGANIZATION = "smartaccounts.actors.organization_logged"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -333,13 +341,18 @@ LOGGING = {
         "redact": {"()": "kernel.logs.RedactSecretsFilter"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "json": {
+            "()": "kernel.logs.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["request_id", "redact"],
-            "formatter": "plain",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
