@@ -121,10 +121,27 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# DATABASE_POOLER=pgbouncer: DATABASE_URL names a PgBouncer in transaction pooling, where a
+# session outlives no transaction: no server-side cursors, and no server-side prepared
+# statements unless DATABASE_PREPARE_THRESHOLD is set (PgBouncer >= 1.21 with
+# max_prepared_statements keeps them across its server connections). README: Production.
+DATABASE_POOLER = env_str("DATABASE_POOLER", "") or ""
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured("DATABASE_POOLER is empty or pgbouncer.")
+# After how many uses psycopg prepares a statement on the server: a number, or "none".
+_PREPARE = (
+    env_str("DATABASE_PREPARE_THRESHOLD", "") or ("none" if DATABASE_POOLER else "5")
+).lower()
+if not (_PREPARE.isdigit() or _PREPARE == "none"):
+    raise ImproperlyConfigured("DATABASE_PREPARE_THRESHOLD is a number or none.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Lets the sync hot path keep its query prepared (tokens.selectors.sync_snapshot); the
     # ORM's client-side-bound queries are not affected.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        None if _PREPARE == "none" else int(_PREPARE)
+    )
+    if DATABASE_POOLER:
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves one developer; wait for the writer instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
