@@ -10,16 +10,30 @@ SITE_URL ?= http://127.0.0.1:$(PORT)
 EMAIL_FILE_PATH ?= $(CURDIR)/var/mail
 STAMP := $(VENV)/.installed
 MANAGE := $(BIN)/python manage.py
+# Exact versions, resolved from pyproject.toml's ranges by `make lock`: what CI, Docker and
+# every checkout install. requirements.lock is the runtime half (the image, the wheel check).
+LOCK := requirements-dev.lock
 
-.PHONY: install run test lint format migrate demo clean bench api-key daily
+.PHONY: install run test lint format migrate demo clean bench api-key daily lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	@touch $@
+
+# Re-resolve both lock files after changing a range in pyproject.toml (then `make install`).
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet 'uv>=0.5,<1'
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 pyproject.toml \
+		-o requirements.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 pyproject.toml \
+		--extra dev -o $(LOCK)
 
 # The embedded default: SQLite under var/, tasks run in-process, e-mail written to files.
 # var/embedded.env keeps these settings for the commands run by hand afterwards (manage.py
@@ -59,6 +73,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 

@@ -10,30 +10,47 @@ exits, so its live values leave the scrape."""
 import glob
 import os
 import socket
-from typing import Any
+from collections.abc import MutableMapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
+from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
+from gunicorn.http import Request
+from gunicorn.http.wsgi import Response
+from gunicorn.workers.base import Worker
 from prometheus_client import multiprocess
 
 from kernel.logs import redact
 from kernel.metrics import multiprocess_dir, process_identifier
 
+if TYPE_CHECKING:
+    from gunicorn.glogging import _AtomsDict
+
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" id=%({x-request-id}o)s'
 
 
 class RedactingLogger(Logger):
-    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+    def atoms(
+        self,
+        resp: Response,
+        req: Request,
+        environ: MutableMapping[str, Any],
+        request_time: timedelta,
+    ) -> "_AtomsDict":
         atoms = super().atoms(resp, req, environ, request_time)
-        for name in ("r", "U", "q", "f"):
-            if isinstance(atoms.get(name), str):
-                atoms[name] = redact(atoms[name])
+        names: tuple[Literal["r", "U", "q", "f"], ...] = ("r", "U", "q", "f")
+        for name in names:
+            value = atoms.get(name)
+            if isinstance(value, str):
+                atoms[name] = redact(value)
         return atoms
 
 
 logger_class = RedactingLogger
 
 
-def on_starting(server: Any) -> None:
+def on_starting(server: Arbiter) -> None:
     directory = multiprocess_dir()
     if directory:
         os.makedirs(directory, exist_ok=True)
@@ -42,6 +59,7 @@ def on_starting(server: Any) -> None:
             os.remove(path)
 
 
-def child_exit(server: Any, worker: Any) -> None:
+def child_exit(server: Arbiter, worker: Worker) -> None:
     if multiprocess_dir():
-        multiprocess.mark_process_dead(process_identifier(worker.pid))
+        dead = process_identifier(int(worker.pid))
+        multiprocess.mark_process_dead(dead)  # type: ignore[no-untyped-call]

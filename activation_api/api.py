@@ -37,6 +37,7 @@ from tokens.api import (
     WWW_AUTHENTICATE_HEADER,
 )
 from tokens.errors import TokenError
+from tokens.limits import FINGERPRINT_MAX, HOSTNAME_MAX, NONCE_MAX, TOKEN_INPUT_MAX, VERSION_MAX
 from tokens.selectors import get_server_for
 from tokens.signing import jwk, published_keys
 
@@ -46,7 +47,9 @@ GUESSING_CODES = {"token_invalid", "token_expired", "token_used"}
 # smaller; the sync service refuses codes outside it, this bound keeps that one look-up small.
 USAGE_LIMIT = 10**9
 USAGE_MAX_PRODUCTS = 1000
-PRODUCT_CODE_LENGTH: int = Product._meta.get_field("code").max_length
+_product_code_length = Product._meta.get_field("code").max_length
+assert _product_code_length is not None  # a CharField has one
+PRODUCT_CODE_LENGTH: int = _product_code_length
 
 
 class ServerCredentialAuthentication(BaseAuthentication):
@@ -84,7 +87,7 @@ def _rate_limited(retry_after: int) -> Response:
     return response
 
 
-class JwkSerializer(serializers.Serializer):
+class JwkSerializer(serializers.Serializer[Any]):
     kty = serializers.CharField()
     crv = serializers.CharField()
     alg = serializers.CharField()
@@ -94,10 +97,10 @@ class JwkSerializer(serializers.Serializer):
 
 
 class KeysApi(APIView):
-    authentication_classes: list = []
+    authentication_classes = []
     permission_classes = [AllowAny]
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         keys = JwkSerializer(many=True)
 
     @extend_schema(
@@ -114,16 +117,16 @@ class KeysApi(APIView):
 
 
 class ActivationApi(APIView):
-    authentication_classes: list = []
+    authentication_classes = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
-        token = serializers.CharField(max_length=200)
-        fingerprint = serializers.CharField(max_length=200)
-        hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
-        version = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    class InputSerializer(serializers.Serializer[Any]):
+        token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
+        fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
+        hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)
+        version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         server_id = serializers.UUIDField()
         credential = serializers.CharField(help_text="Bearer secret for syncs; shown once.")
         license = serializers.CharField(help_text="The signed license document (compact JWS).")
@@ -179,9 +182,15 @@ def _well_formed_sync(body: Any) -> dict[str, Any] | None:
         return None
     fingerprint, version = body.get("fingerprint"), body.get("version", "")
     usage = body.get("usage", {})
-    if not (isinstance(fingerprint, str) and 0 < len(fingerprint) <= 200 and fingerprint.strip()):
+    if not (
+        isinstance(fingerprint, str)
+        and 0 < len(fingerprint) <= FINGERPRINT_MAX
+        and fingerprint.strip()
+    ):
         return None
-    if not (isinstance(version, str) and len(version) <= 64) or not isinstance(usage, dict):
+    if not (isinstance(version, str) and len(version) <= VERSION_MAX) or not isinstance(
+        usage, dict
+    ):
         return None
     if len(usage) > USAGE_MAX_PRODUCTS or not all(
         type(k) is str
@@ -219,21 +228,20 @@ class SyncApi(APIView):
     # No permission class: the service admits a sync by its credential, and the schema then
     # lists the credential as required (AllowAny would add an anonymous alternative).
     authentication_classes = [ServerCredentialAuthentication]
-    permission_classes: list = []
+    permission_classes = []
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         started = time.perf_counter()
         response = super().dispatch(request, *args, **kwargs)
         data = getattr(response, "data", None)
-        code = (
-            data.get("code", "") if response.status_code >= 400 and isinstance(data, dict) else ""
-        )
-        observe_sync(response.status_code, str(code), time.perf_counter() - started)
+        refused = response.status_code >= 400 and isinstance(data, dict)
+        code = str(data.get("code", "")) if refused and isinstance(data, dict) else ""
+        observe_sync(response.status_code, code, time.perf_counter() - started)
         return response
 
-    class InputSerializer(serializers.Serializer):
-        fingerprint = serializers.CharField(max_length=200)
-        version = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    class InputSerializer(serializers.Serializer[Any]):
+        fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
+        version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
         usage = UsageField(
             required=False,
             default=dict,
@@ -241,7 +249,7 @@ class SyncApi(APIView):
             "`validation_error`), each a count from 0 to 999,999,999.",
         )
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         license = serializers.CharField()
 
     @extend_schema(
@@ -293,14 +301,14 @@ class SyncApi(APIView):
 
 
 class OfflineActivationApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        token = serializers.CharField(max_length=200)
-        fingerprint = serializers.CharField(max_length=200)
-        hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
-        version = serializers.CharField(max_length=64, required=False, allow_blank=True)
-        nonce = serializers.CharField(max_length=200)
+    class InputSerializer(serializers.Serializer[Any]):
+        token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
+        fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
+        hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)
+        version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
+        nonce = serializers.CharField(max_length=NONCE_MAX)
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         license = serializers.CharField(help_text="The signed license file (compact JWS).")
 
     @extend_schema(

@@ -94,7 +94,7 @@ def _held_claims(state: State, root: Root, server_id: str | None) -> dict[str, A
 
 def _accept(
     state: State, document: str, *, root: Root, server_id: str | None, refresh_keys: bool
-) -> dict:
+) -> dict[str, Any]:
     """Verify and, if newer than what we hold, take the document. Returns its claims."""
     try:
         verified = verify(
@@ -458,7 +458,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     except InsecureUrl as exc:
         problems.append(str(exc))
     try:
-        addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port)})
+        addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port)})
         _say(f"DNS:          {host} -> {', '.join(addresses)}")
     except OSError as exc:
         _say(f"DNS:          {host} does not resolve ({exc})")
@@ -564,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     transport.insecure_dev = args.insecure_dev
     transport.ca_file = args.ca_file
     try:
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except (StateUnreadable, UntrustedRoot) as exc:
         _err(str(exc))
         return FAILED

@@ -96,4 +96,5 @@ def lease_left(claims: dict[str, Any], now: float | None = None) -> float | None
     if "exp" not in claims:
         return None
     now = time.time() if now is None else now
-    return claims["exp"] - now
+    exp: float = claims["exp"]
+    return exp - now

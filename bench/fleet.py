@@ -2,8 +2,9 @@
 
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from django.utils import timezone
 
@@ -21,9 +22,22 @@ def _log(message: str) -> None:
     print(f"[fleet {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+class FleetServer(TypedDict):
+    credential: str
+    fingerprint: str
+
+
+class Fleet(TypedDict):
+    """What the build leaves in bench/fleet.json for the load generator."""
+
+    servers: list[FleetServer]
+    api_key: str
+    big_account: str
+
+
 def build(
     *, customers: int, licenses_per_customer: int, servers_per_customer: int, out: Path
-) -> dict:
+) -> Fleet:
     actor = Actor.system("bench")
     now = timezone.now()
     products = [
@@ -45,7 +59,7 @@ def build(
         user.save()
     _, api_key = create_api_key(organization=reseller, name="bench", actor=actor)
 
-    fleet = []
+    fleet: list[FleetServer] = []
     started = time.perf_counter()
     for c in range(customers):
         lines = [
@@ -81,6 +95,7 @@ def build(
                     actor=actor,
                 )
                 token = token or result.token
+            assert token is not None  # capacity on a pending server mints its token
             fingerprint = f"bench-fp-{c}-{s}"
             activation = exchange.activate_server(
                 token=token.raw, fingerprint=fingerprint, hostname=f"h{c}-{s}", version="bench"
@@ -90,12 +105,14 @@ def build(
             _log(f"{c + 1} customers, {len(fleet)} servers ({time.perf_counter() - started:.0f} s)")
 
     big = _biggest_account(reseller, products, actor, now)
-    data = {"servers": fleet, "api_key": api_key, "big_account": str(big.pk)}
+    data: Fleet = {"servers": fleet, "api_key": api_key, "big_account": str(big.pk)}
     out.write_text(json.dumps(data))
     return data
 
 
-def _biggest_account(reseller, products, actor, now) -> SmartAccount:
+def _biggest_account(
+    reseller: Organization, products: list[Product], actor: Actor, now: datetime
+) -> SmartAccount:
     """50 applications, 2,000 licenses, 500 servers: the largest account the pages must serve."""
     per_app = 40
     lines = [
@@ -121,6 +138,7 @@ def _biggest_account(reseller, products, actor, now) -> SmartAccount:
         )
         unlock_order(order=order, actor=actor)
         account = order.account
+    assert account is not None  # the loop above ran: there are lines
     for s in range(500):
         server = servers.create_server(
             account=account, name=f"big-{s:03d}", purpose="production", actor=actor

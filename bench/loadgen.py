@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies) or [0.0]
 
         def pct(p: float) -> float:
@@ -70,10 +71,11 @@ async def _worker(
     seed: int,
 ) -> None:
     rng = random.Random(seed)
-    reader = writer = None
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
     while time.perf_counter() < deadline:
         try:
-            if writer is None:
+            if reader is None or writer is None:
                 reader, writer = await asyncio.open_connection(host, port)
             request = make_request(rng.randrange(1 << 30))
             started = time.perf_counter()
@@ -98,7 +100,15 @@ async def _worker(
         writer.close()
 
 
-async def _run(host, port, make_request, connections, seconds, ok, name) -> Result:
+async def _run(
+    host: str,
+    port: int,
+    make_request: RequestFactory,
+    connections: int,
+    seconds: float,
+    ok: Callable[[int], bool],
+    name: str,
+) -> Result:
     result = Result(name=name)
     started = time.perf_counter()
     deadline = started + seconds

@@ -19,11 +19,16 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from bench import loadgen
+
+if TYPE_CHECKING:
+    from bench.fleet import Fleet
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET_FILE = ROOT / "bench" / "fleet.json"
@@ -81,10 +86,11 @@ def app_env(db_url: str) -> dict[str, str]:
     }
 
 
-def build_fleet(db_url: str) -> dict:
+def build_fleet(db_url: str) -> "Fleet":
     if FLEET_FILE.exists() and not os.environ.get("BENCH_REBUILD"):
         log(f"reusing the fleet in {FLEET_FILE.name} (BENCH_REBUILD=1 to build anew)")
-        return json.loads(FLEET_FILE.read_text())
+        fleet: Fleet = json.loads(FLEET_FILE.read_text())
+        return fleet
     log("building the fleet through the services (takes a few minutes)")
     recreate_database(db_url)
     started = time.perf_counter()
@@ -95,10 +101,11 @@ def build_fleet(db_url: str) -> dict:
         check=True,
     )
     log(f"fleet built in {time.perf_counter() - started:.0f} s")
-    return json.loads(FLEET_FILE.read_text())
+    built: Fleet = json.loads(FLEET_FILE.read_text())
+    return built
 
 
-def start_gunicorn(db_url: str) -> subprocess.Popen:
+def start_gunicorn(db_url: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -128,7 +135,7 @@ def start_gunicorn(db_url: str) -> subprocess.Popen:
     sys.exit("gunicorn did not come up")
 
 
-def worker_memory(master: subprocess.Popen) -> list[int]:
+def worker_memory(master: subprocess.Popen[bytes]) -> list[int]:
     children = subprocess.run(
         ["pgrep", "-P", str(master.pid)], capture_output=True, text=True
     ).stdout.split()
@@ -142,7 +149,7 @@ def worker_memory(master: subprocess.Popen) -> list[int]:
     return sizes
 
 
-def sync_request_factory(fleet: dict, etags: dict[int, str]):
+def sync_request_factory(fleet: "Fleet", etags: dict[int, str]) -> loadgen.RequestFactory:
     servers = fleet["servers"]
     host = f"{HOST}:{PORT}"
 
@@ -161,7 +168,7 @@ def sync_request_factory(fleet: dict, etags: dict[int, str]):
     return make
 
 
-def collect_etags(fleet: dict, count: int) -> dict[int, str]:
+def collect_etags(fleet: "Fleet", count: int) -> dict[int, str]:
     etags = {}
     for index, server in enumerate(fleet["servers"][:count]):
         request = urllib.request.Request(
@@ -181,7 +188,9 @@ def session_cookie() -> str:
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     page = opener.open(f"http://{HOST}:{PORT}/login/").read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match is not None, "the login page carries a CSRF token"
+    token = match.group(1)
     form = urllib.parse.urlencode(
         {
             "username": "bench@example.com",
@@ -200,7 +209,13 @@ def session_cookie() -> str:
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 
-def scenario(name: str, make, *, ok=lambda s: s < 400, seconds: float | None = None) -> dict:
+def scenario(
+    name: str,
+    make: loadgen.RequestFactory,
+    *,
+    ok: Callable[[int], bool] = lambda s: s < 400,
+    seconds: float | None = None,
+) -> dict[str, Any]:
     log(f"{name}: {CONNECTIONS} connections for {seconds or SECONDS:.0f} s")
     loadgen.run(name, HOST, PORT, make, connections=CONNECTIONS, seconds=2, ok=ok)  # warm-up
     result = loadgen.run(
@@ -224,7 +239,7 @@ def main() -> None:
     try:
         host = f"{HOST}:{PORT}"
         etags = collect_etags(fleet, min(len(fleet["servers"]), 2000))
-        results: dict = {
+        results: dict[str, Any] = {
             "machine": {
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),

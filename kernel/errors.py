@@ -5,6 +5,8 @@ the portal's pages both read it from the error (``DomainError.status``)."""
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+
 # API.md's error codes and the HTTP status each is answered with.
 STATUS_FOR_CODE: dict[str, int] = {
     "validation_error": 400,
@@ -56,3 +58,12 @@ class DomainError(Exception):
     @property
     def status(self) -> int:
         return STATUS_FOR_CODE.get(self.code, 400)
+
+
+class AccessDenied(DomainError, PermissionDenied):
+    """A permission rule refused the actor (``permission_denied``). A domain error for the
+    services and the API's problem+json; also Django's ``PermissionDenied``, so a portal view
+    that asks an ``access_*`` function is answered with the 403 page without catching it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("permission_denied", detail)

@@ -1,6 +1,7 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +16,7 @@ class Pagination(PageNumberPagination):
 def paginated_response(
     request: Request,
     view: Any,
-    items: Sequence[Any],
+    items: QuerySet[Any, Any] | Sequence[Any],
     render: Callable[[list[Any]], Any],
     *,
     page_size: int | None = None,
@@ -24,5 +25,8 @@ def paginated_response(
     paginator = Pagination()
     if page_size is not None:
         paginator.page_size = page_size
-    page = paginator.paginate_queryset(items, request, view=view)
+    # DRF pages any sequence (through Django's Paginator); the stubs accept only a QuerySet.
+    page = paginator.paginate_queryset(items, request, view=view)  # type: ignore[arg-type]
+    # Never None: the paginator always has a page size (a default, or the caller's).
+    assert page is not None
     return paginator.get_paginated_response(render(page))

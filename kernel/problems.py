@@ -90,8 +90,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
     elif isinstance(exc, exceptions.Throttled):
         body = problem(429, "rate_limited", str(exc.detail))
-        if exc.wait:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
+        wait: float | None = exc.wait  # type: ignore[attr-defined]  # set in __init__; not in the stubs
+        if wait:
+            headers["Retry-After"] = str(int(wait) + 1)
     elif isinstance(exc, exceptions.MethodNotAllowed):
         body = problem(405, "method_not_allowed", str(exc.detail))
     elif isinstance(exc, exceptions.NotAcceptable):

@@ -1,7 +1,9 @@
 """Schema pieces shared by every API view: the problem+json error body."""
 
+from typing import Any
+
 from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import Direction, OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 from .errors import STATUS_FOR_CODE
@@ -62,7 +64,9 @@ _DESCRIPTIONS = {
 }
 
 
-def add_health_check(result: dict, generator: object, request: object, public: bool) -> dict:
+def add_health_check(
+    result: dict[str, Any], generator: object, request: object, public: bool
+) -> dict[str, Any]:
     """drf-spectacular post-processing hook: /healthz is a plain Django view (it must stay
     cheaper than any API view), so its operation is added here."""
     result.setdefault("paths", {})["/healthz"] = {
@@ -110,7 +114,9 @@ class AutoSchema(BaseAutoSchema):
     """Names a view's nested `InputSerializer` / `OutputSerializer` after the view, so the
     components of different operations do not collide ("ServerTokenOutput")."""
 
-    def get_serializer_name(self, serializer: serializers.BaseSerializer, direction: str) -> str:
+    def get_serializer_name(
+        self, serializer: serializers.Serializer[Any], direction: Direction
+    ) -> str:
         qualname = type(serializer).__qualname__
         if "." not in qualname:
             return super().get_serializer_name(serializer, direction)
@@ -124,7 +130,7 @@ PAGE_PARAMETERS = [
 ]
 
 
-def paginated(name: str, item: serializers.BaseSerializer) -> serializers.Serializer:
+def paginated(name: str, item: serializers.BaseSerializer[Any]) -> serializers.Serializer[Any]:
     """The page envelope every list answers with: count, next, previous and results."""
     return inline_serializer(
         name=f"Paginated{name}",

@@ -3,6 +3,7 @@
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Case, F, Q, QuerySet, When
 
@@ -14,6 +15,9 @@ from tokens.models import Server
 from tokens.selectors import OverUse, overused_servers, server_counts_by_state
 
 from .history import PARTNER_ONLY
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 HORIZON = timedelta(days=90)
 LIVE_STATES = (Server.State.ACTIVE, Server.State.STALE, Server.State.OFFLINE)
@@ -29,7 +33,7 @@ class CapacityLine:
 class AccountOverview:
     servers_by_state: dict[str, int]
     capacity: list[CapacityLine]
-    care: Counter
+    care: Counter[str]
     stale_servers: list[Server]
     clones: list[Server]
     locked_orders: list[Order]
@@ -50,7 +54,7 @@ class AccountOverview:
 def account_overview(account: SmartAccount, now: datetime) -> AccountOverview:
     """Everything the account dashboard shows, in a fixed number of queries."""
     pool = license_pool(account, now)
-    in_use: Counter = Counter()
+    in_use: Counter[str] = Counter()
     for usage in Server.objects.filter(account=account, state__in=LIVE_STATES).values_list(
         "reported_usage", flat=True
     ):
@@ -93,7 +97,13 @@ SORTS = {
 }
 
 
-def renewal_opportunities(actor: Actor, now: datetime, sort: str = "ends") -> QuerySet[License]:
+class RenewalAnnotations(TypedDict):
+    next_end: datetime
+
+
+def renewal_opportunities(
+    actor: Actor, now: datetime, sort: str = "ends"
+) -> "QuerySet[WithAnnotations[License, RenewalAnnotations]]":
     """Across the partner's customers: active licenses whose term or care ends within 90 days."""
     soon = now + HORIZON
     term_soon = Q(ends_at__gt=now, ends_at__lte=soon)

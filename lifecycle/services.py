@@ -231,6 +231,7 @@ def _renewed_and_expired(draft: DigestDraft, licenses: QuerySet[License], now: d
         state=License.State.EXPIRED, ends_at__gte=now - LOOKBACK
     ).select_related("product", "account")
     for lic in expired:
+        assert lic.ends_at is not None  # selected by ends_at__gte
         draft.add(
             "expired",
             {

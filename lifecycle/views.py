@@ -3,14 +3,14 @@ from datetime import UTC, datetime, time, timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods, require_safe
 
 from kernel.exports import csv_response
-from smartaccounts.actors import actor_for
+from smartaccounts.actors import PortalRequest, actor_for
 from smartaccounts.models import Organization
 from smartaccounts.selectors import accounts_for, get_account_for
 from tokens.selectors import overused_servers_in
@@ -31,7 +31,7 @@ POLL_SECONDS = 30
 
 @login_required
 @require_safe
-def account_dashboard(request: HttpRequest, account_id: str) -> HttpResponse:
+def account_dashboard(request: PortalRequest, account_id: str) -> HttpResponse:
     actor = actor_for(request)
     account = get_account_for(actor, account_id)
     context = {
@@ -57,7 +57,7 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
 
 @login_required
 @require_safe
-def account_history(request: HttpRequest, account_id: str) -> HttpResponse:
+def account_history(request: HttpRequest, account_id: str) -> HttpResponse | StreamingHttpResponse:
     actor = actor_for(request)
     account = get_account_for(actor, account_id)
     action = request.GET.get("action", "")
@@ -91,7 +91,7 @@ def account_history(request: HttpRequest, account_id: str) -> HttpResponse:
 
 @login_required
 @require_safe
-def renewals(request: HttpRequest) -> HttpResponse:
+def renewals(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The partner's view across all its customers: renewal opportunities and trouble."""
     actor = actor_for(request)
     if actor.organization is None or not actor.organization.is_partner:
@@ -142,7 +142,7 @@ def renewals(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def notifications(request: HttpRequest) -> HttpResponse:
+def notifications(request: PortalRequest) -> HttpResponse:
     """Each person's own e-mail settings: a customer's users may turn expiry reminders off."""
     actor = actor_for(request)
     user = request.user

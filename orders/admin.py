@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from smartaccounts.actors import Actor, client_address
+from smartaccounts.actors import Actor, PortalRequest, client_address
 
 from . import services
 from .models import Order, OrderLine
@@ -12,7 +12,7 @@ class OrderLineInline(admin.TabularInline):
     model = OrderLine
     extra = 0
     can_delete = False
-    fields = [
+    fields = readonly_fields = (
         "position",
         "action",
         "product",
@@ -21,8 +21,7 @@ class OrderLineInline(admin.TabularInline):
         "ends_at",
         "care_ends_at",
         "license",
-    ]
-    readonly_fields = fields
+    )
 
     def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         return False
@@ -63,13 +62,13 @@ class OrderAdmin(admin.ModelAdmin):
         return False  # orders arrive through the API
 
     @admin.action(description="Unlock selected orders")
-    def unlock_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+    def unlock_selected(self, request: PortalRequest, queryset: QuerySet[Order]) -> None:
         actor = Actor.for_user(request.user, client_address(request))
         count = sum(services.unlock_order(order=order, actor=actor)[1] for order in queryset)
         self.message_user(request, f"{count} order(s) unlocked.", messages.SUCCESS)
 
     @admin.action(description="Re-send the order e-mail (new unlock link)")
-    def resend_email(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+    def resend_email(self, request: PortalRequest, queryset: QuerySet[Order]) -> None:
         actor = Actor.for_user(request.user, client_address(request))
         sent = 0
         for order in queryset.filter(state=Order.State.LOCKED):

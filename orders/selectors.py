@@ -3,6 +3,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from kernel.identifiers import uuid_or_404
+from smartaccounts.access import access_write
 from smartaccounts.actors import Actor
 
 from .models import Order, OrderLine
@@ -31,3 +32,10 @@ def get_order_to_release_for(actor: Actor, order_id: object) -> Order:
     if not order.may_release(actor):
         raise Http404("No such order.")
     return order
+
+
+def get_rw_order_for(actor: Actor, order_id: object) -> Order:
+    """The order a portal user unlocks or re-sends: a viewer is refused (403) before any
+    lookup, anyone but the holder gets a 404 (the services ask `access_release_order` again)."""
+    access_write(actor, "Viewers cannot unlock orders or re-send their e-mails.")
+    return get_order_to_release_for(actor, order_id)

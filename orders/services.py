@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from notifications.models import OutboundEmail
 from notifications.tasks import enqueue_email
+from smartaccounts.access import access_write
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.models import (
@@ -18,12 +19,14 @@ from smartaccounts.models import (
     Organization,
     PartnerLink,
     Product,
+    SmartAccount,
     User,
 )
 from smartaccounts.secrets import hash_secret, secret_matches
 from smartaccounts.services import create_customer, invite_contact, resend_invitation
 from smartaccounts.validators import CONTROL_CHARACTERS_MESSAGE, has_control_characters
 
+from .access import access_release_order
 from .errors import OrderError
 from .models import TERMS_END_BEFORE, Order, OrderLine
 
@@ -83,16 +86,18 @@ class _Errors:
             )
 
 
-def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tuple[Order, bool]:
+def place_order(
+    *, placed_by: Organization | None, data: OrderData, actor: Actor
+) -> tuple[Order, bool]:
     """Record an order, its licenses (locked) and renewals, and queue its one e-mail.
 
     Returns (order, created). Replaying the same reference with the same body returns the
     existing order with created=False; another body under that reference is a conflict.
     """
-    if not placed_by.is_partner:
+    # A signed-in user of no organization (vendor staff made on the command line) has none.
+    if placed_by is None or not placed_by.is_partner:
         raise OrderError("permission_denied", "Only distributors and resellers place orders.")
-    if not actor.can_write:
-        raise OrderError("permission_denied", "Viewers cannot place orders.")
+    access_write(actor, "Viewers cannot place orders.")
     _validate_header_text(data)
     digest = data.digest()
     now = timezone.now()
@@ -133,9 +138,10 @@ def place_order(*, placed_by: Organization, data: OrderData, actor: Actor) -> tu
             .values_list("product_id", flat=True)
         )
         for position, line in enumerate(data.lines):
-            if line.is_renewal:
+            if line.renews is not None:
                 _apply_renewal(order, position, line, renewed[line.renews], actor)
             else:
+                assert line.product is not None  # checked by _validate_new_lines
                 _create_license(
                     order, position, line, products[line.product], owned_products, actor
                 )
@@ -292,7 +298,7 @@ def _match_or_create_customer(
 
 
 def _validate_renewals(
-    lines: list[LineData], account: object, products: dict[str, Product], now: datetime
+    lines: list[LineData], account: SmartAccount, products: dict[str, Product], now: datetime
 ) -> dict[uuid.UUID, License]:
     ids = [line.renews for line in lines if line.renews is not None]
     if not ids:
@@ -347,6 +353,8 @@ def _validate_renewals(
 def _create_license(
     order: Order, position: int, line: LineData, product: Product, owned: set[int], actor: Actor
 ) -> License:
+    # _validate_new_lines refused a new line without a kind or quantity.
+    assert line.kind is not None and line.quantity is not None
     is_subscription = line.kind == License.Kind.SUBSCRIPTION
     care_ends_at = line.care_ends_at
     if is_subscription and care_ends_at is None:
@@ -445,9 +453,7 @@ def unlock_order(*, order: Order, actor: Actor) -> tuple[Order, bool]:
     Only the order's holder may (`Order.may_release`); anyone else gets not_found, as if the
     order did not exist, and nothing changes.
     """
-    _require_holder(order, actor)
-    if actor.user is not None and not actor.can_write:
-        raise OrderError("permission_denied", "Viewers cannot unlock orders.")
+    access_release_order(actor, order)
     return _release(order, actor)
 
 
@@ -459,11 +465,6 @@ def unlock_order_with_link(*, secret: str, actor: Actor) -> tuple[Order, bool]:
     if order is None:
         raise OrderError("not_found", "This unlock link is not valid.")
     return _release(order, actor, link_secret=secret)
-
-
-def _require_holder(order: Order, actor: Actor) -> None:
-    if not order.may_release(actor):
-        raise OrderError("not_found", "No such order.")
 
 
 def _release(order: Order, actor: Actor, *, link_secret: str | None = None) -> tuple[Order, bool]:
@@ -522,9 +523,7 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
 
     Only the order's holder may (`Order.may_release`); anyone else gets not_found.
     """
-    _require_holder(order, actor)
-    if actor.user is not None and not actor.can_write:
-        raise OrderError("permission_denied", "Viewers cannot re-send order e-mails.")
+    access_release_order(actor, order)
     with transaction.atomic():
         locked = Order.objects.select_for_update().select_related("placed_by").get(pk=order.pk)
         if not locked.is_locked:

@@ -8,15 +8,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kernel.errors import STATUS_FOR_CODE
+from kernel.pages import refusal
 from kernel.sorting import Sorting
 from kernel.throttling import unlock_failures
 from smartaccounts.actors import Actor, actor_for, client_address
-from smartaccounts.decorators import partner_required, writer_required
+from smartaccounts.decorators import partner_required
 
 from . import services
 from .errors import OrderError
 from .models import Order
-from .selectors import get_order_for, get_order_to_release_for, orders_for
+from .selectors import get_order_for, get_rw_order_for, orders_for
 
 
 def _next_or_list(request: HttpRequest) -> str:
@@ -87,13 +88,12 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
 
 
 @partner_required
-@writer_required
 @require_http_methods(["GET", "POST"])
 def unlock(request: HttpRequest, order_id: str) -> HttpResponse:
     """The portal's unlock: GET shows the order and asks to confirm; only the POST unlocks.
     Only the order's holder reaches it (404 for anyone else)."""
     actor = actor_for(request)
-    order = get_order_to_release_for(actor, order_id)
+    order = get_rw_order_for(actor, order_id)
     if request.method == "GET":
         return render(
             request, "orders/order_unlock.html", {"order": order, "lines": order.lines.all()}
@@ -111,15 +111,14 @@ def unlock(request: HttpRequest, order_id: str) -> HttpResponse:
 
 
 @partner_required
-@writer_required
 @require_POST
 def resend(request: HttpRequest, order_id: str) -> HttpResponse:
     actor = actor_for(request)
-    order = get_order_to_release_for(actor, order_id)
+    order = get_rw_order_for(actor, order_id)
     try:
         services.resend_order_email(order=order, actor=actor)
     except OrderError as exc:
-        messages.error(request, exc.detail)
+        refusal(request, exc)
     else:
         messages.success(
             request,

@@ -7,8 +7,17 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject, empty
+from django_htmx.middleware import HtmxDetails
 
 from .models import ApiKey, Organization, User
+
+
+class PortalRequest(HttpRequest):
+    """A request to a portal or back-office page past `login_required` (or the admin's staff
+    check), so its user is signed in; HtmxMiddleware has run on every request."""
+
+    user: User
+    htmx: HtmxDetails
 
 
 @dataclass(frozen=True)
@@ -68,11 +77,13 @@ def client_address(request: HttpRequest) -> str | None:
     """The caller's address; behind TRUSTED_PROXY_COUNT proxies, from X-Forwarded-For."""
     proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
     if proxies:
-        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        header: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded = [p.strip() for p in header.split(",")]
         forwarded = [p for p in forwarded if p]
         if len(forwarded) >= proxies:
             return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR") or None
+    address: str | None = request.META.get("REMOTE_ADDR") or None
+    return address
 
 
 def actor_for(request: Any) -> Actor:

@@ -1,11 +1,12 @@
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from . import services
-from .actors import Actor, client_address
+from .actors import Actor, PortalRequest, client_address
 from .forms import EvaluationForm, LicenseAdminForm
 from .models import (
     ApiKey,
@@ -93,7 +94,7 @@ class SmartAccountAdmin(admin.ModelAdmin):
 
     @admin.action(description="Issue an evaluation license (expires on its own)")
     def issue_evaluation(
-        self, request: HttpRequest, queryset: QuerySet[SmartAccount]
+        self, request: PortalRequest, queryset: QuerySet[SmartAccount]
     ) -> TemplateResponse | None:
         form = EvaluationForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
@@ -120,7 +121,7 @@ class SmartAccountAdmin(admin.ModelAdmin):
                 "title": "Issue an evaluation license",
                 "form": form,
                 "accounts": queryset,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
 

@@ -1,7 +1,7 @@
 from django.http import HttpRequest
 
+from .access import can_manage_accounts
 from .actors import Actor
-from .selectors import can_manage_accounts
 
 
 def portal(request: HttpRequest) -> dict[str, bool]:

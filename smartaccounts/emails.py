@@ -17,13 +17,13 @@ from .services import INVITATION_ELSEWHERE_EMAIL, INVITATION_EMAIL, INVITED_FOR_
 PASSWORD_RESET_EMAIL = "password_reset"
 
 
-ROLE_PHRASES = {
+ROLE_PHRASES: dict[str, str] = {
     User.Role.ADMIN: "an administrator",
     User.Role.MEMBER: "a member",
     User.Role.VIEWER: "a viewer",
 }
 # What each role may do, in the invitation's words.
-ROLE_POWERS = {
+ROLE_POWERS: dict[tuple[str, bool], str] = {
     (User.Role.VIEWER, False): "see the licenses, servers and history, without changing them",
     (User.Role.VIEWER, True): "see your customers, their licenses, servers and orders, "
     "without changing them",

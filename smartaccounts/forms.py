@@ -7,7 +7,7 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .models import License, User
+from .models import License, Product, User
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -20,7 +20,8 @@ class EmailAuthenticationForm(AuthenticationForm):
     }
 
     def clean_username(self) -> str:
-        return self.cleaned_data["username"].lower()
+        username: str = self.cleaned_data["username"]
+        return username.lower()
 
 
 class InvitablePasswordResetForm(PasswordResetForm):
@@ -74,20 +75,20 @@ class RoleForm(forms.Form):
 
 
 class EvaluationForm(forms.Form):
-    product = forms.ModelChoiceField(queryset=None, label="Application")
+    product: "forms.ModelChoiceField[Product]" = forms.ModelChoiceField(
+        queryset=None, label="Application"
+    )
     quantity = forms.IntegerField(min_value=1, max_value=100_000, initial=5)
     days = forms.IntegerField(min_value=1, max_value=90, initial=30, label="Days")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from .models import Product
-
         super().__init__(*args, **kwargs)
-        self.fields["product"].queryset = Product.objects.filter(
-            is_active=True, allows_subscription=True
-        )
+        product = self.fields["product"]
+        assert isinstance(product, forms.ModelChoiceField)
+        product.queryset = Product.objects.filter(is_active=True, allows_subscription=True)
 
 
-class LicenseAdminForm(forms.ModelForm):
+class LicenseAdminForm(forms.ModelForm):  # type: ignore[type-arg]  # not generic at run time
     """The back office's license form: the quantity never drops below what servers hold.
 
     The database refuses it too (assigned <= quantity), but as a 500; here staff read which
@@ -110,8 +111,8 @@ class LicenseAdminForm(forms.ModelForm):
             "source",
         ]
 
-    def clean_quantity(self) -> int:
-        quantity = self.cleaned_data["quantity"]
+    def clean_quantity(self) -> int | None:
+        quantity: int | None = self.cleaned_data["quantity"]
         if self.instance._state.adding or quantity is None:
             return quantity
         # The admin validates and saves in one transaction; the row lock keeps an assignment

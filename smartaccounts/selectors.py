@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from kernel.identifiers import uuid_or_404
 
+from .access import access_api_keys, access_org_admin
 from .actors import Actor
 from .models import (
     ApiKey,
@@ -37,6 +38,13 @@ def api_keys_for(actor: Actor) -> QuerySet[ApiKey]:
 
 def get_api_key_for(actor: Actor, key_id: object) -> ApiKey:
     return get_object_or_404(api_keys_for(actor), pk=uuid_or_404(key_id))
+
+
+def get_rw_api_key_for(actor: Actor, key_id: object) -> ApiKey:
+    """A key of the actor's organization that the actor may revoke: 403 for anyone but its
+    admins, then 404 for an id not in it."""
+    access_api_keys(actor, actor.organization)
+    return get_api_key_for(actor, key_id)
 
 
 def authenticate_api_key(raw: str) -> ApiKey | None:
@@ -92,19 +100,6 @@ def get_account_for(actor: Actor, account_id: object) -> SmartAccount:
     )
 
 
-def can_manage_accounts(actor: Actor) -> bool:
-    """Whether the actor may change what is in the accounts it sees (servers, assignments).
-
-    Distributors watch their resellers' customers but do not manage them.
-    """
-    org = actor.organization
-    return (
-        org is not None
-        and org.kind in (Organization.Kind.CUSTOMER, Organization.Kind.RESELLER)
-        and actor.can_write
-    )
-
-
 @dataclass
 class PoolRow:
     """One application of an account: its capacities and the care status to show."""
@@ -132,7 +127,7 @@ def license_pool(account: SmartAccount, now: datetime) -> list[PoolRow]:
     what is about to lapse.
     """
     active = Q(state=License.State.ACTIVE)
-    rows = (
+    totals = (
         License.objects.filter(account=account)
         .exclude(state=License.State.REVOKED)
         .values("product")
@@ -145,7 +140,7 @@ def license_pool(account: SmartAccount, now: datetime) -> list[PoolRow]:
             without_care=Count("pk", filter=active & Q(care_ends_at__isnull=True)),
         )
     )
-    rows = list(rows)
+    rows = list(totals)
     products = Product.objects.in_bulk([row["product"] for row in rows])
     pool = []
     for row in rows:
@@ -255,6 +250,13 @@ def get_member_for(actor: Actor, user_id: object) -> User:
     return get_object_or_404(members_for(actor), pk=uuid_or_404(user_id))
 
 
+def get_rw_member_for(actor: Actor, user_id: object) -> User:
+    """A member whose role or access the actor may change: 403 for anyone but an admin of
+    the organization, then 404 as `get_member_for`."""
+    access_org_admin(actor, actor.organization)
+    return get_member_for(actor, user_id)
+
+
 @dataclass(frozen=True)
 class Invitation:
     """The latest invitation of one address that nobody has taken up or cancelled."""
@@ -321,6 +323,13 @@ def get_invitation_for(actor: Actor, invitation_id: object) -> Invitation:
         if invitation.id == wanted:
             return invitation
     raise Http404("No such invitation.")
+
+
+def get_rw_invitation_for(actor: Actor, invitation_id: object) -> Invitation:
+    """A waiting invitation the actor may re-send or cancel: 403 for anyone but an admin of
+    the organization, then 404 as `get_invitation_for`."""
+    access_org_admin(actor, actor.organization)
+    return get_invitation_for(actor, invitation_id)
 
 
 def _sent_by(event: AuditEvent, organization: Organization) -> str:

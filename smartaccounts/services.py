@@ -1,3 +1,4 @@
+import uuid
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -5,6 +6,7 @@ from django.utils import timezone
 
 from notifications.tasks import enqueue_email
 
+from .access import access_api_keys, access_auto_renew, access_org_admin
 from .actors import Actor
 from .audit import record_event
 from .errors import AccountError
@@ -43,8 +45,7 @@ ELSEWHERE_MARK = "_elsewhere"
 
 def create_api_key(*, organization: Organization, name: str, actor: Actor) -> tuple[ApiKey, str]:
     """Create a key for `organization`. Returns the row and the raw key, shown once."""
-    if actor.user is not None and not (actor.is_org_admin and actor.organization == organization):
-        raise AccountError("permission_denied", "Only an admin of the organization may do this.")
+    access_api_keys(actor, organization)
     raw = new_secret(API_KEY_PREFIX)
     with transaction.atomic():
         api_key = ApiKey.objects.create(
@@ -64,10 +65,7 @@ def create_api_key(*, organization: Organization, name: str, actor: Actor) -> tu
 
 
 def revoke_api_key(*, api_key: ApiKey, actor: Actor) -> ApiKey:
-    if actor.user is not None and not (
-        actor.is_org_admin and actor.organization == api_key.organization
-    ):
-        raise AccountError("permission_denied", "Only an admin of the organization may do this.")
+    access_api_keys(actor, api_key.organization)
     with transaction.atomic():
         updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
@@ -245,11 +243,6 @@ def _invitation_context(actor: Actor, licenses_from: Organization | None) -> dic
     }
 
 
-def _require_org_admin(actor: Actor, organization: Organization) -> None:
-    if not actor.is_system and not (actor.is_org_admin and actor.organization == organization):
-        raise AccountError("permission_denied", "Only an admin of the organization may do this.")
-
-
 def _keep_an_admin(user: User) -> None:
     """An organization never loses its last active admin: nobody could manage it any more."""
     others = User.objects.filter(
@@ -281,10 +274,7 @@ def invite_member(*, email: str, role: str, actor: Actor, full_name: str = "") -
     perhaps with another role) sends it again, either way. Only someone who has joined the
     admin's own team is no secret to the admin: that is said plainly.
     """
-    organization = actor.organization
-    if organization is None:
-        raise AccountError("permission_denied", "Only an admin of the organization may do this.")
-    _require_org_admin(actor, organization)
+    organization = access_org_admin(actor, actor.organization)
     if role not in User.Role.values:
         raise AccountError("validation_error", "Unknown role.", errors={"role": ["Unknown role."]})
     email = email.strip().lower()
@@ -348,10 +338,7 @@ def cancel_invitation(*, email: str, actor: Actor) -> bool:
     is not touched) as for a new one, whose pending user is deactivated with a fresh unusable
     password, so that the links already sent no longer work (S27).
     """
-    organization = actor.organization
-    if organization is None:
-        raise AccountError("permission_denied", "Only an admin of the organization may do this.")
-    _require_org_admin(actor, organization)
+    organization = access_org_admin(actor, actor.organization)
     email = email.strip().lower()
     data: dict[str, object] = {"email": email}
     with transaction.atomic():
@@ -375,7 +362,7 @@ def cancel_invitation(*, email: str, actor: Actor) -> bool:
 
 
 def change_role(*, user: User, role: str, actor: Actor) -> User:
-    _require_org_admin(actor, user.organization)
+    access_org_admin(actor, user.organization)
     if role not in User.Role.values:
         raise AccountError("validation_error", "Unknown role.", errors={"role": ["Unknown role."]})
     with transaction.atomic():
@@ -401,7 +388,7 @@ def change_role(*, user: User, role: str, actor: Actor) -> User:
 
 
 def deactivate_user(*, user: User, actor: Actor) -> User:
-    _require_org_admin(actor, user.organization)
+    access_org_admin(actor, user.organization)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         list(
@@ -421,7 +408,9 @@ def deactivate_user(*, user: User, actor: Actor) -> User:
 # --- License lifecycle ------------------------------------------------------------------------
 
 
-def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> LicenseRenewal | None:
+def renew_subscription(
+    *, license_id: uuid.UUID | str, now: datetime, actor: Actor
+) -> LicenseRenewal | None:
     """Extend one subscription by its renewal term if it reached its end and renews itself.
 
     Returns the renewal, or None when there was nothing to do (not due, renewal off, or this
@@ -445,6 +434,7 @@ def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> Li
         if lic is None:
             return None
         period = lic.ends_at
+        assert period is not None  # selected by ends_at__lte
         new_end = add_months(period, lic.renewal_months)
         try:
             with transaction.atomic():
@@ -477,7 +467,7 @@ def renew_subscription(*, license_id: object, now: datetime, actor: Actor) -> Li
     return renewal
 
 
-def expire_license(*, license_id: object, now: datetime, actor: Actor) -> bool:
+def expire_license(*, license_id: uuid.UUID | str, now: datetime, actor: Actor) -> bool:
     """Mark an active subscription whose term has ended as expired. True if it changed."""
     with transaction.atomic():
         changed = License.objects.filter(
@@ -485,6 +475,7 @@ def expire_license(*, license_id: object, now: datetime, actor: Actor) -> bool:
         ).update(state=License.State.EXPIRED)
         if changed:
             lic = License.objects.select_related("account").get(pk=license_id)
+            assert lic.ends_at is not None  # updated by ends_at__lte, in this transaction
             record_event(
                 actor=actor,
                 action="license.expired",
@@ -497,11 +488,7 @@ def expire_license(*, license_id: object, now: datetime, actor: Actor) -> bool:
 
 def set_auto_renew(*, license: License, enabled: bool, actor: Actor) -> License:
     """A partner turns automatic renewal of a subscription on or off."""
-    org = actor.organization
-    # The reseller serving the customer decides (distributors watch, customers use).
-    reseller = org is not None and org.kind == Organization.Kind.RESELLER
-    if not actor.is_system and not (reseller and actor.can_write):
-        raise AccountError("permission_denied", "Only the customer's reseller may change this.")
+    access_auto_renew(actor)
     if license.kind != License.Kind.SUBSCRIPTION:
         raise AccountError("validation_error", "Only subscriptions renew automatically.")
     with transaction.atomic():

@@ -1,9 +1,9 @@
 from datetime import UTC, datetime
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -14,11 +14,12 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from kernel.exports import csv_response
+from kernel.pages import refusal
 from kernel.sorting import Sorting
 
 from . import services
-from .actors import actor_for
-from .decorators import org_admin_required_for_post
+from .access import access_api_keys, access_org_admin
+from .actors import PortalRequest, actor_for
 from .errors import AccountError
 from .forms import ApiKeyForm, InviteForm, RoleForm
 from .models import License, Organization, Product, User
@@ -28,10 +29,10 @@ from .selectors import (
     api_keys_for,
     arrange_pool,
     get_account_for,
-    get_api_key_for,
-    get_invitation_for,
     get_license_for,
-    get_member_for,
+    get_rw_api_key_for,
+    get_rw_invitation_for,
+    get_rw_member_for,
     invitations_for,
     license_pool,
     licenses_by_product,
@@ -43,7 +44,7 @@ from .selectors import (
 
 @login_required
 @require_safe
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: PortalRequest) -> HttpResponse:
     """Each role lands where it works: a customer in its Smart Account, a partner on the
     customer picker, vendor staff on the back office."""
     org: Organization | None = request.user.organization
@@ -180,9 +181,7 @@ def license_auto_renew(request: HttpRequest, license_id: str) -> HttpResponse:
     try:
         services.set_auto_renew(license=lic, enabled=enabled, actor=actor)
     except AccountError as exc:
-        if exc.code == "permission_denied":
-            raise PermissionDenied from exc
-        messages.error(request, exc.detail)
+        refusal(request, exc)
     else:
         state = "on" if enabled else "off"
         messages.success(request, f"Automatic renewal of {lic.product.name} is {state}.")
@@ -199,14 +198,12 @@ def team(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST or None)
     status = 200
     if request.method == "POST":
-        if not actor.is_org_admin:
-            raise PermissionDenied
+        access_org_admin(actor, actor.organization)
         if form.is_valid():
             try:
                 email = services.invite_member(actor=actor, **form.cleaned_data)
             except AccountError as exc:
-                _form_error(form, exc)
-                status = 400
+                status = refusal(request, exc, form)
             else:
                 # The same answer whether or not the address has an account elsewhere (S27).
                 messages.success(request, f"Invitation sent to {email}.")
@@ -233,9 +230,7 @@ def team(request: HttpRequest) -> HttpResponse:
 @require_POST
 def team_role(request: HttpRequest, user_id: str) -> HttpResponse:
     actor = actor_for(request)
-    if not actor.is_org_admin:
-        raise PermissionDenied
-    user = get_member_for(actor, user_id)
+    user = get_rw_member_for(actor, user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a valid role.")
@@ -243,7 +238,7 @@ def team_role(request: HttpRequest, user_id: str) -> HttpResponse:
         try:
             user = services.change_role(user=user, role=form.cleaned_data["role"], actor=actor)
         except AccountError as exc:
-            messages.error(request, exc.detail)
+            refusal(request, exc)
         else:
             messages.success(request, f"{user.email} is now {user.get_role_display().lower()}.")
     return redirect("smartaccounts:team")
@@ -253,13 +248,11 @@ def team_role(request: HttpRequest, user_id: str) -> HttpResponse:
 @require_POST
 def team_deactivate(request: HttpRequest, user_id: str) -> HttpResponse:
     actor = actor_for(request)
-    if not actor.is_org_admin:
-        raise PermissionDenied
-    user = get_member_for(actor, user_id)
+    user = get_rw_member_for(actor, user_id)
     try:
         services.deactivate_user(user=user, actor=actor)
     except AccountError as exc:
-        messages.error(request, exc.detail)
+        refusal(request, exc)
     else:
         messages.success(request, f"{user.email} can no longer log in.")
     return redirect("smartaccounts:team")
@@ -271,13 +264,11 @@ def team_invitation_resend(request: HttpRequest) -> HttpResponse:
     """Invite the address again, with its role: the invitation form's own path, so that it
     answers alike for an address with an account elsewhere (that person is told again)."""
     actor = actor_for(request)
-    if not actor.is_org_admin:
-        raise PermissionDenied
-    invitation = get_invitation_for(actor, request.POST.get("invitation"))
+    invitation = get_rw_invitation_for(actor, request.POST.get("invitation"))
     try:
         email = services.invite_member(actor=actor, email=invitation.email, role=invitation.role)
     except AccountError as exc:
-        messages.error(request, exc.detail)
+        refusal(request, exc)
     else:
         messages.success(request, f"Invitation sent to {email}.")
     return redirect("smartaccounts:team")
@@ -287,13 +278,11 @@ def team_invitation_resend(request: HttpRequest) -> HttpResponse:
 @require_POST
 def team_invitation_cancel(request: HttpRequest) -> HttpResponse:
     actor = actor_for(request)
-    if not actor.is_org_admin:
-        raise PermissionDenied
-    invitation = get_invitation_for(actor, request.POST.get("invitation"))
+    invitation = get_rw_invitation_for(actor, request.POST.get("invitation"))
     try:
         cancelled = services.cancel_invitation(actor=actor, email=invitation.email)
     except AccountError as exc:
-        messages.error(request, exc.detail)
+        refusal(request, exc)
     else:
         if cancelled:
             messages.success(request, f"The invitation of {invitation.email} is cancelled.")
@@ -302,33 +291,31 @@ def team_invitation_cancel(request: HttpRequest) -> HttpResponse:
     return redirect("smartaccounts:team")
 
 
-def _form_error(form: forms.Form, exc: AccountError) -> None:
-    if exc.errors:
-        for field, errors in exc.errors.items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
-    else:
-        form.add_error(None, exc.detail)
-
-
-@org_admin_required_for_post
+@login_required
 @require_http_methods(["GET", "POST"])
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: PortalRequest) -> HttpResponse:
+    """Anyone in the organization may look; only its admins create keys."""
     actor = actor_for(request)
+    if actor.organization is None:
+        raise PermissionDenied
+    if request.method == "POST":
+        access_api_keys(actor, actor.organization)
     new_key = None
     form = ApiKeyForm(request.POST or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             api_key, new_key = services.create_api_key(
-                organization=request.user.organization, name=form.cleaned_data["name"], actor=actor
+                organization=actor.organization, name=form.cleaned_data["name"], actor=actor
             )
         except AccountError as exc:
-            form.add_error(None, exc.detail)
+            status = refusal(request, exc, form)
         else:
             messages.success(request, f"API key “{api_key.name}” created. Copy it now.")
             form = ApiKeyForm()
     page = Paginator(api_keys_for(actor), 25).get_page(request.GET.get("page"))
-    status = 400 if request.method == "POST" and new_key is None else 200
+    if request.method == "POST" and new_key is None and status == 200:
+        status = 400  # the form's own errors
     response = render(
         request,
         "smartaccounts/api_keys.html",
@@ -340,11 +327,11 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@org_admin_required_for_post
+@login_required
 @require_POST
 def revoke_api_key(request: HttpRequest, key_id: str) -> HttpResponse:
     actor = actor_for(request)
-    api_key = get_api_key_for(actor, key_id)
+    api_key = get_rw_api_key_for(actor, key_id)
     services.revoke_api_key(api_key=api_key, actor=actor)
     messages.success(request, f"API key “{api_key.name}” revoked.")
     return redirect("smartaccounts:api_keys")
@@ -359,7 +346,7 @@ class InvitationView(auth_views.PasswordResetConfirmView):
     post_reset_login = True
     post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
 
-    def form_valid(self, form: forms.Form) -> HttpResponse:
+    def form_valid(self, form: "SetPasswordForm[User]") -> HttpResponse:
         response = super().form_valid(form)
         messages.success(self.request, f"Welcome! Your password is set for {form.user.email}.")
         return response

@@ -95,8 +95,9 @@ def checkout(tmp_path: Path) -> Path:
         # Without make's stamp, `make run` would reinstall this virtualenv from the copy.
         pytest.skip("run through `make test`: the virtualenv has no install stamp")
     (root / ".venv").symlink_to(venv, target_is_directory=True)
-    # make's install stamp must stay newer than pyproject.toml, as after `make install`.
-    os.utime(root / "pyproject.toml", (stamp.stat().st_mtime - 1,) * 2)
+    # make's install stamp must stay newer than what it installs from, as after `make install`.
+    for name in ("pyproject.toml", "requirements-dev.lock"):
+        os.utime(root / name, (stamp.stat().st_mtime - 1,) * 2)
     return root
 
 

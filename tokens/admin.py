@@ -35,15 +35,13 @@ class ReadOnlyInline(ReadOnly, admin.TabularInline):
 
 class AssignmentInline(ReadOnlyInline):
     model = Assignment
-    fields = ["license", "quantity", "updated_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("license", "quantity", "updated_at")
     verbose_name_plural = "capacity held"
 
 
 class TokenInline(ReadOnlyInline):
     model = ActivationToken
-    fields = ["created_at", "expires_at", "used_at", "revoked_at", "created_by"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "expires_at", "used_at", "revoked_at", "created_by")
     verbose_name_plural = "activation tokens (the secrets are never stored)"
 
 
@@ -72,7 +70,7 @@ class ServerAdmin(ReadOnlyAdmin):
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     ordering = ["account__name", "name"]
-    fields = [
+    fields = readonly_fields = (
         "id",
         "account",
         "name",
@@ -88,8 +86,7 @@ class ServerAdmin(ReadOnlyAdmin):
         "last_sync_at",
         "clone_suspected_at",
         "deactivated_at",
-    ]
-    readonly_fields = fields
+    )
     inlines = [AssignmentInline, TokenInline]
 
     @admin.display(description="fingerprint")
@@ -144,8 +141,14 @@ class ActivationTokenAdmin(ReadOnlyAdmin):
     ]
     list_select_related = ["server__account"]
     date_hierarchy = "created_at"
-    fields = ["server", "created_at", "created_by", "expires_at", "used_at", "revoked_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "server",
+        "created_at",
+        "created_by",
+        "expires_at",
+        "used_at",
+        "revoked_at",
+    )
 
     @admin.display(description="account", ordering="server__account__name")
     def account(self, token: ActivationToken) -> str:

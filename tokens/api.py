@@ -14,6 +14,7 @@ from smartaccounts.models import Product
 from smartaccounts.selectors import get_account_for
 
 from . import services
+from .limits import SERVER_NAME_MAX
 from .models import Server
 from .selectors import get_server_for, held_lines, servers_of
 
@@ -48,7 +49,7 @@ NO_STORE_HEADER = OpenApiParameter(
 )
 
 
-class HeldSerializer(serializers.Serializer):
+class HeldSerializer(serializers.Serializer[Any]):
     product = serializers.CharField(source="product.code")
     name = serializers.CharField(source="product.name")
     unit = serializers.CharField(source="product.unit")
@@ -56,7 +57,7 @@ class HeldSerializer(serializers.Serializer):
     used = serializers.IntegerField(allow_null=True, help_text="As last reported by the server.")
 
 
-class ServerSerializer(serializers.Serializer):
+class ServerSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField()
     purpose = serializers.ChoiceField(choices=Server.Purpose.choices)
@@ -83,7 +84,7 @@ class ServerSerializer(serializers.Serializer):
 
     @extend_schema_field(HeldSerializer(many=True))
     def get_assignments(self, server: Server) -> list[dict[str, Any]]:
-        return HeldSerializer(held_lines(server), many=True).data
+        return HeldSerializer(held_lines(server), many=True).data  # type: ignore[return-value]  # a list (many=True)
 
 
 def _server_body(server_id: object, request: Request) -> dict[str, Any]:
@@ -91,8 +92,8 @@ def _server_body(server_id: object, request: Request) -> dict[str, Any]:
 
 
 class AccountServersApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=SERVER_NAME_MAX)
         purpose = serializers.ChoiceField(
             choices=Server.Purpose.choices, default=Server.Purpose.PRODUCTION
         )
@@ -157,10 +158,10 @@ class ServerDetailApi(APIView):
 
 
 class ServerAssignmentApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         quantity = serializers.IntegerField(min_value=0, max_value=10_000_000)
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         product = serializers.CharField()
         quantity = serializers.IntegerField(help_text="What the server now holds.")
         available = serializers.IntegerField(help_text="What the account has left to assign.")
@@ -203,7 +204,7 @@ class ServerAssignmentApi(APIView):
 
 
 class ServerTokenApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         token = serializers.CharField(help_text="Shown once: paste it into the AppSuite server.")
         expires_at = serializers.DateTimeField()
 

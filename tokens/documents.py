@@ -210,7 +210,7 @@ def issued_claims(token: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def entitlement_key(item: dict[str, Any]) -> tuple:
+def entitlement_key(item: dict[str, Any]) -> tuple[Any, ...]:
     """What an entitlement grants, without the care status (which moves with the clock)."""
     return (
         item.get("product"),

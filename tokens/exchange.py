@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.models import License
@@ -29,10 +30,10 @@ from .documents import (
     sign_content,
 )
 from .errors import TokenError
+from .limits import FINGERPRINT_MAX, HOSTNAME_MAX, NONCE_MAX, VERSION_MAX
 from .models import ActivationToken, Assignment, Server, ServerCredential
 from .secrets import normalize_token, token_checksum_ok
 from .selectors import SyncSnapshot, sync_snapshot, unknown_products
-from .services import require_manager
 
 CREDENTIAL_PREFIX = "srv_"
 
@@ -97,12 +98,12 @@ def _consume(token: ActivationToken, now: datetime) -> None:
 
 def _check_request(fingerprint: str, hostname: str, version: str) -> None:
     errors = {}
-    if not fingerprint or len(fingerprint) > 200:
-        errors["fingerprint"] = ["Required, at most 200 characters."]
-    if len(hostname) > 255:
-        errors["hostname"] = ["At most 255 characters."]
-    if len(version) > 64:
-        errors["version"] = ["At most 64 characters."]
+    if not fingerprint or len(fingerprint) > FINGERPRINT_MAX:
+        errors["fingerprint"] = [f"Required, at most {FINGERPRINT_MAX} characters."]
+    if len(hostname) > HOSTNAME_MAX:
+        errors["hostname"] = [f"At most {HOSTNAME_MAX} characters."]
+    if len(version) > VERSION_MAX:
+        errors["version"] = [f"At most {VERSION_MAX} characters."]
     if errors:
         field = next(iter(errors))
         raise TokenError("validation_error", f"{field}: {errors[field][0]}", errors=errors)
@@ -292,11 +293,13 @@ def activate_offline(*, server: Server, request: OfflineRequest, actor: Actor) -
     fingerprint refresh the file (after an expansion, say). The same request with nothing
     changed gets the very same file back.
     """
-    require_manager(actor)
+    access_manage_accounts(actor)
     _check_request(request.fingerprint, request.hostname, request.version)
-    if not request.nonce or len(request.nonce) > 200:
+    if not request.nonce or len(request.nonce) > NONCE_MAX:
         raise TokenError(
-            "validation_error", "nonce: required.", errors={"nonce": ["Required, ≤ 200 chars."]}
+            "validation_error",
+            "nonce: required.",
+            errors={"nonce": [f"Required, ≤ {NONCE_MAX} chars."]},
         )
     now = timezone.now()
     found = _find_token(request.token)

@@ -2,12 +2,15 @@ import json
 
 from django import forms
 
+from .limits import SERVER_NAME_MAX
 from .models import Server
 
 
 class ServerForm(forms.Form):
     name = forms.CharField(
-        label="Name", max_length=100, help_text="How you recognise it, e.g. “PBX-Milan-prod”."
+        label="Name",
+        max_length=SERVER_NAME_MAX,
+        help_text="How you recognise it, e.g. “PBX-Milan-prod”.",
     )
     purpose = forms.ChoiceField(
         label="Purpose", choices=Server.Purpose.choices, initial=Server.Purpose.PRODUCTION
@@ -15,7 +18,7 @@ class ServerForm(forms.Form):
 
 
 class RenameForm(forms.Form):
-    name = forms.CharField(label="Name", max_length=100)
+    name = forms.CharField(label="Name", max_length=SERVER_NAME_MAX)
 
 
 class AssignForm(forms.Form):

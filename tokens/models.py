@@ -1,6 +1,7 @@
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import F, Q
@@ -10,6 +11,11 @@ from django.utils import timezone
 from smartaccounts.actors import Actor
 from smartaccounts.models import License, SmartAccount
 from smartaccounts.selectors import accounts_for
+
+from .limits import FINGERPRINT_MAX, HOSTNAME_MAX, SERVER_NAME_MAX, VERSION_MAX
+
+if TYPE_CHECKING:
+    from .selectors import HeldLine, OfflineFile, OverUse
 
 
 class ServerQuerySet(models.QuerySet["Server"]):
@@ -35,12 +41,12 @@ class Server(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey(SmartAccount, on_delete=models.PROTECT, related_name="servers")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=SERVER_NAME_MAX)
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.PRODUCTION)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
-    fingerprint = models.CharField(max_length=200, blank=True)
-    hostname = models.CharField(max_length=255, blank=True)
-    reported_version = models.CharField(max_length=64, blank=True)
+    fingerprint = models.CharField(max_length=FINGERPRINT_MAX, blank=True)
+    hostname = models.CharField(max_length=HOSTNAME_MAX, blank=True)
+    reported_version = models.CharField(max_length=VERSION_MAX, blank=True)
     # What the server last said it uses, per product code: {"CALL_RECORDING": 12}.
     reported_usage = models.JSONField(default=dict, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
@@ -56,6 +62,12 @@ class Server(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ServerQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        # Not stored: set on the servers of a portal list for its template (tokens.views).
+        held: list[HeldLine]
+        offline_file: OfflineFile | None
+        over: list[OverUse]
 
     class Meta:
         ordering = ["name", "created_at"]

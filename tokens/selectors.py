@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 
 from kernel.identifiers import uuid_or_404
+from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import Actor
 from smartaccounts.models import CARE_EXPIRING_WITHIN, License, Product, SmartAccount
 from smartaccounts.selectors import PoolRow, accounts_for, license_pool
@@ -83,6 +84,14 @@ def with_holdings(servers: QuerySet[Server]) -> QuerySet[Server]:
 
 def get_server_for(actor: Actor, server_id: object) -> Server:
     return get_object_or_404(with_holdings(servers_for(actor)), pk=uuid_or_404(server_id))
+
+
+def get_rw_server_for(actor: Actor, server_id: object) -> Server:
+    """A server the actor may change: 404 for a server it cannot see, then 403 for a role that
+    may only look (`access_manage_accounts`; the services ask it again)."""
+    server = get_server_for(actor, server_id)
+    access_manage_accounts(actor)
+    return server
 
 
 def servers_of(account: SmartAccount, *, include_deactivated: bool = True) -> QuerySet[Server]:
@@ -402,9 +411,10 @@ def _hot_path_cursor() -> Any:
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = psycopg.Cursor(connection.connection)
+    # make_cursor wraps a driver cursor; the stubs want it wrapped already.
     if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
+        return connection.make_debug_cursor(cursor)  # type: ignore[arg-type]
+    return connection.make_cursor(cursor)  # type: ignore[arg-type]
 
 
 def unknown_products(codes: Iterable[str]) -> set[str]:

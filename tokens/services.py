@@ -2,6 +2,7 @@
 deactivate, flag stale servers. What a server itself trades with the service (activation, sync,
 the offline exchange) is exchange.py."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,17 +11,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.models import License, Product, SmartAccount
 from smartaccounts.secrets import hash_secret
-from smartaccounts.selectors import can_manage_accounts
 
 from .errors import TokenError
+from .limits import SERVER_NAME_MAX
 from .models import ActivationToken, Assignment, Server, ServerCredential
 from .secrets import new_activation_token
-
-MAX_NAME_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -40,20 +40,14 @@ class AssignmentResult:
     token: MintedToken | None = None
 
 
-def require_manager(actor: Actor) -> None:
-    """Only who may manage the accounts (admins and members; the system) changes servers."""
-    if not actor.is_system and not can_manage_accounts(actor):
-        raise TokenError("permission_denied", "Your role may not change servers or capacity.")
-
-
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
         raise TokenError(
             "validation_error", "name: a server needs a name.", errors={"name": ["Required."]}
         )
-    if len(name) > MAX_NAME_LENGTH:
-        message = f"At most {MAX_NAME_LENGTH} characters."
+    if len(name) > SERVER_NAME_MAX:
+        message = f"At most {SERVER_NAME_MAX} characters."
         raise TokenError("validation_error", f"name: {message}", errors={"name": [message]})
     return name
 
@@ -63,7 +57,9 @@ def _name_taken(name: str) -> TokenError:
     return TokenError("validation_error", f"name: {message}", errors={"name": [message]})
 
 
-def _check_name_free(account_id: object, name: str, *, server_id: object = None) -> None:
+def _check_name_free(
+    account_id: uuid.UUID, name: str, *, server_id: uuid.UUID | None = None
+) -> None:
     """Server names are unique per account among servers in use, in any case (the database
     constraint server_name_unique_in_account backs this up)."""
     others = Server.objects.filter(account_id=account_id, name__iexact=name).exclude(
@@ -76,7 +72,7 @@ def _check_name_free(account_id: object, name: str, *, server_id: object = None)
 
 
 def create_server(*, account: SmartAccount, name: str, purpose: str, actor: Actor) -> Server:
-    require_manager(actor)
+    access_manage_accounts(actor)
     if purpose not in Server.Purpose.values:
         message = f"One of: {', '.join(Server.Purpose.values)}."
         raise TokenError("validation_error", f"purpose: {message}", errors={"purpose": [message]})
@@ -98,7 +94,7 @@ def create_server(*, account: SmartAccount, name: str, purpose: str, actor: Acto
 
 
 def rename_server(*, server: Server, name: str, actor: Actor) -> Server:
-    require_manager(actor)
+    access_manage_accounts(actor)
     name = _clean_name(name)
     try:
         with transaction.atomic():
@@ -118,7 +114,7 @@ def rename_server(*, server: Server, name: str, actor: Actor) -> Server:
     return server
 
 
-def _draw_order(lic: License) -> tuple:
+def _draw_order(lic: License) -> tuple[bool, float, datetime]:
     """Which license a new assignment draws on first: perpetual before subscription, then the
     latest care end (a server keeps care longest), then the oldest."""
     care = lic.care_ends_at.timestamp() if lic.care_ends_at else float("-inf")
@@ -134,7 +130,7 @@ def assign_capacity(
     concurrent assignments see each other's effect: the sum of assignments never exceeds the
     active capacity (and the database's CHECK on License.assigned backs this up).
     """
-    require_manager(actor)
+    access_manage_accounts(actor)
     if quantity < 0:
         raise TokenError(
             "validation_error", "quantity: must be 0 or more.", errors={"quantity": ["≥ 0"]}
@@ -191,7 +187,7 @@ def assign_capacity(
                 detail,
                 extra={"available": available, "held": current},
             )
-        changed: dict[object, License] = {}
+        changed: dict[uuid.UUID, License] = {}
         if delta > 0:
             _draw(server, usable, delta, {a.license_id: a for a in held}, changed, now)
         elif delta < 0:
@@ -220,8 +216,8 @@ def _draw(
     server: Server,
     usable: list[License],
     amount: int,
-    held: dict[object, Assignment],
-    changed: dict[object, License],
+    held: dict[uuid.UUID, Assignment],
+    changed: dict[uuid.UUID, License],
     now: datetime,
 ) -> None:
     for lic in usable:
@@ -243,9 +239,9 @@ def _draw(
 
 def _release(
     held: list[Assignment],
-    licenses: dict[object, License],
+    licenses: dict[uuid.UUID, License],
     amount: int,
-    changed: dict[object, License],
+    changed: dict[uuid.UUID, License],
     now: datetime,
 ) -> None:
     # Give back in the reverse of the draw order: subscriptions before perpetual, the earliest
@@ -299,7 +295,7 @@ def _mint(server: Server, actor: Actor, now: datetime) -> MintedToken:
 
 def mint_token(*, server: Server, actor: Actor) -> MintedToken:
     """A new activation token for a pending server; any earlier one stops working."""
-    require_manager(actor)
+    access_manage_accounts(actor)
     with transaction.atomic():
         server = Server.objects.select_for_update().select_related("account").get(pk=server.pk)
         if not server.is_pending:
@@ -312,7 +308,7 @@ def mint_token(*, server: Server, actor: Actor) -> MintedToken:
 
 def deactivate_server(*, server: Server, actor: Actor) -> Server:
     """Free the server's capacity, revoke its credential and tokens. Harmless twice."""
-    require_manager(actor)
+    access_manage_accounts(actor)
     now = timezone.now()
     with transaction.atomic():
         server = Server.objects.select_for_update().select_related("account").get(pk=server.pk)
@@ -375,6 +371,7 @@ def mark_stale_servers(*, now: datetime, actor: Actor) -> list[Server]:
             ).update(state=Server.State.STALE)
             if changed:
                 server.state = Server.State.STALE
+                assert server.last_sync_at is not None  # updated by last_sync_at__lt
                 record_event(
                     actor=actor,
                     action="server.stale",

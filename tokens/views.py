@@ -1,23 +1,24 @@
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.forms.utils import ErrorList
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from kernel.exports import csv_response
+from kernel.pages import refusal
 from kernel.sorting import Sorting
-from smartaccounts.actors import actor_for
+from smartaccounts.access import access_manage_accounts
+from smartaccounts.actors import PortalRequest, actor_for
 from smartaccounts.models import Product, SmartAccount
-from smartaccounts.selectors import can_manage_accounts, get_account_for
+from smartaccounts.selectors import get_account_for
 
 from . import exchange, services
 from .errors import TokenError
@@ -28,6 +29,7 @@ from .selectors import (
     accounts_overview_for,
     current_token,
     filter_servers,
+    get_rw_server_for,
     get_server_for,
     held_lines,
     holdings,
@@ -37,12 +39,6 @@ from .selectors import (
     server_counts_by_state,
     servers_of,
 )
-
-
-def _require_manager(request: HttpRequest) -> None:
-    if not can_manage_accounts(actor_for(request)):
-        raise PermissionDenied
-
 
 # The customer picker's sortable columns (True: the first click sorts descending, largest
 # counts first) and the ordering behind each; the name breaks ties so pages stay stable.
@@ -57,7 +53,7 @@ _PICKER_ORDERINGS = {
 
 @login_required
 @require_safe
-def account_picker(request: HttpRequest) -> HttpResponse:
+def account_picker(request: PortalRequest) -> HttpResponse:
     """A partner picks the customer whose Smart Account it works in."""
     actor = actor_for(request)
     if actor.organization is None or not actor.organization.is_partner:
@@ -75,16 +71,6 @@ def account_picker(request: HttpRequest) -> HttpResponse:
         template,
         {"page": page, "q": query, "sorting": sorting},
     )
-
-
-def _add_errors(form: forms.Form, exc: TokenError) -> None:
-    """A service's refusal beside the fields it names, or above the form."""
-    named = {field: errors for field, errors in exc.errors.items() if field in form.fields}
-    for field, errors in named.items():
-        for error in errors:
-            form.add_error(field, error)
-    if not named:
-        form.add_error(None, exc.detail)
 
 
 SORT_COLUMNS = {"name": False, "state": False, "last_sync": True}
@@ -136,12 +122,13 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
     form = ServerForm(request.POST or None)
     status = 200
     if request.method == "POST":
-        _require_manager(request)
+        access_manage_accounts(actor)
+        status = 400  # the form's own errors
         if form.is_valid():
             try:
                 server = services.create_server(account=account, actor=actor, **form.cleaned_data)
             except TokenError as exc:
-                _add_errors(form, exc)
+                status = refusal(request, exc, form)
             else:
                 messages.success(
                     request,
@@ -149,7 +136,6 @@ def servers(request: HttpRequest, account_id: str) -> HttpResponse:
                     "activation token.",
                 )
                 return redirect("tokens:server", server_id=server.pk)
-        status = 400
     listed, filters = _listed_servers(request, account)
     page = Paginator(listed, 25).get_page(request.GET.get("page"))
     _mark_over_use(list(page))
@@ -239,7 +225,7 @@ def _csv_rows(listed: Any) -> Iterator[list[Any]]:
 
 @login_required
 @require_safe
-def servers_csv(request: HttpRequest, account_id: str) -> HttpResponse:
+def servers_csv(request: HttpRequest, account_id: str) -> StreamingHttpResponse:
     """The servers list as it is filtered and sorted, as CSV (every cell inert, S25)."""
     account = get_account_for(actor_for(request), account_id)
     listed, _ = _listed_servers(request, account)
@@ -248,11 +234,11 @@ def servers_csv(request: HttpRequest, account_id: str) -> HttpResponse:
 
 
 def _server_page(
-    request: HttpRequest,
+    request: PortalRequest,
     server: Server,
     *,
     status: int = 200,
-    errors: dict[str, list[str]] | None = None,
+    errors: Mapping[str, list[str] | ErrorList] | None = None,
     **extra: object,
 ) -> HttpResponse:
     now = timezone.now()
@@ -291,19 +277,18 @@ def _server_page(
 
 @login_required
 @require_safe
-def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
+def server_detail(request: PortalRequest, server_id: str) -> HttpResponse:
     return _server_page(request, get_server_for(actor_for(request), server_id))
 
 
 @login_required
 @require_POST
-def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
+def assign(request: PortalRequest, server_id: str, product: str) -> HttpResponse:
     """Set what the server holds of one product. The page is rendered, not redirected to, so a
     freshly minted token can be shown once. A refusal re-renders it with the error beside the
     field, which shows what the server really holds now (another tab may have changed it)."""
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     product_obj = get_object_or_404(Product, code=product)
     form = AssignForm(request.POST)
     if not form.is_valid():
@@ -315,10 +300,9 @@ def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
             server=server, product=product_obj, quantity=form.cleaned_data["quantity"], actor=actor
         )
     except TokenError as exc:
-        status = 409 if exc.code in ("insufficient_capacity", "validation_error") else 422
-        if exc.code == "permission_denied":
-            raise PermissionDenied from exc
-        return _server_page(request, server, status=status, errors={product_obj.code: [exc.detail]})
+        status = refusal(request, exc, form, field="quantity")
+        errors = {product_obj.code: form.errors["quantity"]}
+        return _server_page(request, server, status=status, errors=errors)
     messages.success(
         request,
         f"{server.name} now holds {result.quantity} {product_obj.unit} of {product_obj.name}.",
@@ -328,44 +312,41 @@ def assign(request: HttpRequest, server_id: str, product: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def regenerate_token(request: HttpRequest, server_id: str) -> HttpResponse:
+def regenerate_token(request: PortalRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     try:
         minted = services.mint_token(server=server, actor=actor)
     except TokenError as exc:
         # Rendered, not redirected to: a stale tab sees why, and the server as it is now.
-        messages.error(request, exc.detail)
-        return _server_page(request, server, status=409)
+        return _server_page(request, server, status=refusal(request, exc))
     messages.success(request, "A new token is ready; the previous one no longer works.")
     return _server_page(request, server, new_token=minted)
 
 
 @login_required
 @require_POST
-def rename(request: HttpRequest, server_id: str) -> HttpResponse:
+def rename(request: PortalRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     form = RenameForm(request.POST)
+    status = 400  # the form's own errors
     if form.is_valid():
         try:
             services.rename_server(server=server, name=form.cleaned_data["name"], actor=actor)
         except TokenError as exc:
-            _add_errors(form, exc)
+            status = refusal(request, exc, form)
         else:
             messages.success(request, f"Renamed to “{server.name}”.")
             return redirect("tokens:server", server_id=server.pk)
-    return _server_page(request, server, status=400, rename_form=form)
+    return _server_page(request, server, status=status, rename_form=form)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def deactivate(request: HttpRequest, server_id: str) -> HttpResponse:
+def deactivate(request: PortalRequest, server_id: str) -> HttpResponse:
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     if request.method == "POST":
         services.deactivate_server(server=server, actor=actor)
         messages.success(
@@ -381,11 +362,10 @@ def deactivate(request: HttpRequest, server_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def offline_activation(request: HttpRequest, server_id: str) -> HttpResponse:
+def offline_activation(request: PortalRequest, server_id: str) -> HttpResponse:
     """Upload a request file, download the signed license file (perpetual capacity only)."""
     actor = actor_for(request)
-    server = get_server_for(actor, server_id)
-    _require_manager(request)
+    server = get_rw_server_for(actor, server_id)
     form = OfflineRequestForm(request.POST, request.FILES)
     if not form.is_valid():
         return _server_page(request, server, status=400, offline_form=form)
@@ -396,10 +376,7 @@ def offline_activation(request: HttpRequest, server_id: str) -> HttpResponse:
             actor=actor,
         )
     except TokenError as exc:
-        if exc.code == "permission_denied":
-            raise PermissionDenied from exc
-        form.add_error("request_file", exc.detail)
-        status = 422 if exc.code == "subscription_requires_online" else 400
+        status = refusal(request, exc, form, field="request_file")
         server = get_server_for(actor, server.pk)
         return _server_page(request, server, status=status, offline_form=form)
     response = HttpResponse(json.dumps({"license": license_file}), content_type="application/json")

@@ -165,6 +165,7 @@ def test_a_wrong_token_is_a_form_error(cast, account, lab):
     mistyped = upload(client, server, request_file("act_" + "a" * 39))
     foreign = upload(client, server, request_file(other_token))
 
+    # The token is in the uploaded file, not the caller's login: the form is invalid (400).
     assert mistyped.status_code == 400
     assert "looks mistyped or truncated" in squash(mistyped.content.decode())
     assert foreign.status_code == 400
@@ -300,7 +301,7 @@ def test_every_htmx_form_of_the_server_page_targets_the_body_and_skips_browser_v
 
 
 def test_the_portal_script_swaps_refusals(settings):
-    script = (settings.BASE_DIR / "static" / "portal" / "portal.js").read_text()
+    script = (settings.PACKAGE_DIR / "static" / "portal" / "portal.js").read_text()
 
     assert "htmx:beforeSwap" in script
     assert re.search(r"new Set\(\[400, 409, 422\]\)", script)

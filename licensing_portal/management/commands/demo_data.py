@@ -1,7 +1,7 @@
 """Load the demo catalog, organizations, users and orders. Safe to run again: it only adds
 what is missing."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -81,7 +81,10 @@ class Command(BaseCommand):
         self._user("customer@example.com", customer)
 
         now = timezone.now()
-        in_days = lambda days: now + timedelta(days=days)  # noqa: E731
+
+        def in_days(days: int) -> datetime:
+            return now + timedelta(days=days)
+
         self._order(
             reseller,
             "DEMO-1001",
