@@ -32,7 +32,9 @@ _directory = multiprocess_dir()
 if _directory:
     os.makedirs(_directory, exist_ok=True)
     # Must be chosen before the first metric is made.
-    values.ValueClass = values.MultiProcessValue(process_identifier=process_identifier)
+    values.ValueClass = values.MultiProcessValue(  # type: ignore[no-untyped-call]
+        process_identifier=process_identifier
+    )
 
 SYNC_REQUESTS = Counter(
     "licensing_sync_requests",

@@ -106,7 +106,10 @@ request_logger = logging.getLogger("licensing.request")
 
 @cache
 def _organization_of() -> Callable[[HttpRequest], str | None]:
-    return import_string(settings.REQUEST_LOG_ORGANIZATION)
+    organization_of: Callable[[HttpRequest], str | None] = import_string(
+        settings.REQUEST_LOG_ORGANIZATION
+    )
+    return organization_of
 
 
 def _outcome(response: HttpResponse) -> str:

@@ -54,7 +54,7 @@ def _allowed(request: HttpRequest) -> bool:
 def scrape() -> bytes:
     registry = CollectorRegistry()
     if multiprocess_dir():
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         registry.register(OutboxCollector())
         return generate_latest(registry)
     # One process: its own values, and the outbox.
