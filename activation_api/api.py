@@ -1,8 +1,11 @@
 """The endpoints AppSuite servers call: keys, activation, sync; and the offline exchange."""
 
+import time
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
@@ -18,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kernel.metrics import observe_sync
 from kernel.problems import PROBLEM_CONTENT_TYPE, problem
 from kernel.schema import problem_responses
 from kernel.throttling import activation_failures
@@ -225,6 +229,15 @@ class SyncApi(APIView):
     # lists the credential as required (AllowAny would add an anonymous alternative).
     authentication_classes = [ServerCredentialAuthentication]
     permission_classes = []
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        data = getattr(response, "data", None)
+        refused = response.status_code >= 400 and isinstance(data, dict)
+        code = str(data.get("code", "")) if refused and isinstance(data, dict) else ""
+        observe_sync(response.status_code, code, time.perf_counter() - started)
+        return response
 
     class InputSerializer(serializers.Serializer[Any]):
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)

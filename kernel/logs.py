@@ -4,6 +4,9 @@ own request logging and the access log of gunicorn (see gunicorn.conf.py)."""
 
 import logging
 import re
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
 # Each pattern keeps the path's shape and drops the secret part.
 _SECRET_PATHS = [
@@ -26,3 +29,20 @@ class RedactSecretsFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+# Attributes Django's request logging attaches that would print a request's repr (its path,
+# possibly holding a capability) or are no use on one line.
+_DROPPED = {"request", "server_time"}
+
+
+class JsonFormatter(BaseJsonFormatter):
+    """One JSON object per line, for production logs. Strings are redacted like messages, and
+    the request objects Django attaches to its own records are left out."""
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: redact(value) if isinstance(value, str) else value
+            for key, value in log_data.items()
+            if key not in _DROPPED
+        }

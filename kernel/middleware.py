@@ -1,16 +1,21 @@
 """What every response of the project shares at the edge: a request id, private caching by
 default, problem+json for machine paths, and refusals of input no view should ever see."""
 
+import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
+from functools import cache
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.module_loading import import_string
 
-from .problems import problem_response
+from .logs import redact
+from .problems import PROBLEM_CONTENT_TYPE, problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -21,7 +26,7 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 def is_machine_path(path: str) -> bool:
     """Paths whose callers are programs: they get problem+json, never an HTML page."""
-    return path.startswith("/api/") or path == "/healthz"
+    return path.startswith(("/api/", "/internal/")) or path in ("/healthz", "/readyz")
 
 
 class RequestIdMiddleware:
@@ -94,3 +99,57 @@ class EdgeMiddleware:
                     limit=settings.API_MAX_BODY_BYTES,
                 )
         return None
+
+
+request_logger = logging.getLogger("licensing.request")
+
+
+@cache
+def _organization_of() -> Callable[[HttpRequest], str | None]:
+    organization_of: Callable[[HttpRequest], str | None] = import_string(
+        settings.REQUEST_LOG_ORGANIZATION
+    )
+    return organization_of
+
+
+def _outcome(response: HttpResponse) -> str:
+    """The problem's code for an error answered as problem+json, else the status class."""
+    if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
+        try:
+            return str(json.loads(response.content).get("code", "error"))
+        except (ValueError, AttributeError):
+            return "error"
+    if response.status_code >= 500:
+        return "server_error"
+    if response.status_code >= 400:
+        return "client_error"
+    return "ok"
+
+
+class RequestLogMiddleware:
+    """One log line per request: its id (from the log filter), organization when the request
+    was authenticated as one, method, path (capabilities redacted; no query string, no
+    headers, no body), status, duration and outcome. Never a credential: none is read here."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        request_logger.info(
+            "%s %s %s",
+            request.method,
+            redact(request.path),
+            response.status_code,
+            extra={
+                "organization": _organization_of()(request),
+                "method": request.method,
+                "path": redact(request.path),
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "outcome": _outcome(response),
+            },
+        )
+        return response

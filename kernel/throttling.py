@@ -14,6 +14,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.cache import cache
 
+from .metrics import record_lockout
+
 logger = logging.getLogger(__name__)
 
 
@@ -57,10 +59,14 @@ class FailureLimiter:
         prefix, end = self._window()
         key = f"{prefix}:{address}"
         try:
-            if not cache.add(key, 1, timeout=end - int(time.time()) + 1):
-                cache.incr(key)
+            failures = 1 if cache.add(key, 1, timeout=end - int(time.time()) + 1) else None
+            if failures is None:
+                failures = cache.incr(key)
         except Exception:
             logger.warning("Failure limiter cache unavailable", exc_info=True)
+            return
+        if failures == self.limit():  # this failure trips the limit
+            record_lockout(self.scope)
 
     def record_distinct(self, address: str | None, value: str) -> None:
         """Counts ``value`` (a username tried) once per address and window: the limit is then

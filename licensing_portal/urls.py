@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from smartaccounts import auth_views as auth_login
 
-from . import views
+from . import metrics, views
 
 admin.site.site_header = "Cloud Licensing — back office"
 admin.site.site_title = "Cloud Licensing back office"
@@ -16,6 +16,8 @@ handler500 = "licensing_portal.views.server_error"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("internal/metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("licensing_portal.api_urls")),
     path("login/", auth_login.LoginView.as_view(), name="login"),

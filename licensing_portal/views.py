@@ -7,6 +7,8 @@ from django.views.decorators.http import require_safe
 from kernel.middleware import is_machine_path
 from kernel.problems import problem_response
 
+from . import health
+
 
 @never_cache
 @require_safe
@@ -18,6 +20,26 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except DatabaseError:
         return problem_response(request, 503, "service_unavailable", "The database is unreachable.")
     return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_safe
+def readyz(request: HttpRequest) -> HttpResponse:
+    """200 when this process may take traffic: the database answers, Redis answers (when
+    configured), the outbox is not backed up and every migration is applied. 503 otherwise,
+    naming the failing checks."""
+    checks = health.readiness()
+    failing = [name for name, result in checks.items() if result not in ("ok", "skipped")]
+    if failing:
+        return problem_response(
+            request,
+            503,
+            "service_unavailable",
+            f"Not ready: {', '.join(failing)}.",
+            failing=failing,
+            checks=checks,
+        )
+    return JsonResponse({"status": "ok", "checks": checks})
 
 
 def _wants_problem(request: HttpRequest) -> bool:

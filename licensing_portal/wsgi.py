@@ -1,7 +1,54 @@
-import os
+"""The WSGI entry point: one gunicorn serves two Django handlers.
 
-from django.core.wsgi import get_wsgi_application
+The device endpoints AppSuite servers call (activation, sync, the public keys) and the probes
+(health, readiness, metrics) are answered by a lean handler whose middleware is
+MACHINE_MIDDLEWARE: request ids, the security headers, the edge refusals and caching default,
+and nothing of the portal's (sessions, CSRF, login, messages, htmx, CSP, login lockouts,
+static files). Every other path goes through the full MIDDLEWARE. Both share the settings,
+the URLs and the error pages, so a path answers the same whichever handler serves it."""
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "licensing_portal.settings.base")
 
-application = get_wsgi_application()
+import django  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class MachineHandler(WSGIHandler):
+    """A WSGI handler built from MACHINE_MIDDLEWARE instead of MIDDLEWARE."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # Django builds the chain from settings.MIDDLEWARE; it is swapped only while this
+        # handler is built, once, at start-up, before any request is served.
+        portal_middleware = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.MACHINE_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = portal_middleware
+
+
+def is_lean_path(path: str) -> bool:
+    return path.startswith(tuple(settings.MACHINE_PATH_PREFIXES))
+
+
+def build_application() -> WSGIApp:
+    django.setup(set_prefix=False)
+    portal = WSGIHandler()
+    machine = MachineHandler()
+
+    def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        handler = machine if is_lean_path(environ.get("PATH_INFO", "")) else portal
+        return handler(environ, start_response)
+
+    return dispatch
+
+
+application = build_application()

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from kernel.metrics import run_job
 from smartaccounts.actors import Actor
 from smartaccounts.renewals import expire_due_licenses, renew_due_subscriptions
 from tokens.services import mark_stale_servers
@@ -27,13 +28,15 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
     """Everything that runs once a day, in order: renew first, so nothing due to renew expires."""
     now = now or timezone.now()
     actor = Actor.system("daily jobs")
-    return {
-        "renewed": renew_due_subscriptions(now=now, actor=actor),
-        "expired": expire_due_licenses(now=now, actor=actor),
-        "stale": mark_stale_servers(now=now, actor=actor),
-        "digests": send_partner_digests(now=now),
-        "reminders": send_customer_reminders(now=now),
+    jobs: dict[str, Callable[[], int]] = {
+        "renewed": lambda: renew_due_subscriptions(now=now, actor=actor),
+        "expired": lambda: expire_due_licenses(now=now, actor=actor),
+        "stale": lambda: mark_stale_servers(now=now, actor=actor),
+        "digests": lambda: send_partner_digests(now=now),
+        "reminders": lambda: send_customer_reminders(now=now),
     }
+    # Each job's duration and item count go to the metrics (kernel.metrics.run_job).
+    return {name: run_job(name, job) for name, job in jobs.items()}
 
 
 # --- Retention ---------------------------------------------------------------------------------

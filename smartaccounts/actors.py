@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject, empty
 from django_htmx.middleware import HtmxDetails
 
 from .models import ApiKey, Organization, User
@@ -91,3 +92,17 @@ def actor_for(request: Any) -> Actor:
     if isinstance(auth, ApiKey):
         return Actor.for_api_key(auth, address)
     return Actor.for_user(request.user, address)
+
+
+def organization_logged(request: HttpRequest) -> str | None:
+    """The organization a request acted for, for its log line (REQUEST_LOG_ORGANIZATION):
+    the API key's, or the logged-in user's when the request already loaded them. Never a
+    query of its own."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiKey):
+        return str(auth.organization_id)
+    user = getattr(request, "user", None)
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:  # type: ignore[attr-defined]
+        return None  # nobody asked who is logged in: not worth a query
+    organization_id = getattr(user, "organization_id", None)
+    return str(organization_id) if organization_id else None

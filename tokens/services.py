@@ -4,7 +4,7 @@ the offline exchange) is exchange.py."""
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -346,11 +346,21 @@ def deactivate_server(*, server: Server, actor: Actor) -> Server:
     return server
 
 
+STALE_AFTER_REFRESH_PERIODS = 3
+
+
+def stale_after() -> timedelta:
+    """How long an online server may stay silent before it is stale. A steady sync records
+    last_sync_at only every SYNC_RECORD_INTERVAL, so this must exceed that interval by a
+    refresh period at least (tokens.checks enforces it at start-up)."""
+    return STALE_AFTER_REFRESH_PERIODS * settings.LICENSE_REFRESH_HINT
+
+
 def mark_stale_servers(*, now: datetime, actor: Actor) -> int:
     """Online servers silent for 3 refresh periods become stale (a later sync revives them):
     `DAILY_JOBS_BATCH_SIZE` servers per transaction, one conditional UPDATE and one insert of
     their events each. Returns how many went stale."""
-    cutoff = now - 3 * settings.LICENSE_REFRESH_HINT
+    cutoff = now - stale_after()
 
     def silent(queryset: QuerySet[Server]) -> QuerySet[Server]:
         return queryset.filter(state=Server.State.ACTIVE, last_sync_at__lt=cutoff)

@@ -1,6 +1,7 @@
 """Settings for every mode. Production differs from development by environment only."""
 
 import hashlib
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "kernel.middleware.RequestIdMiddleware",
+    "kernel.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kernel.middleware.EdgeMiddleware",
@@ -75,6 +77,24 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it answers locked-out logins.
     "axes.middleware.AxesMiddleware",
+]
+# The device endpoints and the probes are served by a lean handler (licensing_portal/wsgi.py)
+# with only this middleware: request ids, the security headers, the edge refusals and caching
+# default, host validation. Their callers are programs: no session, CSRF, login or CSP.
+MACHINE_PATH_PREFIXES = [
+    "/api/v1/activation",
+    "/api/v1/keys",
+    "/healthz",
+    "/readyz",
+    "/internal/",
+]
+MACHINE_MIDDLEWARE = [
+    "kernel.middleware.RequestIdMiddleware",
+    "kernel.middleware.RequestLogMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "kernel.middleware.EdgeMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "licensing_portal.urls"
@@ -104,10 +124,27 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# DATABASE_POOLER=pgbouncer: DATABASE_URL names a PgBouncer in transaction pooling, where a
+# session outlives no transaction: no server-side cursors, and no server-side prepared
+# statements unless DATABASE_PREPARE_THRESHOLD is set (PgBouncer >= 1.21 with
+# max_prepared_statements keeps them across its server connections). README: Production.
+DATABASE_POOLER = env_str("DATABASE_POOLER", "") or ""
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured("DATABASE_POOLER is empty or pgbouncer.")
+# After how many uses psycopg prepares a statement on the server: a number, or "none".
+_PREPARE = (
+    env_str("DATABASE_PREPARE_THRESHOLD", "") or ("none" if DATABASE_POOLER else "5")
+).lower()
+if not (_PREPARE.isdigit() or _PREPARE == "none"):
+    raise ImproperlyConfigured("DATABASE_PREPARE_THRESHOLD is a number or none.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Lets the sync hot path keep its query prepared (tokens.selectors.sync_snapshot); the
     # ORM's client-side-bound queries are not affected.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        None if _PREPARE == "none" else int(_PREPARE)
+    )
+    if DATABASE_POOLER:
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves one developer; wait for the writer instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
@@ -223,6 +260,9 @@ OUTBOX_SWEEP_AFTER = timedelta(seconds=env_int("OUTBOX_SWEEP_AFTER_SECONDS", 60)
 # How long a sender holds a row it is sending; longer than a send can take (EMAIL_TIMEOUT).
 OUTBOX_CLAIM_LEASE = timedelta(seconds=env_int("OUTBOX_CLAIM_LEASE_SECONDS", 300))
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 60)
+# /readyz fails when more e-mails than this wait to be sent, or the oldest has waited longer.
+READY_OUTBOX_MAX_UNSENT = env_int("READY_OUTBOX_MAX_UNSENT", 1000)
+READY_OUTBOX_MAX_AGE = timedelta(seconds=env_int("READY_OUTBOX_MAX_AGE_SECONDS", 15 * 60))
 # Key under which the secrets in an e-mail's links are derived from its outbox row, so a
 # repeated delivery carries the same links (SECURITY.md: S12). Kept apart from SECRET_HASH_KEY.
 OUTBOX_LINK_KEY = env_str(
@@ -292,7 +332,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over plain HTTP
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
@@ -312,6 +352,12 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# json (one object a line, the production default) or text (the default with debug on).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT is json or text.")
+# Who a request acted for, on its log line (kernel.middleware.RequestLogMiddleware).
+REQUEST_LOG_ORGANIZATION = "smartaccounts.actors.organization_logged"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -320,18 +366,31 @@ LOGGING = {
         "redact": {"()": "kernel.logs.RedactSecretsFilter"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "json": {
+            "()": "kernel.logs.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["request_id", "redact"],
-            "formatter": "plain",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# /internal/metrics answers only callers connected from these networks (the direct peer, not
+# a forwarded address), or bearing METRICS_TOKEN; anyone else gets 404.
+METRICS_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(network))  # a malformed network fails at start-up
+    for network in env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+]
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
 
 # Number of reverse proxies in front of the web processes (the TLS proxy in compose: 1).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
@@ -352,8 +411,10 @@ LICENSE_KEY_PASSPHRASE = env_str("LICENSE_KEY_PASSPHRASE", "")
 # Online documents: how long a server may run without reaching us, and when it should refresh.
 LICENSE_LEASE = timedelta(days=env_int("LICENSE_LEASE_DAYS", 30))
 LICENSE_REFRESH_HINT = timedelta(hours=env_int("LICENSE_REFRESH_HOURS", 12))
-# A steady-state sync writes nothing: last-seen, version and usage are stored at most this often.
-SYNC_RECORD_INTERVAL = timedelta(minutes=env_int("SYNC_RECORD_MINUTES", 5))
+# A steady-state sync writes nothing: with usage, version and state unchanged, last_sync_at is
+# recorded at most this often (a change is recorded at once). Servers go stale after 3 refresh
+# periods, which must exceed this by a refresh period (checked at start-up: tokens.E001).
+SYNC_RECORD_INTERVAL = timedelta(minutes=env_int("SYNC_RECORD_MINUTES", 6 * 60))
 # Cloud services offered to online servers with active care.
 CLOUD_SERVICES = env_list("CLOUD_SERVICES", ["enhanced_support", "proactive_support"])
 # Failed token / unlock-link attempts allowed per client address in a window, then 429.

@@ -160,7 +160,7 @@ def test_a_change_in_capacity_changes_the_etag_and_reaches_the_next_sync(
 
 
 def test_steady_state_syncs_write_nothing(
-    cast, activated, pending_server, device, django_assert_num_queries
+    cast, activated, pending_server, device, django_assert_num_queries, settings
 ):
     sync(device, activated["credential"], usage={"CALL_RECORDING": 3})
     before = Server.objects.get(pk=pending_server.pk).last_sync_at
@@ -176,7 +176,8 @@ def test_steady_state_syncs_write_nothing(
     assert Server.objects.get(pk=pending_server.pk).last_sync_at == before
 
     # Once SYNC_RECORD_INTERVAL has passed, last-seen is refreshed.
-    with time_machine.travel(timezone.now() + timedelta(minutes=6)):
+    later = timezone.now() + settings.SYNC_RECORD_INTERVAL + timedelta(minutes=1)
+    with time_machine.travel(later):
         sync(device, activated["credential"], usage={"CALL_RECORDING": 3})
     server = Server.objects.get(pk=pending_server.pk)
     assert server.last_sync_at > before

@@ -61,6 +61,8 @@ SKIPPED = {
     "static/": "static files, served by WhiteNoise, no tenant data",
     "media/": "no uploaded media is served",
     "healthz": "the load balancer's probe: one query, no tenant data",
+    "readyz": "the readiness probe: names its checks, no tenant data",
+    "internal/": "operators' metrics, 404 to the public (tests/test_metrics.py)",
     "api/v1/schema/": "the public API description, no tenant data",
     "api/v1/docs/": "the public API browser, no tenant data",
     "login/": "the login page itself (S15 tests in test_hardening.py)",

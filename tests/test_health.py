@@ -1,0 +1,118 @@
+"""/healthz says the process is up (one query); /readyz says it may take traffic: database,
+Redis when configured, the outbox not backed up, every migration applied. Both are served on
+the lean handler (no session, no CSP)."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import DatabaseError
+from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
+
+from licensing_portal import health
+from notifications.models import OutboundEmail
+
+from .wsgi_app import WsgiResponse, call
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh(settings, monkeypatch):
+    settings.REDIS_URL = None
+    monkeypatch.setattr(health, "_migrated", False)
+
+
+def failing(response: WsgiResponse) -> list[str]:
+    assert response.status == 503, response.body
+    assert response.header("Content-Type") == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "service_unavailable"
+    return body["failing"]
+
+
+def outbox_row(**fields) -> OutboundEmail:
+    return OutboundEmail.objects.create(kind="order", object_id="x", to=["a@example.com"], **fields)
+
+
+def test_ready_names_each_check_and_is_served_on_the_lean_path():
+    response = call("/readyz")
+
+    assert response.status == 200
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "skipped", "outbox": "ok", "migrations": "ok"},
+    }
+    assert response.header("X-Request-ID")
+    assert response.cookies == [] and response.header("Content-Security-Policy") is None
+    assert "no-cache" in response.header("Cache-Control")
+
+
+def test_head_is_answered_and_post_is_not():
+    assert call("/readyz", method="HEAD").status == 200
+    assert call("/healthz", method="HEAD").status == 200
+    assert call("/readyz", method="POST").status == 405
+
+
+def test_liveness_stays_on_the_lean_path():
+    response = call("/healthz")
+
+    assert response.status == 200 and response.json() == {"status": "ok"}
+    assert response.cookies == [] and response.header("Content-Security-Policy") is None
+
+
+def test_an_unreachable_database_fails_readiness_by_name():
+    broken = mock.MagicMock()
+    broken.cursor.side_effect = DatabaseError("connection refused")
+    with mock.patch.object(health, "connection", broken):
+        response = call("/readyz")
+
+    assert failing(response) == ["database", "outbox", "migrations"]
+    assert response.json()["checks"]["database"] == "the database is unreachable"
+
+
+def test_an_unreachable_redis_fails_readiness_when_configured(settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+    assert failing(call("/readyz")) == ["redis"]
+
+
+def test_too_many_unsent_emails_fail_readiness(settings):
+    settings.READY_OUTBOX_MAX_UNSENT = 2
+    for _ in range(3):
+        outbox_row()
+    outbox_row(sent_at=timezone.now())  # sent rows do not count
+
+    response = call("/readyz")
+
+    assert failing(response) == ["outbox"]
+    assert "3 e-mails" in response.json()["checks"]["outbox"]
+
+
+def test_an_old_unsent_email_fails_readiness(settings):
+    settings.READY_OUTBOX_MAX_AGE = timedelta(minutes=15)
+    outbox_row(created_at=timezone.now() - timedelta(minutes=10))
+    assert call("/readyz").status == 200
+
+    outbox_row(created_at=timezone.now() - timedelta(minutes=20))
+
+    assert failing(call("/readyz")) == ["outbox"]
+
+
+def test_a_row_given_up_on_does_not_hold_readiness_back(settings):
+    from notifications.services import MAX_ATTEMPTS
+
+    outbox_row(created_at=timezone.now() - timedelta(days=2), attempts=MAX_ATTEMPTS)
+
+    assert call("/readyz").status == 200
+
+
+def test_an_unapplied_migration_fails_readiness():
+    latest = MigrationRecorder.Migration.objects.filter(app="notifications").latest("id")
+    latest.delete()  # as if this code were deployed before `migrate` ran
+
+    response = call("/readyz")
+
+    assert failing(response) == ["migrations"]
+    assert "not applied" in response.json()["checks"]["migrations"]
