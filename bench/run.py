@@ -261,6 +261,11 @@ class Scenario:
             "errors": sum(r["errors"] for r in self.runs),
             "runs": self.runs,
         }
+        alone = [r["alone_ms"] for r in self.runs if "alone_ms" in r]
+        if alone:
+            summary["alone_ms_median"] = round(statistics.median(alone), 1)
+        if not all(r["requests"] for r in self.runs):
+            summary["p99_ms_median"] = None  # a run in which no answer came back in time
         writes = [r["writes_per_sync"] for r in self.runs if "writes_per_sync" in r]
         if writes:
             summary["writes_per_sync_median"] = round(statistics.median(writes), 3)
@@ -310,7 +315,11 @@ def set_sync_times(db_url: str, age: str) -> None:
                 f' WHERE "{column}" IS NOT NULL',
                 [age],
             )
-    time.sleep(0.5)  # the closed connection's counters reach pg_stat on its exit
+        # This connection's own writes must be counted before the run, not in it.
+        if conn.info.server_version >= 150000:
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            conn.execute("SELECT 1")
+    time.sleep(1)
 
 
 def collect_etags(fleet: dict[str, Any], tier: str) -> Path:
@@ -504,7 +513,14 @@ def tier_scenarios(
         return run
 
     def get(path: str, headers: dict[str, str], seconds: float = PAGE_SECONDS):
-        return lambda: wrk(f"{base}{path}", seconds=seconds, script="get.lua", headers=headers)
+        def run() -> dict[str, Any]:
+            started = time.perf_counter()
+            fetch(path, headers)  # one request alone: what a person waits on an idle server
+            alone_ms = round((time.perf_counter() - started) * 1000, 1)
+            result = wrk(f"{base}{path}", seconds=seconds, script="get.lua", headers=headers)
+            return {"alone_ms": alone_ms, **result}
+
+        return run
 
     scenarios = [
         Scenario(
@@ -528,6 +544,7 @@ def tier_scenarios(
             "sync_hourly",
             f"sync, hourly cadence (last sync 1 h ago, each of {pool:,} servers once)",
             sync_run("once", "1 hour"),
+            warm=lambda: None,  # sync_steady warmed the path; a warm-up would spend the hour
         ),
     ]
     user = {"Cookie": cookie}
@@ -619,15 +636,19 @@ def markdown(tier: str, data: dict[str, Any]) -> str:
         f"**{tier} tier** ({data['fleet']['customers']:,} customers, "
         f"{data['fleet']['servers']:,} servers)",
         "",
-        "| scenario | req/s median (min–max) | p99 | errors | writes/sync |",
-        "|---|---|---|---|---|",
+        "| scenario | req/s median (min–max) | p99 | errors | writes/sync | one request alone |",
+        "|---|---|---|---|---|---|",
     ]
     for s in data["scenarios"].values():
-        writes = s.get("writes_per_sync_median")
+        writes, alone, p99 = (
+            s.get("writes_per_sync_median"),
+            s.get("alone_ms_median"),
+            s["p99_ms_median"],
+        )
         rows.append(
-            f"| {s['label']} | {s['rps_median']:,.0f} ({s['rps_min']:,.0f}–{s['rps_max']:,.0f})"
-            f" | {s['p99_ms_median']:.1f} ms | {s['errors']} | "
-            f"{'' if writes is None else writes} |"
+            f"| {s['label']} | {s['rps_median']:,.1f} ({s['rps_min']:,.1f}–{s['rps_max']:,.1f})"
+            f" | {'none back in time' if p99 is None else f'{p99:,.0f} ms'} | {s['errors']} | "
+            f"{'' if writes is None else writes} | {'' if alone is None else f'{alone:,.0f} ms'} |"
         )
     due, idle = data["jobs"]["work_due"], data["jobs"]["nothing_to_do"]
     rows += [
@@ -649,10 +670,12 @@ def markdown(tier: str, data: dict[str, Any]) -> str:
 
 
 def machine_note(machine: dict[str, Any]) -> str:
+    load = " / ".join(str(x) for x in machine.get("load_average_at_start", []))
     return (
         f"{machine['cpus']} CPUs, Python {machine['python']}, {machine['gunicorn']}, "
         f"wrk {machine['wrk']}, {machine['repeats']} runs a scenario "
-        f"({machine['seconds']['sync']:.0f} s sync, {machine['seconds']['pages']:.0f} s pages)"
+        f"({machine['seconds']['sync']:.0f} s sync, {machine['seconds']['pages']:.0f} s pages); "
+        f"load average at the start {load}"
     )
 
 
@@ -663,6 +686,8 @@ def main() -> None:
         for tier, data in results["tiers"].items():
             print(markdown(tier, data) + "\n")
         return
+    # Stopped from outside, still stop the gunicorns it started (the `finally` blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench stopped"))
     if WRK is None:
         sys.exit("make bench drives load with wrk: install it (Debian: apt-get install wrk)")
     VAR.mkdir(exist_ok=True)
@@ -680,6 +705,8 @@ def main() -> None:
         "wrk": f"{WRK_THREADS} threads, {CONNECTIONS} connections",
         "seconds": {"sync": SECONDS, "pages": PAGE_SECONDS},
         "repeats": REPEATS,
+        # Whatever else runs on the box shares its cores; the floor in every round shows it.
+        "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
     }
     for tier in tiers:
         data = run_tier(tier)
@@ -690,7 +717,8 @@ def main() -> None:
         print()
         print(markdown(tier, data))
         print()
-    log(f"results written to {RESULTS_FILE.relative_to(ROOT)}")
+    if "--build-only" not in sys.argv:
+        log(f"results written to {RESULTS_FILE.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
