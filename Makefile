@@ -84,6 +84,9 @@ format: install
 clean:
 	rm -rf $(VENV) var
 
-# The fleet benchmark: needs PostgreSQL in DATABASE_URL (it uses <name>_bench beside it).
+# The fleet benchmark: needs PostgreSQL in DATABASE_URL (it uses <name>_bench_small and
+# <name>_bench_large beside it) and wrk (Debian: apt-get install wrk). BENCH_TIER=small|large
+# runs one tier; `$(BIN)/python -m bench.run --table` prints the last results as markdown.
 bench: install
+	@command -v wrk > /dev/null || { echo 'make bench needs wrk: apt-get install wrk' >&2; exit 2; }
 	$(BIN)/python -m bench.run

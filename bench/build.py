@@ -1,4 +1,7 @@
-"""Entry point of the fleet build, run by bench/run.py with the bench database configured."""
+"""Entry point of the fleet build, run by bench/run.py with the bench database configured.
+
+`python -m bench.build small|large FLEET_FILE`
+"""
 
 import os
 import sys
@@ -11,20 +14,30 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "licensing_portal.settings.base")
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
     from bench import fleet
 
+    tier, out = sys.argv[1], Path(sys.argv[2])
     call_command("migrate", verbosity=0)
-    fleet.build(
-        customers=int(os.environ.get("BENCH_CUSTOMERS", "1000")),
-        licenses_per_customer=int(os.environ.get("BENCH_LICENSES_PER_CUSTOMER", "20")),
-        servers_per_customer=int(os.environ.get("BENCH_SERVERS_PER_CUSTOMER", "5")),
-        out=Path(sys.argv[1]),
-    )
-    from django.db import connection
-
+    call_command("createcachetable", verbosity=0)
+    if tier == "large":
+        fleet.build_large(
+            customers=int(os.environ.get("BENCH_CUSTOMERS", "20000")),
+            licenses=int(os.environ.get("BENCH_LICENSES_PER_CUSTOMER", "10")),
+            servers_per_customer=int(os.environ.get("BENCH_SERVERS_PER_CUSTOMER", "5")),
+            audit_events=int(os.environ.get("BENCH_AUDIT_EVENTS", "2000000")),
+            out=out,
+        )
+    else:
+        fleet.build_small(
+            customers=int(os.environ.get("BENCH_CUSTOMERS", "1000")),
+            licenses=int(os.environ.get("BENCH_LICENSES_PER_CUSTOMER", "20")),
+            servers_per_customer=int(os.environ.get("BENCH_SERVERS_PER_CUSTOMER", "5")),
+            out=out,
+        )
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # fresh statistics, as autovacuum would give a live system
+        cursor.execute("VACUUM ANALYZE")  # fresh statistics, as autovacuum would give a live system
 
 
 if __name__ == "__main__":
