@@ -55,10 +55,19 @@ class DigestDraft:
 
     partner: Organization
     entries: list[Entry] = field(default_factory=list)
+    _reminders: set[ReminderKey] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reminders = {entry.reminder for entry in self.entries}
 
     def add(
         self, section: str, item: dict[str, Any], reminder: ReminderKey, urgency: int = NOW_URGENT
     ) -> None:
+        """Add an item, once: a second item with the same reminder is the same news (its
+        reminder is unique, and a repeated one would make the digest fail to record)."""
+        if reminder in self._reminders:
+            return
+        self._reminders.add(reminder)
         self.entries.append(Entry(section, item, reminder, urgency))
 
     def without(self, told: set[ReminderKey]) -> "DigestDraft":

@@ -10,10 +10,10 @@ from django.core import mail
 from django.db.models.signals import post_init
 from django.utils import timezone
 
-from lifecycle.digests import send_partner_digests
+from lifecycle.digests import DigestDraft, send_partner_digests
 from lifecycle.models import Digest, Reminder
 from orders.models import Order
-from smartaccounts.models import License
+from smartaccounts.models import License, Organization
 
 from ..conftest import api_client_for
 from ..orders.payloads import URL, order_body
@@ -148,3 +148,14 @@ def test_a_license_unlocked_after_its_threshold_is_told_at_its_current_one(
 
     (item,) = digest_today(cast.alice_reseller).content["terms_ending"]
     assert (item["product"], item["threshold"], item["days_left"]) == ("Call Recording", 60, 46)
+
+
+def test_an_item_reported_twice_with_the_same_reminder_is_told_once():
+    draft = DigestDraft(partner=Organization(name="P"))
+    reminder = ("license-1", "renewed", "2031-06-03")
+    draft.add("renewed", {"license": "license-1"}, reminder)
+    draft.add("renewed", {"license": "license-1", "again": True}, reminder)
+
+    assert draft.counts["renewed"] == 1
+    assert draft.reminders == [reminder]
+    assert draft.without(set()).reminders == [reminder]
