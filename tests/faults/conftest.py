@@ -37,6 +37,17 @@ needs_redis_server = pytest.mark.skipif(
     REDIS_SERVER is None,
     reason="needs the redis-server binary to run a throwaway broker it can stop and start",
 )
+# Every fault test module's marks.
+FAULT_TEST_MARKS = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason=(
+            "fault tests need PostgreSQL (set DATABASE_URL): worker subprocesses share the test "
+            "database and connections are terminated with pg_terminate_backend"
+        ),
+    ),
+]
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:

@@ -15,6 +15,7 @@ from ..concurrency import in_background
 from ..conftest import api_client_for
 from ..orders.payloads import URL, order_body
 from .conftest import (
+    FAULT_TEST_MARKS,
     _admin_connection,
     _first_query,
     messages_in,
@@ -25,16 +26,7 @@ from .conftest import (
     wait_for,
 )
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason=(
-            "fault tests need PostgreSQL (set DATABASE_URL): worker subprocesses share the test "
-            "database and connections are terminated with pg_terminate_backend"
-        ),
-    ),
-]
+pytestmark = FAULT_TEST_MARKS
 
 
 @needs_redis_server

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from licensing_portal.celery import app as celery_app
@@ -18,6 +17,7 @@ from smartaccounts.models import License
 from ..conftest import api_client_for
 from ..orders.payloads import URL, order_body
 from .conftest import (
+    FAULT_TEST_MARKS,
     _reset_broker_pools,
     finished_tasks,
     free_port,
@@ -27,16 +27,7 @@ from .conftest import (
     wait_for,
 )
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason=(
-            "fault tests need PostgreSQL (set DATABASE_URL): worker subprocesses share the test "
-            "database and connections are terminated with pg_terminate_backend"
-        ),
-    ),
-]
+pytestmark = FAULT_TEST_MARKS
 
 
 @needs_redis_server
