@@ -102,7 +102,7 @@ def test_the_stale_job_never_flags_a_server_that_syncs_hourly(activated, pending
         now = start + timedelta(hours=hour)
         writes_of_sync(device, activated["credential"], now)
         # Just before its next record, the last recorded sync is 5 hours and more old.
-        assert services.mark_stale_servers(now=now + timedelta(minutes=59), actor=system) == []
+        assert services.mark_stale_servers(now=now + timedelta(minutes=59), actor=system) == 0
     assert Server.objects.get(pk=pending_server.pk).state == Server.State.ACTIVE
 
 
