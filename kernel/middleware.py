@@ -137,16 +137,19 @@ class RequestLogMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
+        if not request_logger.isEnabledFor(logging.INFO):
+            return response  # nothing to build when the line would be dropped
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        path = redact(request.path)
         request_logger.info(
             "%s %s %s",
             request.method,
-            redact(request.path),
+            path,
             response.status_code,
             extra={
                 "organization": _organization_of()(request),
                 "method": request.method,
-                "path": redact(request.path),
+                "path": path,
                 "status": response.status_code,
                 "duration_ms": duration_ms,
                 "outcome": _outcome(response),

@@ -168,3 +168,14 @@ def test_json_is_the_default_without_debug_and_log_format_chooses(env, expected)
         [sys.executable, "-c", script], env=environ, cwd=ROOT, capture_output=True, check=True
     )
     assert found.stdout.decode().strip() == expected
+
+
+def test_no_line_is_built_when_the_request_log_is_off(client, caplog, monkeypatch):
+    calls = []
+    monkeypatch.setattr("kernel.middleware.redact", lambda path: calls.append(path) or path)
+    with caplog.at_level(logging.WARNING, logger="licensing.request"):
+        assert client.get("/healthz").status_code == 200
+    assert calls == [] and not [r for r in caplog.records if r.name == "licensing.request"]
+    with caplog.at_level(logging.INFO, logger="licensing.request"):
+        client.get("/healthz")
+    assert calls == ["/healthz"]  # redacted once per line
