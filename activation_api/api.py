@@ -1,10 +1,12 @@
 """The endpoints AppSuite servers call: keys, activation, sync; and the offline exchange."""
 
+import functools
+import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseNotModified, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -22,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.metrics import observe_sync
-from kernel.problems import PROBLEM_CONTENT_TYPE, problem
+from kernel.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from kernel.schema import problem_responses
 from kernel.throttling import activation_failures
 from smartaccounts.actors import actor_for, client_address
@@ -40,6 +42,9 @@ from tokens.errors import TokenError
 from tokens.limits import FINGERPRINT_MAX, HOSTNAME_MAX, NONCE_MAX, TOKEN_INPUT_MAX, VERSION_MAX
 from tokens.selectors import get_server_for
 from tokens.signing import jwk, published_keys
+
+if TYPE_CHECKING:
+    from rest_framework.views import AsView, GenericView
 
 GUESSING_CODES = {"token_invalid", "token_expired", "token_used"}
 
@@ -195,10 +200,13 @@ def _well_formed_sync(body: Any) -> dict[str, Any] | None:
     if len(usage) > USAGE_MAX_PRODUCTS or not all(
         type(k) is str
         and 0 < len(k) <= PRODUCT_CODE_LENGTH
+        and "\x00" not in k
         and type(v) is int
         and 0 <= v < USAGE_LIMIT
         for k, v in usage.items()
     ):
+        return None
+    if "\x00" in fingerprint or "\x00" in version:
         return None
     return {"fingerprint": fingerprint.strip(), "version": version.strip(), "usage": usage}
 
@@ -217,11 +225,77 @@ class UsageField(serializers.DictField):
         value = super().to_internal_value(data)
         if len(value) > USAGE_MAX_PRODUCTS:
             raise serializers.ValidationError(f"At most {USAGE_MAX_PRODUCTS} products.")
-        if any(not 0 < len(code) <= PRODUCT_CODE_LENGTH for code in value):
+        if any(not 0 < len(code) <= PRODUCT_CODE_LENGTH or "\x00" in code for code in value):
             raise serializers.ValidationError(
-                f"A product code is 1 to {PRODUCT_CODE_LENGTH} characters."
+                f"A product code is 1 to {PRODUCT_CODE_LENGTH} characters, none of them NUL."
             )
         return value
+
+
+# What an ordinary sync asks to be answered in; any other Accept goes through DRF's negotiation.
+PLAIN_ACCEPT = frozenset({"", "*/*", "application/json", "application/*", PROBLEM_CONTENT_TYPE})
+COMPACT_JSON = {"separators": (",", ":"), "ensure_ascii": False}
+
+
+def _plain_sync(request: HttpRequest) -> HttpResponseBase | None:
+    """An ordinary sync, answered without DRF's request machinery.
+
+    Thousands of servers sync every hour; for them DRF's request wrapper, content negotiation
+    and renderer cost as much as the sync itself. A POST of a well-formed JSON body asking for
+    JSON is answered here by the same service, with the same status codes, headers and
+    problem documents. Everything else (another method or media type, an unusual Accept, a
+    body the serializer must explain) returns None and goes through SyncApi as before."""
+    if (
+        request.method != "POST"
+        or request.content_type != "application/json"
+        or (request.content_params or {}).get("charset", "utf-8").lower() != "utf-8"
+        or request.META.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT
+    ):
+        return None
+    try:
+        data = _well_formed_sync(json.loads(request.body))
+    except (ValueError, RecursionError):
+        return None
+    if data is None:
+        return None
+    try:
+        result = exchange.sync_server(
+            credential=bearer_token(request) or "",
+            fingerprint=data["fingerprint"],
+            version=data["version"],
+            usage=data["usage"],
+            address=client_address(request),
+            if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
+        )
+    except Exception as exc:
+        found = problem_for(exc, {"request": request})
+        if found is None:
+            raise
+        body, headers = found
+        return JsonResponse(
+            body,
+            status=body["status"],
+            headers=headers,
+            content_type=PROBLEM_CONTENT_TYPE,
+            json_dumps_params=COMPACT_JSON,
+        )
+    if result.document is None:
+        return HttpResponseNotModified(headers={"ETag": result.etag})
+    return JsonResponse(
+        {"license": result.document.token},
+        headers={"ETag": result.etag},
+        json_dumps_params=COMPACT_JSON,
+    )
+
+
+def _sync_outcome(response: HttpResponseBase) -> str:
+    """The problem's code of a refused sync (for the metrics), else ""."""
+    if response.status_code < 400:
+        return ""
+    data = getattr(response, "data", None)
+    if data is None and response.get("Content-Type") == PROBLEM_CONTENT_TYPE:
+        data = json.loads(response.content)  # type: ignore[attr-defined]  # a JsonResponse
+    return str(data.get("code", "")) if isinstance(data, dict) else ""
 
 
 class SyncApi(APIView):
@@ -230,14 +304,23 @@ class SyncApi(APIView):
     authentication_classes = [ServerCredentialAuthentication]
     permission_classes = []
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        started = time.perf_counter()
-        response = super().dispatch(request, *args, **kwargs)
-        data = getattr(response, "data", None)
-        refused = response.status_code >= 400 and isinstance(data, dict)
-        code = str(data.get("code", "")) if refused and isinstance(data, dict) else ""
-        observe_sync(response.status_code, code, time.perf_counter() - started)
-        return response
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> "AsView[GenericView]":
+        """DRF's view behind the plain path: the URL, the schema and CSRF exemption see
+        SyncApi (the wrapper carries the view's attributes), while an ordinary sync is
+        answered by _plain_sync."""
+        drf_view = super().as_view(**initkwargs)
+
+        @functools.wraps(drf_view)
+        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            started = time.perf_counter()
+            response = _plain_sync(request) or drf_view(request, *args, **kwargs)
+            observe_sync(
+                response.status_code, _sync_outcome(response), time.perf_counter() - started
+            )
+            return response
+
+        return cast("AsView[GenericView]", view)
 
     class InputSerializer(serializers.Serializer[Any]):
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)

@@ -57,6 +57,8 @@ SYNC_POOL = int(os.environ.get("BENCH_SYNC_POOL", "10000"))
 # PostgreSQL sends a backend's table counters to pg_stat_user_tables at most every 10 s when
 # idle; the writes-per-sync figure waits that long after a run before it reads them.
 STATS_WAIT = float(os.environ.get("BENCH_STATS_WAIT", "11"))
+# A quick look while working: only these scenarios (and the floor), no jobs, no results file.
+ONLY = {name.strip() for name in os.environ.get("BENCH_ONLY", "").split(",") if name.strip()}
 WRK = shutil.which("wrk")
 
 
@@ -612,6 +614,8 @@ def run_tier(tier: str) -> dict[str, Any]:
     try:
         sync_file = collect_etags(fleet, tier)
         scenarios = tier_scenarios(tier, db_url, fleet, sync_file, session_cookie())
+        if ONLY:
+            scenarios = [s for s in scenarios if s.name == "floor" or s.name in ONLY]
         for round_number in range(REPEATS):
             for scenario in scenarios:
                 drain()
@@ -633,6 +637,16 @@ def run_tier(tier: str) -> dict[str, Any]:
     finally:
         stop(portal)
         stop(floor)
+    if ONLY:
+        floor_rps = scenarios[0].summary()["rps_median"]
+        for scenario in scenarios:
+            summary = scenario.summary()
+            log(
+                f"{tier} {scenario.name}: median {summary['rps_median']} req/s "
+                f"({summary['rps_median'] / floor_rps:.2f}x the floor), "
+                f"p99 {summary['p99_ms_median']} ms"
+            )
+        return {}
     make_work_due(db_url)
     jobs_due = run_jobs(db_url, "work due")
     jobs_idle = run_jobs(db_url, "nothing to do")
@@ -747,7 +761,7 @@ def main() -> None:
         print()
         print(markdown(tier, data))
         print()
-    if "--build-only" not in sys.argv:
+    if "--build-only" not in sys.argv and not ONLY:
         log(f"results written to {RESULTS_FILE.relative_to(ROOT)}")
 
 

@@ -68,7 +68,11 @@ def _bearer_challenge(code: str, context: dict[str, Any]) -> str:
     return 'Bearer realm="api"'
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def problem_for(
+    exc: Exception, context: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """The problem document and headers an exception is answered with, None for one that is
+    not an expected refusal (a bug: it stays a 500). `context` may hold the request."""
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         status = exc.status
@@ -111,6 +115,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = problem(exc.status_code, "server_error", str(exc.detail))
     else:
         return None
+    return body, headers
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler: every refusal as problem+json."""
+    found = problem_for(exc, context)
+    if found is None:
+        return None
+    body, headers = found
     response = Response(body, status=body["status"], headers=headers)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response

@@ -24,3 +24,8 @@ def hash_secret(raw: str) -> str:
 
 def secret_matches(raw: str, digest: str) -> bool:
     return hmac.compare_digest(hash_secret(raw), digest)
+
+
+def digests_match(digest: str, stored: str) -> bool:
+    """A digest already computed (hash_secret) against a stored one, in constant time."""
+    return hmac.compare_digest(digest, stored)

@@ -15,7 +15,7 @@ from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 from smartaccounts.models import License
-from smartaccounts.secrets import hash_secret, new_secret, secret_matches
+from smartaccounts.secrets import digests_match, hash_secret, new_secret, secret_matches
 
 from .documents import (
     OFFLINE,
@@ -177,10 +177,11 @@ def sync_server(
     once SYNC_RECORD_INTERVAL has passed) and nothing is signed when the server's ETag is
     current.
     """
-    snapshot = None
+    snapshot, digest = None, ""
     if credential.startswith(CREDENTIAL_PREFIX):
-        snapshot = sync_snapshot(hash_secret(credential))
-    if snapshot is None or not secret_matches(credential, snapshot.credential_hash):
+        digest = hash_secret(credential)
+        snapshot = sync_snapshot(digest)
+    if snapshot is None or not digests_match(digest, snapshot.credential_hash):
         raise TokenError("not_authenticated", "Unknown server credential.")
     if snapshot.revoked:
         raise TokenError(

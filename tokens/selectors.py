@@ -1,12 +1,14 @@
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Lower
 from django.shortcuts import get_object_or_404
@@ -420,14 +422,26 @@ class SyncSnapshot:
         return Subject(self.server_id, self.fingerprint, self.account_id, self.account_name)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _when(value: object) -> datetime | None:
-    # PostgreSQL hands back aware datetimes; SQLite (the embedded default) naive ones, in UTC.
+    # PostgreSQL: microseconds since the epoch (see _snapshot_sql); SQLite (the embedded
+    # default): its text, naive, in UTC.
     if value is None:
         return None
+    if isinstance(value, int):
+        return EPOCH + timedelta(microseconds=value)
     moment = value if isinstance(value, datetime) else parse_datetime(str(value))
     if moment is not None and moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment
+
+
+def _id(value: object) -> str:
+    # PostgreSQL: the uuid as text already; SQLite: 32 hex digits.
+    text = str(value)
+    return text if len(text) == 36 else str(uuid.UUID(text))
 
 
 def _usage(value: object) -> dict[str, Any]:
@@ -441,24 +455,51 @@ def _usage(value: object) -> dict[str, Any]:
     return {}
 
 
-def _hot_path_cursor() -> Any:
-    """A cursor whose statements PostgreSQL may keep prepared.
-
-    Django's cursors bind parameters on the client, so every statement is planned anew; and
-    planning the sync join costs several times running it. This cursor binds on the server
-    (psycopg prepares a statement after `prepare_threshold` uses, see settings) and is wrapped
-    like Django's own: execute wrappers, query logging and error translation all apply.
-    """
-    if connection.vendor != "postgresql":
-        return connection.cursor()
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        cursor = psycopg.Cursor(connection.connection)
+def _run(db: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a statement whose plan PostgreSQL may keep: Django's cursors bind parameters on the
+    client, so every statement is planned anew, and planning the sync join costs several times
+    running it. This cursor binds on the server (psycopg prepares a statement after
+    `prepare_threshold` uses, see settings) and is wrapped like Django's own: execute wrappers,
+    query logging and error translation all apply."""
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        raw = psycopg.Cursor(db.connection)
     # make_cursor wraps a driver cursor; the stubs want it wrapped already.
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)  # type: ignore[arg-type]
-    return connection.make_cursor(cursor)  # type: ignore[arg-type]
+    make = db.make_debug_cursor if db.queries_logged else db.make_cursor
+    with make(raw) as cursor:  # type: ignore[arg-type]
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
+def _hot_rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows of the sync's one read.
+
+    With CONN_HEALTH_CHECKS Django pings a reused connection before its first statement in a
+    request: a round trip on every sync. Here the read itself is that check: when a connection
+    the database dropped since the last request fails it, it is closed and the read runs again
+    on a new one (it writes nothing, so running it twice is harmless). Inside a transaction,
+    or on a connection already used in this request, a failure is an error as before."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+    first_use = (
+        db.connection is not None
+        and db.health_check_enabled  # type: ignore[attr-defined]  # not in the stubs
+        and not db.health_check_done  # type: ignore[attr-defined]  # not in the stubs
+        and not db.in_atomic_block
+    )
+    if first_use:
+        db.health_check_done = True  # type: ignore[attr-defined]
+    try:
+        return _run(db, sql, params)
+    except OperationalError:
+        if not first_use or db.is_usable():
+            raise
+        db.close()
+        return _run(db, sql, params)
 
 
 def unknown_products(codes: Iterable[str]) -> set[str]:
@@ -469,12 +510,18 @@ def unknown_products(codes: Iterable[str]) -> set[str]:
     return wanted - set(Product.objects.filter(code__in=wanted).values_list("code", flat=True))
 
 
-def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
-    """The credential, its server and account and what the server holds, in one query.
+@functools.cache
+def _snapshot_sql(vendor: str) -> str:
+    """The sync's one read. On PostgreSQL it hands back plain integers and text: decoding five
+    timestamps and three uuids a row through the driver's loaders cost more than the query."""
+    pg = vendor == "postgresql"
 
-    Thousands of servers call sync every day; written as one SQL statement because building
-    and compiling the equivalent ORM queries cost more than running them.
-    """
+    def when(column: str) -> str:
+        return f"(extract(epoch FROM {column}) * 1000000)::bigint" if pg else column
+
+    def text(column: str) -> str:
+        return f"{column}::text" if pg else column
+
     credential, server, account = (
         ServerCredential._meta.db_table,
         Server._meta.db_table,
@@ -485,11 +532,12 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
         License._meta.db_table,
         Product._meta.db_table,
     )
-    sql = f"""
-        SELECT c.id, c.revoked_at, c.credential_hash, s.id, s.name, s.state, s.fingerprint,
-               s.reported_version, s.last_sync_at, s.first_sync_at, s.clone_suspected_at,
-               a.id, a.name, asg.quantity, l.id, l.kind, l.ends_at, l.care_ends_at,
-               p.code, p.name, p.unit, s.reported_usage
+    return f"""
+        SELECT c.id, c.revoked_at IS NOT NULL, c.credential_hash, {text("s.id")}, s.name,
+               s.state, s.fingerprint, s.reported_version, {when("s.last_sync_at")},
+               {when("s.first_sync_at")}, {when("s.clone_suspected_at")}, {text("a.id")},
+               a.name, asg.quantity, {text("l.id")}, l.kind, {when("l.ends_at")},
+               {when("l.care_ends_at")}, p.code, p.name, p.unit, s.reported_usage
           FROM {credential} c
           JOIN {server} s ON s.id = c.server_id
           JOIN {account} a ON a.id = s.account_id
@@ -499,10 +547,18 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
          WHERE c.credential_hash = %s
          ORDER BY p.code, l.created_at
     """  # noqa: S608 - table names come from the models, values are parameters
-    params = [License.State.ACTIVE, credential_hash]
-    with _hot_path_cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+
+
+def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
+    """The credential, its server and account and what the server holds, in one query.
+
+    Thousands of servers call sync every hour; written as one SQL statement because building
+    and compiling the equivalent ORM queries cost more than running them.
+    """
+    rows = _hot_rows(
+        _snapshot_sql(connections[DEFAULT_DB_ALIAS].vendor),
+        [License.State.ACTIVE, credential_hash],
+    )
     if not rows:
         return None
     first = rows[0]
@@ -513,7 +569,7 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
             unit=row[20],
             quantity=row[13],
             kind=row[15],
-            license_id=str(uuid.UUID(str(row[14]))),
+            license_id=_id(row[14]),
             ends_at=_when(row[16]),
             care_ends_at=_when(row[17]),
         )
@@ -523,8 +579,8 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
     return SyncSnapshot(
         credential_id=str(first[0]),
         credential_hash=first[2],
-        revoked=first[1] is not None,
-        server_id=str(uuid.UUID(str(first[3]))),
+        revoked=bool(first[1]),
+        server_id=_id(first[3]),
         server_name=first[4],
         state=first[5],
         fingerprint=first[6],
@@ -533,7 +589,7 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
         last_sync_at=_when(first[8]),
         first_sync_at=_when(first[9]),
         clone_suspected_at=_when(first[10]),
-        account_id=str(uuid.UUID(str(first[11]))),
+        account_id=_id(first[11]),
         account_name=first[12],
         held=held,
     )
