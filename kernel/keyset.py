@@ -149,8 +149,52 @@ class Window:
     has_next: bool
 
 
+@dataclass(frozen=True)
+class Merged:
+    """One list read from disjoint querysets that each carry the sort's key fields and can
+    each be walked in that order on an index of their own (licenses by term end, licenses by
+    care end): a page reads at most size + 1 rows of each and merges them. One query per part;
+    every key of the sort runs in the same direction."""
+
+    parts: tuple[QuerySet[Any], ...]
+
+
+Source = QuerySet[Any] | Merged
+
+
+def _read(
+    source: Source,
+    keys: Sequence[Key],
+    *,
+    size: int,
+    start: int = 0,
+    values: Sequence[Any] | None = None,
+    backwards: bool = False,
+) -> list[Any]:
+    """size + 1 rows from `start` in the keys' order (reversed when `backwards`), after
+    `values` when given; without prefetching (see _prefetched)."""
+    if isinstance(source, QuerySet):
+        queryset = source
+        if values is not None:
+            queryset = queryset.filter(_beyond(keys, values, backwards=backwards))
+        order = [key.reverse_order if backwards else key.order for key in keys]
+        return _fetch(queryset.order_by(*order), size, start)
+    descending = {key.descending for key in keys}
+    if len(descending) != 1:
+        raise ValueError("a merged list sorts every key in one direction")
+    rows = [
+        row
+        for part in source.parts
+        for row in _read(part, keys, size=start + size, values=values, backwards=backwards)
+    ]
+    rows.sort(
+        key=lambda row: tuple(key.read(row) for key in keys), reverse=descending.pop() != backwards
+    )
+    return rows[start : start + size + 1]
+
+
 def seek(
-    queryset: QuerySet[Any],
+    source: Source,
     keys: Sequence[Key],
     *,
     size: int,
@@ -159,27 +203,24 @@ def seek(
     last: int | None = None,
 ) -> Window:
     """One page: the `size` rows after `values` (before them when `backwards`), the first page
-    when there are no values, or the final `last` rows. One query, reading at most size+1 rows."""
-    forward = [key.order for key in keys]
-    reverse = [key.reverse_order for key in keys]
+    when there are no values, or the final `last` rows. One query (one per part of a merged
+    list), reading at most size+1 rows."""
     if last is not None:
-        rows = _fetch(queryset.order_by(*reverse), last)
+        rows = _read(source, keys, size=last, backwards=True)
         more = len(rows) > last
-        rows = _prefetched(queryset, rows[:last])
+        rows = _prefetched(source, rows[:last])
         rows.reverse()
         return Window(rows, has_previous=more, has_next=False)
     if values is None:
-        rows = _fetch(queryset.order_by(*forward), size)
-        return Window(_prefetched(queryset, rows[:size]), False, has_next=len(rows) > size)
-    beyond = queryset.filter(_beyond(keys, values, backwards=backwards))
+        rows = _read(source, keys, size=size)
+        return Window(_prefetched(source, rows[:size]), False, has_next=len(rows) > size)
+    rows = _read(source, keys, size=size, values=values, backwards=backwards)
     if backwards:
-        rows = _fetch(beyond.order_by(*reverse), size)
         more = len(rows) > size
-        rows = _prefetched(queryset, rows[:size])
+        rows = _prefetched(source, rows[:size])
         rows.reverse()
         return Window(rows, has_previous=more, has_next=True)
-    rows = _fetch(beyond.order_by(*forward), size)
-    return Window(_prefetched(queryset, rows[:size]), True, has_next=len(rows) > size)
+    return Window(_prefetched(source, rows[:size]), True, has_next=len(rows) > size)
 
 
 def _fetch(queryset: QuerySet[Any], size: int, start: int = 0) -> list[Any]:
@@ -188,16 +229,20 @@ def _fetch(queryset: QuerySet[Any], size: int, start: int = 0) -> list[Any]:
     return list(queryset.prefetch_related(None)[start : start + size + 1])
 
 
-def _prefetched(queryset: QuerySet[Any], rows: list[Any]) -> list[Any]:
+def _prefetched(source: Source, rows: list[Any]) -> list[Any]:
+    queryset = source if isinstance(source, QuerySet) else source.parts[0]
     lookups = queryset._prefetch_related_lookups  # type: ignore[attr-defined]  # not in the stubs
     if lookups and rows:
         prefetch_related_objects(rows, *lookups)
     return rows
 
 
-def capped_count(queryset: QuerySet[Any], cap: int = COUNT_CAP) -> int:
+def capped_count(source: Source, cap: int = COUNT_CAP) -> int:
     """How many rows, counting no further than cap + 1 (more than `cap` answers cap + 1)."""
-    return queryset.order_by().values("pk")[: cap + 1].count()
+    if isinstance(source, Merged):  # one query: the parts' rows, appended, up to cap + 1
+        first, *others = (part.order_by().values("pk") for part in source.parts)
+        return first.union(*others, all=True)[: cap + 1].count()
+    return source.order_by().values("pk")[: cap + 1].count()
 
 
 # --- The portal's pages ---------------------------------------------------------------------------
@@ -274,7 +319,7 @@ def _int(value: str | None) -> int | None:
 
 def portal_page(
     request: HttpRequest,
-    queryset: QuerySet[Any],
+    queryset: Source,
     keys: Sequence[Key],
     *,
     size: int,
@@ -314,8 +359,7 @@ def portal_page(
         window = seek(queryset, keys, size=size, last=tail or size)
         number = pages
     elif window is None and number and number > 1 and (number - 1) * size < COUNT_CAP:
-        start = (number - 1) * size
-        rows = _fetch(queryset.order_by(*(key.order for key in keys)), size, start)
+        rows = _read(queryset, keys, size=size, start=(number - 1) * size)
         window = Window(_prefetched(queryset, rows[:size]), True, has_next=len(rows) > size)
     elif window is None:
         window = seek(queryset, keys, size=size)
@@ -383,8 +427,7 @@ def api_page(
             ) from exc
         window = seek(queryset, keys, size=size, values=values, backwards=backwards)
     elif number and number > 1 and (number - 1) * size < COUNT_CAP:
-        start = (number - 1) * size
-        rows = _fetch(queryset.order_by(*(key.order for key in keys)), size, start)
+        rows = _read(queryset, keys, size=size, start=(number - 1) * size)
         window = Window(_prefetched(queryset, rows[:size]), True, has_next=len(rows) > size)
     else:
         window = seek(queryset, keys, size=size)

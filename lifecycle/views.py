@@ -24,6 +24,7 @@ from .selectors import (
     history_for,
     locked_orders_for,
     renewal_opportunities,
+    renewal_page_source,
     stale_servers_for,
 )
 
@@ -113,7 +114,6 @@ def renewals(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     now = timezone.now()
     sort = request.GET.get("sort", "ends")
     sort = sort if sort in SORTS else "ends"
-    licenses = renewal_opportunities(actor, now, sort)
     if request.GET.get("format") == "csv":
         return csv_response(
             "renewal-opportunities.csv",
@@ -140,13 +140,13 @@ def renewals(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
                     lic.auto_renew if lic.kind == "subscription" else "",
                     lic.pk,
                 )
-                for lic in licenses.iterator(chunk_size=500)
+                for lic in renewal_opportunities(actor, now, sort).iterator(chunk_size=500)
             ),
         )
     context = {
         "page": portal_page(
             request,
-            licenses,
+            renewal_page_source(actor, now, sort),
             [Key(f.removeprefix("-"), descending=f.startswith("-")) for f in SORTS[sort]],
             size=25,
             tag=f"renewals:{sort}",

@@ -14,8 +14,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from kernel.keyset import Key, capped_count, seek
 from lifecycle.digests import build_digest
-from lifecycle.selectors import history_for, renewal_opportunities
+from lifecycle.selectors import history_for, renewal_opportunities, renewal_page_source
 from orders.models import Order
 from orders.selectors import orders_for
 from smartaccounts.actors import Actor
@@ -35,6 +36,7 @@ NOW = datetime(2031, 3, 10, 6, 0, tzinfo=UTC)
 ROWS = 20_000
 ACCOUNTS = 100
 LARGE = {"smartaccounts_license", "tokens_server", "smartaccounts_auditevent", "orders_order"}
+RENEWAL_KEYS = (Key("next_end"), Key("pk"))
 ACTIONS = ["license.assigned", "server.synced", "order.placed", "user.invited", "server.stale"]
 
 
@@ -148,6 +150,10 @@ def test_the_hot_queries_use_indexes(cast):
         "licenses of one account": lambda: license_pool(account, NOW),
         "servers of one account": lambda: list(servers_of(account)[:50]),
         "renewals dashboard": lambda: list(renewal_opportunities(reseller, NOW)[:50]),
+        "renewals dashboard by next end": lambda: (
+            seek(renewal_page_source(reseller, NOW, "ends"), RENEWAL_KEYS, size=25),
+            capped_count(renewal_page_source(reseller, NOW, "ends")),
+        ),
         "the reseller's digest": lambda: build_digest(cast.alice_reseller, NOW),
     }
 

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from smartaccounts.models import AuditEvent, License
 
-from ..factories import CustomerFactory, PartnerLinkFactory
+from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory
 from ..seek import forwards_and_backwards, link, queries_of
 from .conftest import START, at, subscription
 
@@ -163,10 +163,20 @@ def renewals(cast, customers: int, each: int) -> None:
             subscription(org.smart_account, cast.recording, at(days=5 + n % 4))
 
 
+def next_end(lic: License):
+    """The license's first end within the dashboard's 90 days (term or care)."""
+    ends = [end for end in (lic.ends_at, lic.care_ends_at) if end and START < end <= at(90)]
+    return min(ends, default=None)
+
+
 def renewal_order(sort: str) -> list[str]:
-    licenses = list(License.objects.filter(account__organization__name__startswith="Cust"))
-    if sort == "ends":
-        licenses.sort(key=lambda lic: (lic.ends_at, lic.account.name, lic.pk))
+    licenses = [
+        lic
+        for lic in License.objects.filter(account__organization__name__startswith="Cust")
+        if next_end(lic) is not None
+    ]
+    if sort in ("ends", "-ends"):
+        licenses.sort(key=lambda lic: (next_end(lic), lic.pk), reverse=sort == "-ends")
     else:  # "-customer": the customer Z-A, then the end, then the pk
         licenses.sort(key=lambda lic: (lic.ends_at, lic.pk))
         licenses.sort(key=lambda lic: lic.account.name, reverse=True)
@@ -181,6 +191,46 @@ def test_renewals_walk_every_license_once_both_ways(cast, client, sort):
     listed = forwards_and_backwards(client, "/renewals/", renewal_ids, f"?sort={sort}")
 
     assert listed == renewal_order(sort)
+
+
+def mixed_renewals(cast) -> None:
+    """Licenses whose next end is the term's, care's (a perpetual license), and care's before
+    the term's, interleaved over the same days with ties: the dashboard's two merged lists."""
+    for c in range(4):
+        org = CustomerFactory(name=f"Cust {c}")
+        PartnerLinkFactory(reseller=cast.alice_reseller, customer=org)
+        account = org.smart_account
+        for n in range(12):
+            day = at(days=5 + n % 5)
+            if n % 3 == 0:
+                subscription(account, cast.recording, day)
+            elif n % 3 == 1:
+                LicenseFactory(
+                    account=account,
+                    product=cast.console,
+                    kind=License.Kind.PERPETUAL,
+                    ends_at=None,
+                    care_ends_at=day,
+                )
+            else:  # care lapses first; the term runs past the dashboard's 90 days
+                subscription(account, cast.recording, at(days=200), care_ends_at=day)
+        # Not on the dashboard: care over already, the term beyond 90 days; both over.
+        subscription(account, cast.recording, at(days=120), care_ends_at=at(days=-3))
+        LicenseFactory(account=account, product=cast.console, ends_at=None, care_ends_at=at(-1))
+
+
+@pytest.mark.parametrize("sort", ["ends", "-ends"])
+def test_renewals_by_next_end_merge_term_and_care_ends_into_one_walk(cast, client, sort):
+    mixed_renewals(cast)
+    client.force_login(cast.alice_member)
+
+    listed = forwards_and_backwards(client, "/renewals/", renewal_ids, f"?sort={sort}")
+
+    assert listed == renewal_order(sort)
+    assert len(listed) == 4 * 12
+    numbered = client.get("/renewals/", {"sort": sort, "page": 2})
+    assert renewal_ids(numbered) == listed[25:48]
+    assert "48 in all" in numbered.content.decode()
 
 
 def test_renewals_read_the_same_queries_first_or_last_and_a_bad_cursor_shows_page_1(cast, client):
