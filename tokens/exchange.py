@@ -31,7 +31,7 @@ from .documents import (
 )
 from .errors import TokenError
 from .limits import FINGERPRINT_MAX, HOSTNAME_MAX, NONCE_MAX, VERSION_MAX
-from .models import ActivationToken, Assignment, Server, ServerCredential
+from .models import ActivationToken, Assignment, Server, ServerCredential, over_use
 from .secrets import normalize_token, token_checksum_ok
 from .selectors import SyncSnapshot, sync_snapshot, unknown_products
 
@@ -228,6 +228,12 @@ def _record_sync(
     if usage != snapshot.reported_usage:
         # What a server uses is what over-use is judged by: it reaches the portal at once.
         changes["reported_usage"] = usage
+    held: dict[str, int] = {}
+    for h in snapshot.held:
+        held[h.product] = held.get(h.product, 0) + h.quantity
+    overused = bool(over_use(snapshot.state, usage, held))
+    if overused != snapshot.overused:  # a new report, or capacity changed since the last
+        changes["overused"] = overused
     if snapshot.first_sync_at is None:
         changes["first_sync_at"] = now
     last = snapshot.last_sync_at

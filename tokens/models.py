@@ -51,6 +51,10 @@ class Server(models.Model):
     deactivated_at = models.DateTimeField(null=True, blank=True)
     # Set when a sync arrives from another fingerprint: the VM may have been copied.
     clone_suspected_at = models.DateTimeField(null=True, blank=True)
+    # Whether the server uses more of a product than it holds: set by each sync that changes
+    # the answer and by each change of its capacity, so views across all of a partner's
+    # servers read the flagged few (see over_use for the rule).
+    overused = models.BooleanField(default=False, editable=False)
     # An offline server keeps the last license file issued for it, so the same request file
     # gets the same file back.
     offline_document = models.TextField(blank=True, editable=False)
@@ -65,6 +69,16 @@ class Server(models.Model):
             models.Index(fields=["account", "state"]),
             # The daily job's stale candidates: online and silent since a cutoff.
             models.Index(fields=["state", "last_sync_at"], name="server_state_last_sync_idx"),
+            # The partner's dashboard and digest: the few servers using more than they hold,
+            # and those that need attention (stale, or possibly copied), by last sync.
+            models.Index(
+                fields=["account"], condition=Q(overused=True), name="server_overused_idx"
+            ),
+            models.Index(
+                fields=["last_sync_at"],
+                condition=Q(state="stale") | Q(clone_suspected_at__isnull=False),
+                name="server_attention_idx",
+            ),
         ]
         constraints = [
             # People tell servers apart by name: one name per Smart Account, in any case,
@@ -91,13 +105,21 @@ class Server(models.Model):
     def over_use(self, held: Mapping[str, int]) -> dict[str, tuple[int, int]]:
         """{product code: (used, held)} for each product the server last reported using more
         of than it holds. `held` is what it holds per product code (on active licenses)."""
-        if self.state in (self.State.PENDING, self.State.DEACTIVATED):
-            return {}
-        over = {}
-        for code, used in (self.reported_usage or {}).items():
-            if isinstance(used, int) and used > held.get(code, 0):
-                over[code] = (used, held.get(code, 0))
-        return over
+        return over_use(self.state, self.reported_usage, held)
+
+
+def over_use(
+    state: str, usage: Mapping[str, object] | None, held: Mapping[str, int]
+) -> dict[str, tuple[int, int]]:
+    """The rule behind Server.over_use, for a server in `state` reporting `usage`. Pending and
+    deactivated servers report nothing that counts."""
+    if state in (Server.State.PENDING, Server.State.DEACTIVATED):
+        return {}
+    over = {}
+    for code, used in (usage or {}).items():
+        if isinstance(used, int) and used > held.get(code, 0):
+            over[code] = (used, held.get(code, 0))
+    return over
 
 
 class Assignment(models.Model):

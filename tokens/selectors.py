@@ -281,28 +281,44 @@ class OverUse:
         return self.used - self.held
 
 
+def held_per_product(server_ids: Iterable[object]) -> dict[tuple[object, str], int]:
+    """{(server id, product code): quantity held on active licenses}, in one query."""
+    return {
+        (server_id, code): n
+        for server_id, code, n in Assignment.objects.filter(
+            server__in=list(server_ids), license__state=License.State.ACTIVE
+        )
+        .values("server", "license__product__code")
+        .annotate(n=Sum("quantity"))
+        .values_list("server", "license__product__code", "n")
+    }
+
+
 def overused_servers_in(accounts: QuerySet[SmartAccount]) -> list[OverUse]:
-    """Over-use across several accounts (a partner's digest), in three queries: per server and
-    product, reported use above what the server holds on active licenses. Pending and
-    deactivated servers report nothing that counts."""
+    """Over-use across a partner's accounts (its dashboard and digest): the servers flagged
+    over-used (Server.overused, kept by syncs and capacity changes), checked again against
+    what they hold now. Reads the flagged few, whatever the number of servers."""
+    return _over_use_of(Server.objects.filter(account__in=accounts, overused=True))
+
+
+def overused_servers(account: SmartAccount) -> list[OverUse]:
+    """The account's servers using more than they hold, one entry per server and product,
+    worked out from what each reports and holds now."""
+    return _over_use_of(Server.objects.filter(account=account))
+
+
+def _over_use_of(candidates: QuerySet[Server]) -> list[OverUse]:
+    """Per server and product, reported use above what the server holds on active licenses,
+    in three queries. Pending and deactivated servers report nothing that counts."""
     servers = list(
-        Server.objects.filter(account__in=accounts)
-        .exclude(state__in=[Server.State.PENDING, Server.State.DEACTIVATED])
+        candidates.exclude(state__in=[Server.State.PENDING, Server.State.DEACTIVATED])
         .exclude(reported_usage={})
         .select_related("account")
         .order_by("account__name", "name", "pk")
     )
     if not servers:
         return []
-    held: dict[tuple[object, str], int] = {
-        (server_id, code): n
-        for server_id, code, n in Assignment.objects.filter(
-            server__in=[s.pk for s in servers], license__state=License.State.ACTIVE
-        )
-        .values("server", "license__product__code")
-        .annotate(n=Sum("quantity"))
-        .values_list("server", "license__product__code", "n")
-    }
+    held = held_per_product(s.pk for s in servers)
     over = {
         server.pk: server.over_use(
             {code: n for (server_id, code), n in held.items() if server_id == server.pk}
@@ -317,11 +333,6 @@ def overused_servers_in(accounts: QuerySet[SmartAccount]) -> list[OverUse]:
         for code, (used, held_n) in sorted(over[server.pk].items())
         if code in products  # a code the portal does not sell names nothing to fix
     ]
-
-
-def overused_servers(account: SmartAccount) -> list[OverUse]:
-    """The account's servers using more than they hold, one entry per server and product."""
-    return overused_servers_in(SmartAccount.objects.filter(pk=account.pk))
 
 
 def over_use_of(
@@ -410,6 +421,7 @@ class SyncSnapshot:
     fingerprint: str
     reported_version: str
     reported_usage: dict[str, Any]
+    overused: bool
     last_sync_at: datetime | None
     first_sync_at: datetime | None
     clone_suspected_at: datetime | None
@@ -537,7 +549,7 @@ def _snapshot_sql(vendor: str) -> str:
                s.state, s.fingerprint, s.reported_version, {when("s.last_sync_at")},
                {when("s.first_sync_at")}, {when("s.clone_suspected_at")}, {text("a.id")},
                a.name, asg.quantity, {text("l.id")}, l.kind, {when("l.ends_at")},
-               {when("l.care_ends_at")}, p.code, p.name, p.unit, s.reported_usage
+               {when("l.care_ends_at")}, p.code, p.name, p.unit, s.reported_usage, s.overused
           FROM {credential} c
           JOIN {server} s ON s.id = c.server_id
           JOIN {account} a ON a.id = s.account_id
@@ -586,6 +598,7 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
         fingerprint=first[6],
         reported_version=first[7],
         reported_usage=_usage(first[21]),
+        overused=bool(first[22]),
         last_sync_at=_when(first[8]),
         first_sync_at=_when(first[9]),
         clone_suspected_at=_when(first[10]),

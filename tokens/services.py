@@ -3,6 +3,7 @@ deactivate, flag stale servers. What a server itself trades with the service (ac
 the offline exchange) is exchange.py."""
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,8 +21,9 @@ from smartaccounts.secrets import hash_secret
 
 from .errors import TokenError
 from .limits import SERVER_NAME_MAX
-from .models import ActivationToken, Assignment, Server, ServerCredential
+from .models import ActivationToken, Assignment, Server, ServerCredential, over_use
 from .secrets import new_activation_token
+from .selectors import held_per_product
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def assign_capacity(
         elif delta < 0:
             _release(held, by_id, -delta, changed, now)
         License.objects.bulk_update(changed.values(), ["assigned"])
+        refresh_over_use([server.pk])
         token = None
         if server.is_pending and quantity > 0 and not _has_usable_token(server, now):
             token = _mint(server, actor, now)
@@ -266,6 +269,26 @@ def _release(
             )
 
 
+def refresh_over_use(server_ids: Collection[uuid.UUID]) -> None:
+    """Set the servers' over-use flag from what they report and hold now (after a change of
+    what they hold; a sync keeps it for a change of what they report)."""
+    servers = list(Server.objects.filter(pk__in=server_ids).only("state", "reported_usage"))
+    held = held_per_product(server_ids)
+    over = [
+        server.pk
+        for server in servers
+        if over_use(
+            server.state,
+            server.reported_usage,
+            {code: n for (server_id, code), n in held.items() if server_id == server.pk},
+        )
+    ]
+    Server.objects.filter(pk__in=server_ids, overused=True).exclude(pk__in=over).update(
+        overused=False
+    )
+    Server.objects.filter(pk__in=over, overused=False).update(overused=True)
+
+
 def _has_usable_token(server: Server, now: datetime) -> bool:
     return ActivationToken.objects.filter(
         server=server, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
@@ -335,7 +358,8 @@ def deactivate_server(*, server: Server, actor: Actor) -> Server:
         previous = server.state
         server.state = Server.State.DEACTIVATED
         server.deactivated_at = now
-        server.save(update_fields=["state", "deactivated_at"])
+        server.overused = False  # a deactivated server's report no longer counts
+        server.save(update_fields=["state", "deactivated_at", "overused"])
         record_event(
             actor=actor,
             action="server.deactivated",

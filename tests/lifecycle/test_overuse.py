@@ -26,6 +26,7 @@ def server_using(account, name: str, held: dict, usage: dict, state: str = "acti
     Server.objects.filter(pk=server.pk).update(
         state=state, reported_usage=usage, last_sync_at=START
     )
+    services.refresh_over_use([server.pk])  # what a sync reporting `usage` keeps
     return server
 
 
