@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -77,3 +78,18 @@ def token_for(system):
 @pytest.fixture
 def device():
     return APIClient()
+
+
+@pytest.fixture
+def activated(cast, perpetual, pending_server, token_for, device) -> dict[str, Any]:
+    """A server activated online as `fp-1`, holding 20 channels of Call Recording: the
+    activation's answer (credential, server id, document). A module needing other holdings
+    defines its own."""
+    token = token_for(pending_server, cast.recording, 20)
+    response = device.post(
+        "/api/v1/activation",
+        {"token": token, "fingerprint": "fp-1", "hostname": "pbx-1.local", "version": "W26"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return dict(response.json())

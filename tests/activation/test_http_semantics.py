@@ -23,13 +23,6 @@ pytestmark = pytest.mark.django_db
 SYNC = "/api/v1/activation/sync"
 
 
-@pytest.fixture
-def activated(cast, perpetual, pending_server, token_for, device) -> dict[str, Any]:
-    response = activate(device, token_for(pending_server, cast.recording, 20))
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
 def opaque(etag: str) -> str:
     return etag.removeprefix("W/")
 

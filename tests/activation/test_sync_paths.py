@@ -13,20 +13,12 @@ from tokens import services
 from tokens.models import Server
 
 from ..orders.payloads import assert_problem
-from .test_activation_api import activate
 
 pytestmark = pytest.mark.django_db
 
 SYNC = "/api/v1/activation/sync"
 # Not one of the Accept values the plain path answers: DRF negotiates it (JSON all the same).
 NEGOTIATED = "application/json; q=0.9, text/plain; q=0.1"
-
-
-@pytest.fixture
-def activated(cast, perpetual, pending_server, token_for, device) -> dict[str, Any]:
-    response = activate(device, token_for(pending_server, cast.recording, 20))
-    assert response.status_code == 201, response.content
-    return response.json()
 
 
 def post(device, credential: str | None, body: dict[str, Any], accept: str = "", etag: str = ""):
