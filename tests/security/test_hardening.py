@@ -53,9 +53,12 @@ def test_https_gets_hsts_and_plain_http_is_redirected(client):
     assert client.get("/healthz").status_code == 200
 
 
-def test_production_settings_pass_the_deploy_checks():
+def test_production_settings_pass_the_deploy_checks(tmp_path):
     env = {
         **os.environ,
+        # Not the checkout's var/: a var/embedded.env that `make run` wrote (say, with HTTPS
+        # relaxed for a local walk) would otherwise fill in what production leaves unset.
+        "VAR_DIR": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "licensing_portal.settings.base",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "x8#kQ2!vN7pL0zR4tY6wE1uI3oP5aS9dF2gH4jK6lZ8xC0vB3nM7qW1eR5tY9uI2oP4",
