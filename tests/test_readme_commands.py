@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -106,29 +108,47 @@ def _clean_env() -> dict[str, str]:
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
-def test_every_readme_command_works_as_written_after_make_run(checkout: Path):
-    port = _free_port()
-    env = _clean_env()
-    server = subprocess.Popen(
-        ["make", "run", f"PORT={port}"],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+@contextmanager
+def make_run(checkout: Path, port: int, env: dict[str, str]) -> Iterator[str]:
+    """`make run` serving on `port` for the block; yields its base URL. Its output goes to a
+    file beside the checkout (a pipe nobody reads can stall a chatty server) and is shown when
+    it does not come up."""
+    log = checkout.parent / f"make-run-{port}.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            ["make", "run", f"PORT={port}"],
+            cwd=checkout,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2):
                     break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    output = server.stdout.read().decode() if server.stdout else ""
+                    output = log.read_text(errors="replace")
                     pytest.fail(f"make run did not serve:\n{output[-4000:]}")
                 time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine: stop it the hard way
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
 
+
+def test_every_readme_command_works_as_written_after_make_run(checkout: Path):
+    port = _free_port()
+    env = _clean_env()
+    with make_run(checkout, port, env):
         # What the reader copies from the portal: tokens of two servers of Demo Customer.
         copied = subprocess.run(
             [".venv/bin/python", "manage.py", "shell", "--no-imports", "-c", PORTAL_STEPS],
@@ -168,9 +188,6 @@ def test_every_readme_command_works_as_written_after_make_run(checkout: Path):
         links = {m for f in mails for m in re.findall(r"http://127\.0\.0\.1:\d+", f.read_text())}
         assert links == {f"http://127.0.0.1:{port}"}, links
         assert (checkout / "var" / "license.json").read_text().startswith('{"license"')
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
 
 
 # Run in the checkout through manage.py shell: what a reseller does on the server pages
@@ -204,26 +221,7 @@ def test_make_run_with_production_settings_serves_and_shares_its_keys(checkout: 
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "DJANGO_SECURE_COOKIES": "0",
     }
-    server = subprocess.Popen(
-        ["make", "run", f"PORT={port}"],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    output = server.stdout.read().decode() if server.stdout else ""
-                    pytest.fail(f"make run did not serve:\n{output[-4000:]}")
-                time.sleep(0.5)
+    with make_run(checkout, port, env) as base:
         with urllib.request.urlopen(f"{base}/login/", timeout=5) as login:
             page = login.read().decode()
             assert "default-src 'self'" in login.headers["Content-Security-Policy"]
@@ -250,6 +248,3 @@ def test_make_run_with_production_settings_serves_and_shares_its_keys(checkout: 
         with urllib.request.urlopen(request, timeout=5) as answer:
             assert answer.status == 200
         assert oct((checkout / "var" / "embedded.env").stat().st_mode)[-3:] == "600"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
