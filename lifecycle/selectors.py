@@ -132,11 +132,9 @@ def renewal_opportunities(
     actor: Actor, now: datetime, sort: str = "ends"
 ) -> "QuerySet[WithAnnotations[License, RenewalAnnotations]]":
     """Across the partner's customers: active licenses whose term or care ends within 90 days."""
-    soon = now + HORIZON
-    term_soon = Q(ends_at__gt=now, ends_at__lte=soon)
-    care_soon = Q(care_ends_at__gt=now, care_ends_at__lte=soon)
+    term_soon, care_soon = _ending_soon(now)
     return (
-        License.objects.filter(account__in=accounts_for(actor), state=License.State.ACTIVE)
+        _renewable(actor)
         .filter(term_soon | care_soon)
         .annotate(
             next_end=Case(
@@ -147,9 +145,21 @@ def renewal_opportunities(
                 default=F("care_ends_at"),
             )
         )
-        .select_related("product", "account")
         .order_by(*SORTS.get(sort, SORTS["ends"]))
     )
+
+
+def _ending_soon(now: datetime) -> tuple[Q, Q]:
+    """A term, and care, ending within the dashboard's 90 days."""
+    soon = now + HORIZON
+    return Q(ends_at__gt=now, ends_at__lte=soon), Q(care_ends_at__gt=now, care_ends_at__lte=soon)
+
+
+def _renewable(actor: Actor) -> QuerySet[License]:
+    """The partner's customers' active licenses, with what a dashboard row shows."""
+    return License.objects.filter(
+        account__in=accounts_for(actor), state=License.State.ACTIVE
+    ).select_related("product", "account")
 
 
 def renewal_page_source(actor: Actor, now: datetime, sort: str) -> QuerySet[Any] | Merged:
@@ -159,13 +169,9 @@ def renewal_page_source(actor: Actor, now: datetime, sort: str) -> QuerySet[Any]
     customers then reads a page's rows, not the whole 90-day window, sorted."""
     if sort not in ("ends", "-ends"):
         return renewal_opportunities(actor, now, sort)
-    soon = now + HORIZON
-    term_soon = Q(ends_at__gt=now, ends_at__lte=soon)
-    care_soon = Q(care_ends_at__gt=now, care_ends_at__lte=soon)
+    term_soon, care_soon = _ending_soon(now)
     care_first = care_soon & Q(care_ends_at__lt=F("ends_at"))
-    active = License.objects.filter(
-        account__in=accounts_for(actor), state=License.State.ACTIVE
-    ).select_related("product", "account")
+    active = _renewable(actor)
     by_term = active.filter(term_soon).exclude(care_first).annotate(next_end=F("ends_at"))
     by_care = active.filter(care_soon).filter(~term_soon | care_first)
     return Merged((by_term, by_care.annotate(next_end=F("care_ends_at"))))

@@ -281,17 +281,18 @@ class OverUse:
         return self.used - self.held
 
 
-def held_per_product(server_ids: Iterable[object]) -> dict[tuple[object, str], int]:
-    """{(server id, product code): quantity held on active licenses}, in one query."""
-    return {
-        (server_id, code): n
-        for server_id, code, n in Assignment.objects.filter(
-            server__in=list(server_ids), license__state=License.State.ACTIVE
-        )
+def held_per_product(server_ids: Iterable[object]) -> dict[object, dict[str, int]]:
+    """{server id: {product code: quantity held on active licenses}}, in one query; a server
+    holding nothing is absent."""
+    held: dict[object, dict[str, int]] = {}
+    for server_id, code, n in (
+        Assignment.objects.filter(server__in=list(server_ids), license__state=License.State.ACTIVE)
         .values("server", "license__product__code")
         .annotate(n=Sum("quantity"))
         .values_list("server", "license__product__code", "n")
-    }
+    ):
+        held.setdefault(server_id, {})[code] = n
+    return held
 
 
 def overused_servers_in(accounts: QuerySet[SmartAccount]) -> list[OverUse]:
@@ -319,12 +320,7 @@ def _over_use_of(candidates: QuerySet[Server]) -> list[OverUse]:
     if not servers:
         return []
     held = held_per_product(s.pk for s in servers)
-    over = {
-        server.pk: server.over_use(
-            {code: n for (server_id, code), n in held.items() if server_id == server.pk}
-        )
-        for server in servers
-    }
+    over = {server.pk: server.over_use(held.get(server.pk, {})) for server in servers}
     codes = {code for found in over.values() for code in found}
     products = {p.code: p for p in Product.objects.filter(code__in=codes)}
     return [

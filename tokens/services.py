@@ -21,7 +21,7 @@ from smartaccounts.secrets import hash_secret
 
 from .errors import TokenError
 from .limits import SERVER_NAME_MAX
-from .models import ActivationToken, Assignment, Server, ServerCredential, over_use
+from .models import ActivationToken, Assignment, Server, ServerCredential
 from .secrets import new_activation_token
 from .selectors import held_per_product
 
@@ -274,15 +274,7 @@ def refresh_over_use(server_ids: Collection[uuid.UUID]) -> None:
     what they hold; a sync keeps it for a change of what they report)."""
     servers = list(Server.objects.filter(pk__in=server_ids).only("state", "reported_usage"))
     held = held_per_product(server_ids)
-    over = [
-        server.pk
-        for server in servers
-        if over_use(
-            server.state,
-            server.reported_usage,
-            {code: n for (server_id, code), n in held.items() if server_id == server.pk},
-        )
-    ]
+    over = [server.pk for server in servers if server.over_use(held.get(server.pk, {}))]
     Server.objects.filter(pk__in=server_ids, overused=True).exclude(pk__in=over).update(
         overused=False
     )
