@@ -222,7 +222,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not state.credential:
         _err("not activated online: run `appsuite-agent activate TOKEN --url URL` first")
         return FAILED
-    usage = dict(item.split("=", 1) for item in args.usage or [])
+    usage: dict[str, int] = {}
+    for product, used in args.usage or []:
+        if product in usage:
+            _err(f"--usage {product} is given twice: report each product once")
+            return FAILED
+        usage[product] = used
     headers = {"Authorization": f"Bearer {state.credential}"}
     if state.etag and state.document:
         # Only a document held can be "not modified"; without one the service must send it.
@@ -234,7 +239,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             {
                 "fingerprint": machine_fingerprint(),
                 "version": APPSUITE_VERSION,
-                "usage": {code: int(used) for code, used in usage.items()},
+                "usage": usage,
             },
             headers,
         )
@@ -547,6 +552,21 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return OK
 
 
+def usage_item(text: str) -> tuple[str, int]:
+    """One `--usage PRODUCT=USED` value."""
+    product, sep, used = text.partition("=")
+    product = product.strip()
+    if not sep or not product:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PRODUCT=USED (e.g. CALL_RECORDING=12)")
+    try:
+        count = int(used)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: USED must be a whole number, 0 or more")
+    return product, count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="appsuite-agent", description="Reference AppSuite licensing agent."
@@ -575,7 +595,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_activate)
 
     p = sub.add_parser("sync", help="report usage and refresh the license")
-    p.add_argument("--usage", nargs="*", metavar="PRODUCT=USED", help="reported usage")
+    p.add_argument(
+        "--usage",
+        nargs="*",
+        action="extend",
+        type=usage_item,
+        metavar="PRODUCT=USED",
+        help="reported usage (repeat it, or list several after it)",
+    )
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("status", help="show the verified license")
