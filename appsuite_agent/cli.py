@@ -18,7 +18,7 @@ from . import __version__
 from .fingerprint import machine_fingerprint
 from .service import InsecureUrl, Reply, Unreachable, call, check_url, transport
 from .state import State, StateUnreadable, load, save
-from .trust import Root, UntrustedRoot, endorsed, load_root
+from .trust import IGNORED_SETTING, Root, UntrustedRoot, endorsed, load_root, root_setting
 from .verify import (
     MAX_CLOCK_SKEW,
     Refused,
@@ -39,6 +39,14 @@ def _say(message: str) -> None:
 
 def _err(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+# What status and diagnose say while an operator-supplied root is trusted (development mode).
+DEVELOPMENT_ONLY = "not licensed for production use (root: operator-supplied, development only)"
 
 
 def _when(epoch: float | None) -> str:
@@ -140,7 +148,7 @@ def _clock_skew(reply: Reply) -> float | None:
 
 def cmd_activate(args: argparse.Namespace) -> int:
     folder = Path(args.state_dir)
-    root = load_root()
+    root: Root = args.root
     try:
         check_url(args.url)
     except InsecureUrl as exc:
@@ -175,7 +183,6 @@ def cmd_activate(args: argparse.Namespace) -> int:
         _err(f"activation refused ({reply.status} {reply.code}): {reply.detail}")
         return FAILED
     state.credential = reply.body["credential"]
-    state.etag = reply.headers.get("ETag", "")
     state.clock_skew = _clock_skew(reply)
     try:
         # The key may be newer than the list fetched a moment ago (a rotation in between).
@@ -188,15 +195,22 @@ def cmd_activate(args: argparse.Namespace) -> int:
         )
     except (Refused, Unreachable) as exc:
         # Keep the credential: the activation happened, and a later sync can fetch a document.
+        # Nothing of the refused document is kept (not even its ETag: a sync must fetch it
+        # again rather than hear that it is up to date).
         state.server_id = reply.body["server_id"]
         state.last_error = f"the service's license document was refused: {exc}"
         save(folder, state)
         _err(state.last_error)
+        _say(
+            "Not activated: this server holds no license. Once the cause is fixed, "
+            "`appsuite-agent sync` fetches the document again."
+        )
         return FAILED
+    state.etag = reply.headers.get("ETag", "")
     state.last_contact_at = time.time()
     save(folder, state)
     _say(f"Activated online as server {state.server_id}.")
-    return _print_status(state)
+    return _print_status(state, root)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -208,9 +222,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not state.credential:
         _err("not activated online: run `appsuite-agent activate TOKEN --url URL` first")
         return FAILED
-    usage = dict(item.split("=", 1) for item in args.usage or [])
+    usage: dict[str, int] = {}
+    for product, used in args.usage or []:
+        if product in usage:
+            _err(f"--usage {product} is given twice: report each product once")
+            return FAILED
+        usage[product] = used
     headers = {"Authorization": f"Bearer {state.credential}"}
-    if state.etag:
+    if state.etag and state.document:
+        # Only a document held can be "not modified"; without one the service must send it.
         headers["If-None-Match"] = state.etag
     try:
         reply = call(
@@ -219,7 +239,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             {
                 "fingerprint": machine_fingerprint(),
                 "version": APPSUITE_VERSION,
-                "usage": {code: int(used) for code, used in usage.items()},
+                "usage": usage,
             },
             headers,
         )
@@ -227,9 +247,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         state.last_error = f"service unreachable: {exc}"
         save(folder, state)
         _err(f"{state.last_error}; keeping the license held until its lease ends")
-        _print_status(state)
+        _print_status(state, args.root)
         return FAILED
-    return _after_sync(folder, state, reply)
+    return _after_sync(folder, state, reply, args.root)
 
 
 # Answers after which this server holds no license any more, whatever its lease says.
@@ -240,21 +260,27 @@ REVOKING = {
 }
 
 
-def _after_sync(folder: Path, state: State, reply: Reply) -> int:
-    root = load_root()
+def _after_sync(folder: Path, state: State, reply: Reply, root: Root) -> int:
     state.last_contact_at = time.time()
     state.clock_skew = _clock_skew(reply)
     if reply.code in REVOKING:
         _drop(state, REVOKING[reply.code])
         save(folder, state)
         _err(f"license dropped: {state.dropped}")
-        _print_status(state)
+        _print_status(state, root)
         return UNLICENSED
+    if reply.status == 304 and not state.document:
+        state.etag = ""
+        state.last_error = "the service answered 304 Not Modified but no document is held"
+        save(folder, state)
+        _err(f"not activated: {state.last_error}")
+        _print_status(state, root)
+        return FAILED
     if reply.status == 304:
         state.last_error = ""
         save(folder, state)
         _say("License is up to date.")
-        return _print_status(state)
+        return _print_status(state, root)
     if reply.status != 200:
         state.last_error = f"sync refused ({reply.status} {reply.code}): {reply.detail}"
         save(folder, state)
@@ -265,25 +291,29 @@ def _after_sync(folder: Path, state: State, reply: Reply) -> int:
             state, reply.body["license"], root=root, server_id=state.server_id, refresh_keys=True
         )
     except (Refused, Unreachable) as exc:
+        # Nothing of the refused document is kept: the ETag stays the held document's.
         state.last_error = f"document refused: {exc}"
         save(folder, state)
         _err(state.last_error)
+        _print_status(state, root)
         return FAILED
     state.etag = reply.headers.get("ETag", "")
     state.last_error = ""
     save(folder, state)
     _say("License updated.")
-    return _print_status(state)
+    return _print_status(state, root)
 
 
-def _print_status(state: State, as_json: bool = False) -> int:
+def _print_status(state: State, root: Root, as_json: bool = False) -> int:
     now = time.time()
-    root = load_root()
     report: dict[str, Any] = {
         "server_id": state.server_id,
         "mode": state.mode,
         "root_key": f"{root.kid} ({root.source})",
+        "development_only": root.operator_supplied,
     }
+    if root.operator_supplied:
+        report["warning"] = DEVELOPMENT_ONLY
     if state.clock_skew is not None and abs(state.clock_skew) > MAX_CLOCK_SKEW:
         report["clock_skew"] = (
             f"this machine's clock is {state.clock_skew:+.0f} s off the service's: "
@@ -294,6 +324,8 @@ def _print_status(state: State, as_json: bool = False) -> int:
         return _emit(report, as_json, UNLICENSED)
     if not state.document:
         report.update(state="not activated")
+        if state.last_error:
+            report["last_error"] = state.last_error
         return _emit(report, as_json, UNLICENSED)
     if clock_rolled_back(state.last_verified_at, now):
         report.update(
@@ -354,6 +386,8 @@ def _emit(report: dict[str, Any], as_json: bool, code: int) -> int:
         print(json.dumps(report, indent=2))
         return code
     _say(f"State:    {report['state']}" + (f" ({report['mode']})" if report.get("mode") else ""))
+    if report.get("warning"):
+        _say(f"Warning:  {report['warning'].upper()}")
     if report.get("error"):
         _say(f"Reason:   {report['error']}")
     if report.get("clock_skew"):
@@ -376,7 +410,7 @@ def _emit(report: dict[str, Any], as_json: bool, code: int) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return _print_status(load(Path(args.state_dir)), as_json=args.json)
+    return _print_status(load(Path(args.state_dir)), args.root, as_json=args.json)
 
 
 def cmd_offline_request(args: argparse.Namespace) -> int:
@@ -404,7 +438,7 @@ def _read_json(path: str, what: str) -> dict[str, Any]:
 
 def cmd_offline_apply(args: argparse.Namespace) -> int:
     folder = Path(args.state_dir)
-    root = load_root()
+    root: Root = args.root
     try:
         state = load(folder)
     except StateUnreadable:
@@ -436,7 +470,7 @@ def cmd_offline_apply(args: argparse.Namespace) -> int:
         return FAILED
     save(folder, state)
     _say("Offline license applied.")
-    return _print_status(state)
+    return _print_status(state, root)
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -448,8 +482,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     parsed = urlparse(url)
     host, port = parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
     problems = []
-    root = load_root()
+    root: Root = args.root
     _say(f"Root key:     {root.kid} ({root.source})")
+    if root.operator_supplied:
+        _say(f"Warning:      {DEVELOPMENT_ONLY.upper()}")
     proxy = transport.proxies().get(parsed.scheme)
     _say(f"Proxy:        {proxy or 'none'}" + (" (from the environment)" if proxy else ""))
     _say(f"CA bundle:    {transport.ca_file or 'the system default'}")
@@ -487,7 +523,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         elif not _endorsed_jwks(reply.body.get("keys"), root):
             problems.append(
                 "none of the service's signing keys is endorsed by this agent's root key: "
-                "check APPSUITE_ROOT_KEY or the service's root"
+                + (
+                    "check APPSUITE_ROOT_KEY or the service's root"
+                    if root.operator_supplied
+                    else "is this the vendor's licensing service?"
+                )
             )
         else:
             _say("Endorsement:  the service's keys are endorsed by the root key")
@@ -505,8 +545,26 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if problems:
         _say("Verdict:      NOT OK — " + "; ".join(problems) + ".")
         return FAILED
-    _say("Verdict:      OK — this server can activate and sync online.")
+    if root.operator_supplied:
+        _say(f"Verdict:      OK for development — {DEVELOPMENT_ONLY}.")
+    else:
+        _say("Verdict:      OK — this server can activate and sync online.")
     return OK
+
+
+def usage_item(text: str) -> tuple[str, int]:
+    """One `--usage PRODUCT=USED` value."""
+    product, sep, used = text.partition("=")
+    product = product.strip()
+    if not sep or not product:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PRODUCT=USED (e.g. CALL_RECORDING=12)")
+    try:
+        count = int(used)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: USED must be a whole number, 0 or more")
+    return product, count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -520,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--insecure-dev",
         action="store_true",
-        help="allow a plain http:// service on this machine (loopback), for development only",
+        help="development mode: allow a plain http:// service on this machine (loopback), "
+        "and honour APPSUITE_ROOT_KEY (an operator-supplied root, never for production use)",
     )
     parser.add_argument(
         "--ca-file", help="a CA bundle (PEM) to trust besides the system's, e.g. a TLS proxy's"
@@ -536,7 +595,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_activate)
 
     p = sub.add_parser("sync", help="report usage and refresh the license")
-    p.add_argument("--usage", nargs="*", metavar="PRODUCT=USED", help="reported usage")
+    p.add_argument(
+        "--usage",
+        nargs="*",
+        action="extend",
+        type=usage_item,
+        metavar="PRODUCT=USED",
+        help="reported usage (repeat it, or list several after it)",
+    )
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("status", help="show the verified license")
@@ -563,7 +629,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     transport.insecure_dev = args.insecure_dev
     transport.ca_file = args.ca_file
+    transport.loopback_only = False
     try:
+        if root_setting() and not args.insecure_dev:
+            _warn(IGNORED_SETTING)
+        args.root = load_root(development=args.insecure_dev)
+        transport.loopback_only = args.root.operator_supplied
         status: int = args.func(args)
         return status
     except (StateUnreadable, UntrustedRoot) as exc:

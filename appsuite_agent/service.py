@@ -1,9 +1,10 @@
 """A small JSON-over-HTTPS client on the standard library.
 
 HTTPS only: a plain ``http://`` service is refused unless it is on this machine (loopback) and
-the operator said ``--insecure-dev``. Proxies come from the environment (``HTTPS_PROXY``,
-``NO_PROXY``), as for any command-line tool; ``--ca-file`` adds a private CA bundle (a proxy
-that inspects TLS, an internal service).
+the operator said ``--insecure-dev``; and while the agent trusts an operator-supplied root
+(development only), it talks to a service on this machine only, https or not. Proxies come
+from the environment (``HTTPS_PROXY``, ``NO_PROXY``), as for any command-line tool;
+``--ca-file`` adds a private CA bundle (a proxy that inspects TLS, an internal service).
 """
 
 import ipaddress
@@ -26,6 +27,7 @@ class InsecureUrl(Exception):
 class Transport:
     ca_file: str | None = None
     insecure_dev: bool = False
+    loopback_only: bool = False  # set while an operator-supplied root is trusted
 
     def context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_file)
@@ -48,6 +50,16 @@ def is_loopback(host: str) -> bool:
 
 def check_url(url: str) -> None:
     parsed = urlparse(url)
+    if (
+        transport.loopback_only
+        and parsed.scheme in {"http", "https"}
+        and parsed.hostname
+        and not is_loopback(parsed.hostname)
+    ):
+        raise InsecureUrl(
+            f"{url}: with an operator-supplied root key (APPSUITE_ROOT_KEY, development only) "
+            "the agent talks only to a licensing service on this machine (loopback)"
+        )
     if parsed.scheme == "https" and parsed.hostname:
         return
     if parsed.scheme == "http" and parsed.hostname:

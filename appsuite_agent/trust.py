@@ -8,9 +8,12 @@ service's ``/api/v1/keys``, from a ``--keys`` file or from its own state file; e
 checked here on every use, so a key that was merely written into a file gains nothing.
 
 Which root: the one packaged with the agent (``vendor_root.pub``, replaced at build time with
-the vendor's production root), or the operator's explicit ``APPSUITE_ROOT_KEY``: the public
-key itself (``ed25519:<base64url>``) or the path of a file holding it. ``status`` and
-``diagnose`` say which one is in force.
+the vendor's production root), and no other. An operator-supplied root (``APPSUITE_ROOT_KEY``:
+the public key itself, ``ed25519:<base64url>``, or the path of a file holding it) is honoured
+only in development mode (``--insecure-dev``, where the agent talks to a service on this
+machine only); otherwise it is ignored, so a site cannot endorse its own signing key and
+license itself. ``status`` and ``diagnose`` say which root is in force, and that an
+operator-supplied one is not for production use.
 """
 
 import base64
@@ -40,6 +43,7 @@ class Root:
     public: Ed25519PublicKey
     raw: bytes
     source: str  # where it came from, for status and diagnose
+    operator_supplied: bool = False  # development only: never licenses for production use
 
     @property
     def kid(self) -> str:
@@ -60,7 +64,7 @@ def root_kid(raw: bytes) -> str:
     return _b64url(hashlib.sha256(canonical.encode()).digest())[:22]
 
 
-def parse_root(text: str, source: str) -> Root:
+def parse_root(text: str, source: str, *, operator_supplied: bool = False) -> Root:
     value = text.strip()
     if not value.startswith(PREFIX):
         raise UntrustedRoot(f"{source}: expected '{PREFIX}<base64url>', got {value[:40]!r}")
@@ -69,20 +73,42 @@ def parse_root(text: str, source: str) -> Root:
         public = Ed25519PublicKey.from_public_bytes(raw)
     except (ValueError, binascii.Error) as exc:
         raise UntrustedRoot(f"{source}: not an Ed25519 public key ({exc})") from exc
-    return Root(public=public, raw=raw, source=source)
+    return Root(public=public, raw=raw, source=source, operator_supplied=operator_supplied)
 
 
-def load_root() -> Root:
-    setting = os.environ.get(ROOT_SETTING, "").strip()
-    if setting:
+def root_setting() -> str:
+    """The operator's APPSUITE_ROOT_KEY, empty when unset."""
+    return os.environ.get(ROOT_SETTING, "").strip()
+
+
+IGNORED_SETTING = (
+    f"{ROOT_SETTING} is ignored: this agent trusts only the vendor's root key packaged with "
+    "it. An operator-supplied root is for development only (--insecure-dev, with the "
+    "licensing service on this machine); unset it in production."
+)
+
+
+def load_root(*, development: bool = False) -> Root:
+    """The packaged vendor root; the operator's APPSUITE_ROOT_KEY instead only in development
+    mode. Outside it the setting is ignored (see IGNORED_SETTING), never trusted."""
+    setting = root_setting()
+    if setting and development:
         if setting.startswith(PREFIX):
-            return parse_root(setting, f"{ROOT_SETTING} (operator setting)")
+            return parse_root(
+                setting,
+                f"operator-supplied via {ROOT_SETTING}, development only",
+                operator_supplied=True,
+            )
         path = Path(setting)
         try:
             text = path.read_text()
         except OSError as exc:
             raise UntrustedRoot(f"{ROOT_SETTING}={setting}: cannot read it ({exc})") from exc
-        return parse_root(text, f"{ROOT_SETTING} file {path} (operator setting)")
+        return parse_root(
+            text,
+            f"operator-supplied via {ROOT_SETTING} file {path}, development only",
+            operator_supplied=True,
+        )
     return parse_root(PACKAGED_ROOT.read_text(), "packaged with the agent")
 
 

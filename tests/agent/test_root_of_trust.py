@@ -5,124 +5,18 @@ endorsed by another root, a document from the future, a corrupted state file, pl
 No Django here: the vendor's root and signing keys are made in the test, as the service makes
 them (tokens/trust.py), and the agent runs in-process against files only."""
 
-import base64
 import json
 import time
-from pathlib import Path
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from appsuite_agent import cli
+from appsuite_agent import cli, trust
 from appsuite_agent.state import load
-from appsuite_agent.trust import ENDORSEMENT_TYPE, PACKAGED_ROOT, load_root, root_kid
+from appsuite_agent.trust import load_root
 
-FINGERPRINT = "fp-offline-machine"
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def raw_public(private: Ed25519PrivateKey) -> bytes:
-    return private.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-
-
-class Vendor:
-    """A root key and one signing key it endorses, as the service publishes them."""
-
-    def __init__(self) -> None:
-        self.root = Ed25519PrivateKey.generate()
-        self.root_text = "ed25519:" + b64(raw_public(self.root))
-        self.signing = Ed25519PrivateKey.generate()
-        self.kid = "signing-" + b64(raw_public(self.signing))[:8]
-
-    def jwk(self, private: Ed25519PrivateKey | None = None, kid: str | None = None, **extra):
-        private = private or self.signing
-        key = {
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "alg": "EdDSA",
-            "use": "sig",
-            "kid": kid or self.kid,
-            "x": b64(raw_public(private)),
-        }
-        key["endorsement"] = self.endorse(key, **extra)
-        return key
-
-    def endorse(self, key: dict, *, by=None, nbf: float | None = None, exp=None, x=None) -> str:
-        claims = {
-            "kid": key["kid"],
-            "x": x or key["x"],
-            "crv": "Ed25519",
-            "nbf": int(nbf if nbf is not None else time.time() - 86400),
-            "iat": int(time.time()),
-        }
-        if exp is not None:
-            claims["exp"] = int(exp)
-        return jwt.encode(
-            claims,
-            by or self.root,
-            algorithm="EdDSA",
-            headers={"typ": ENDORSEMENT_TYPE, "kid": root_kid(raw_public(by or self.root))},
-        )
-
-    def document(self, *, private=None, kid=None, iat=None, quantity=10, sub="srv-1") -> str:
-        claims = {
-            "iss": "https://licensing.example.test",
-            "sub": sub,
-            "iat": int(iat if iat is not None else time.time()),
-            "fingerprint": FINGERPRINT,
-            "mode": "offline",
-            "account": {"id": "acc", "name": "Carol Corp"},
-            "entitlements": [
-                {
-                    "product": "CALL_RECORDING",
-                    "quantity": quantity,
-                    "kind": "perpetual",
-                    "ends_at": None,
-                    "care_ends_at": None,
-                    "care_status": "none",
-                }
-            ],
-            "services": [],
-        }
-        return jwt.encode(
-            claims,
-            private or self.signing,
-            algorithm="EdDSA",
-            headers={"kid": kid or self.kid, "typ": "license+jwt"},
-        )
-
-
-@pytest.fixture
-def vendor(monkeypatch) -> Vendor:
-    v = Vendor()
-    monkeypatch.setenv("APPSUITE_ROOT_KEY", v.root_text)
-    monkeypatch.setenv("APPSUITE_FINGERPRINT", FINGERPRINT)
-    return v
-
-
-@pytest.fixture
-def agent(tmp_path, capsys):
-    state_dir = tmp_path / "state"
-
-    def run(*argv: str) -> tuple[int, str]:
-        code = cli.main(["--state-dir", str(state_dir), *argv])
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    run.state_dir = state_dir
-    return run
-
-
-def write(path: Path, data: object) -> str:
-    path.write_text(json.dumps(data))
-    return str(path)
+from .conftest import SHIPPED_ROOT
+from .support import b64, raw_public, write
 
 
 def test_a_license_signed_by_the_vendors_endorsed_key_is_installed(vendor, agent, tmp_path):
@@ -134,7 +28,8 @@ def test_a_license_signed_by_the_vendors_endorsed_key_is_installed(vendor, agent
     assert code == cli.OK, out
     code, out = agent("status")
     assert code == cli.OK and "State:    licensed" in out and "CALL_RECORDING: 10" in out
-    assert "operator setting" in out
+    assert f"Root key: {vendor.root_kid} (packaged with the agent)" in out
+    assert "PRODUCTION" not in out
 
 
 def test_a_self_made_key_in_a_keys_file_installs_nothing_on_a_fresh_agent(vendor, agent, tmp_path):
@@ -298,32 +193,32 @@ def test_loopback_http_with_the_flag_is_allowed_to_try(vendor, tmp_path, capsys)
     assert "cannot reach the licensing service" in capsys.readouterr().err
 
 
-def test_the_root_comes_from_the_package_unless_the_operator_sets_one(
+def test_the_root_comes_from_the_package_and_an_operators_only_in_development(
     monkeypatch, tmp_path, vendor
 ):
-    monkeypatch.delenv("APPSUITE_ROOT_KEY")
     packaged = load_root()
-    assert packaged.source == "packaged with the agent"
-    assert PACKAGED_ROOT.read_text().strip() == "ed25519:" + b64(packaged.raw)
+    assert packaged.source == "packaged with the agent" and not packaged.operator_supplied
+    assert trust.PACKAGED_ROOT.read_text().strip() == "ed25519:" + b64(packaged.raw)
 
-    path = tmp_path / "root.pub"
-    path.write_text(vendor.root_text + "\n")
-    monkeypatch.setenv("APPSUITE_ROOT_KEY", str(path))
-    from_file = load_root()
-    assert from_file.raw == base64.urlsafe_b64decode(vendor.root_text[8:] + "=")
-    assert str(path) in from_file.source and "operator setting" in from_file.source
+    site_root = tmp_path / "root.pub"
+    site_root.write_text("ed25519:" + b64(raw_public(Ed25519PrivateKey.generate())) + "\n")
+    monkeypatch.setenv("APPSUITE_ROOT_KEY", str(site_root))
+    assert load_root() == packaged  # a shipped agent: the setting is not honoured
+    development = load_root(development=True)
+    assert development.raw != packaged.raw and development.operator_supplied
+    assert str(site_root) in development.source and "development only" in development.source
 
 
-def test_an_unreadable_root_setting_is_a_clear_error(monkeypatch, agent):
+def test_an_unreadable_root_setting_is_a_clear_error_in_development(monkeypatch, agent, vendor):
     monkeypatch.setenv("APPSUITE_ROOT_KEY", "ed25519:not-a-key")
 
-    code, out = agent("status")
+    code, out = agent("--insecure-dev", "status")
 
     assert code == cli.FAILED and "APPSUITE_ROOT_KEY" in out and "Traceback" not in out
 
 
-def test_the_packaged_root_does_not_trust_a_test_vendors_keys(monkeypatch, agent, tmp_path, vendor):
-    monkeypatch.delenv("APPSUITE_ROOT_KEY")
+def test_the_shipped_root_does_not_trust_a_test_vendors_keys(monkeypatch, agent, tmp_path, vendor):
+    monkeypatch.setattr(trust, "PACKAGED_ROOT", SHIPPED_ROOT)
     keys = write(tmp_path / "keys.json", {"keys": [vendor.jwk()]})
 
     code, out = agent(

@@ -22,6 +22,12 @@ from ...conftest import requires_postgres
 from .conftest import BASE64URL, b64, claims_of, flip_char, live, quantities, unb64
 
 
+def dev_root():
+    """The root the live agent trusts: this test run's, given as APPSUITE_ROOT_KEY, which the
+    agent honours in development mode (--insecure-dev) only."""
+    return load_root(development=True)
+
+
 @live
 def test_a_token_activates_once(online_token, pending_server, live_server, machine):
     first, second = machine("pbx-a"), machine("pbx-b")
@@ -133,7 +139,7 @@ def test_verify_refuses_tampered_unsigned_and_unknown_key_documents(activated):
     document, keys, server_id = state.document, state.keys, state.server_id
     fingerprint = activated.fingerprint
     verify(
-        document, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id
+        document, keys, root=dev_root(), fingerprint=fingerprint, server_id=server_id
     )  # the genuine one
     header, payload, signature = document.split(".")
     claims = json.loads(unb64(payload))
@@ -145,37 +151,35 @@ def test_verify_refuses_tampered_unsigned_and_unknown_key_documents(activated):
         ".".join([header, payload, flip_char(signature, 20)]),
     ):
         with pytest.raises(Refused):
-            verify(tampered, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
+            verify(tampered, keys, root=dev_root(), fingerprint=fingerprint, server_id=server_id)
 
     # alg none, with and without a signature.
     none_header = b64(json.dumps({"alg": "none", "kid": kid, "typ": "license+jwt"}).encode())
     for unsigned in (f"{none_header}.{payload}.", f"{none_header}.{payload}.{signature}"):
         with pytest.raises(Refused, match="algorithm"):
-            verify(unsigned, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
+            verify(unsigned, keys, root=dev_root(), fingerprint=fingerprint, server_id=server_id)
 
     # Signed by a key the agent does not know, under a new kid or under the genuine kid.
     rogue = Ed25519PrivateKey.generate()
     headers = {"kid": "rogue-key", "typ": "license+jwt"}
     forged = jwt.encode(claims, rogue, algorithm="EdDSA", headers=headers)
     with pytest.raises(UnknownKey):
-        verify(forged, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
+        verify(forged, keys, root=dev_root(), fingerprint=fingerprint, server_id=server_id)
     forged = jwt.encode(claims, rogue, algorithm="EdDSA", headers={**headers, "kid": kid})
     with pytest.raises(Refused, match="signature"):
-        verify(forged, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
+        verify(forged, keys, root=dev_root(), fingerprint=fingerprint, server_id=server_id)
 
     # Algorithm confusion: HMAC keyed with the public key.
     public = unb64(keys[kid]["x"])
     confused = jwt.encode(claims, public, algorithm="HS256", headers={**headers, "kid": kid})
     with pytest.raises(Refused, match="algorithm"):
-        verify(confused, keys, root=load_root(), fingerprint=fingerprint, server_id=server_id)
+        verify(confused, keys, root=dev_root(), fingerprint=fingerprint, server_id=server_id)
 
     # A genuine document, but for another server or another machine.
     with pytest.raises(Refused, match="another server"):
-        verify(
-            document, keys, root=load_root(), fingerprint=fingerprint, server_id="another-server"
-        )
+        verify(document, keys, root=dev_root(), fingerprint=fingerprint, server_id="another-server")
     with pytest.raises(Refused, match="another machine"):
-        verify(document, keys, root=load_root(), fingerprint="fp-other", server_id=server_id)
+        verify(document, keys, root=dev_root(), fingerprint="fp-other", server_id=server_id)
 
 
 @live
@@ -195,7 +199,7 @@ def test_every_single_bit_flip_of_the_held_document_is_refused(activated):
                 verify(
                     tampered,
                     state.keys,
-                    root=load_root(),
+                    root=dev_root(),
                     fingerprint=activated.fingerprint,
                     server_id=state.server_id,
                 )
@@ -219,7 +223,7 @@ def test_the_agent_never_accepts_an_older_document(
 
     state = load(activated.folder)
     with pytest.raises(Refused, match="older"):
-        cli._accept(state, older, root=load_root(), server_id=state.server_id, refresh_keys=False)
+        cli._accept(state, older, root=dev_root(), server_id=state.server_id, refresh_keys=False)
     assert state.document == newer
     code, report = activated.status()
     assert code == 0 and quantities(report)["CALL_RECORDING"] == 12
