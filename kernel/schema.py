@@ -39,6 +39,10 @@ ProblemSerializer = inline_serializer(
             help_text="token_invalid / credential_revoked / fingerprint_mismatch: why, in one "
             "word (`checksum`, `unknown`, `revoked`, `other_server`).",
         ),
+        "minimum_version": serializers.CharField(
+            required=False,
+            help_text="version_unsupported: the lowest release of the product the service accepts.",
+        ),
         "order_id": serializers.CharField(
             required=False, help_text="idempotency_conflict: the order placed under the reference."
         ),
@@ -59,6 +63,7 @@ _DESCRIPTIONS = {
     410: "Gone (expired).",
     413: "The body is over the documented limit (`payload_too_large`).",
     422: "Refused by a business rule.",
+    426: "The release is below the product's minimum (`version_unsupported`).",
     429: "Too many failed attempts (`rate_limited`).",
     503: "Briefly unavailable (`service_unavailable`); retry after `Retry-After` seconds.",
 }
