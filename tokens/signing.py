@@ -19,8 +19,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .errors import TokenError
 from .models import SigningKey
-from .trust import endorse, load_root_private
+from .trust import (
+    RootKeyMissing,
+    endorse,
+    load_root_private,
+    may_sign,
+    retire_predecessors,
+    root_public_key,
+)
 
 ALGORITHM = "EdDSA"
 DOCUMENT_TYPE = "license+jwt"
@@ -43,10 +51,11 @@ def _thumbprint(public_raw: bytes) -> str:
 
 
 def create_signing_key(*, at_once: bool = False) -> SigningKey:
-    """A new key, published now. The first key signs at once; a rotated one only after
-    KEYS_MAX_AGE (plus a margin), so verifiers behind a cache of /keys know it by then. The
-    previous key signs until that moment, then retires. Endorsed at once where the root's
-    private half is at hand (the embedded default); else by `manage.py endorse_signing_keys`.
+    """A new key, published now. It signs only once the root endorses it, and a rotated one
+    not before KEYS_MAX_AGE (plus a margin) has passed, so verifiers behind a cache of /keys
+    know it by then; the first key may sign at once. Endorsed at once where the root's private
+    half is at hand (the embedded default), else by `manage.py endorse_signing_keys` where the
+    root is kept. The previous key signs until the new one may, then retires.
     """
     private = Ed25519PrivateKey.generate()
     public_raw = private.public_key().public_bytes(
@@ -62,7 +71,6 @@ def create_signing_key(*, at_once: bool = False) -> SigningKey:
         signing = SigningKey.objects.select_for_update().filter(retired_at__isnull=True)
         first = not signing.exists()
         signs_from = now if first or at_once else now + settings.KEYS_MAX_AGE + ROTATION_MARGIN
-        signing.update(retired_at=signs_from)
         key = SigningKey(
             kid=_thumbprint(public_raw),
             public_key=_b64url(public_raw),
@@ -74,8 +82,43 @@ def create_signing_key(*, at_once: bool = False) -> SigningKey:
         if root is not None:
             key.endorsement = endorse(key, root)
         key.save()
+        if key.endorsement:
+            retire_predecessors(key, now)
     _cache.clear()
     return key
+
+
+class NoEndorsedKey(TokenError):
+    """No signing key carries a valid endorsement of the root the service trusts."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("service_unavailable", detail)
+
+
+def signing_key(now: datetime) -> SigningKey:
+    """The key that signs now: the newest one whose time has come and whose endorsement by the
+    configured root verifies for a document issued now. A key still waiting for its
+    endorsement never signs; its predecessor goes on. NoEndorsedKey when there is none (a
+    fresh service gets its first key here, endorsed when the root is at hand)."""
+    try:
+        root = root_public_key()
+    except RootKeyMissing as exc:
+        raise NoEndorsedKey(
+            "License documents cannot be issued now: the service has no root key."
+        ) from exc
+    candidates = SigningKey.objects.filter(
+        Q(signs_from__isnull=True) | Q(signs_from__lte=now)
+    ).exclude(endorsement="")
+    for key in candidates.order_by("-created_at"):
+        if may_sign(key, root, now):
+            return key
+    if not SigningKey.objects.exists():
+        key = create_signing_key()
+        if may_sign(key, root, now):
+            return key
+    raise NoEndorsedKey(
+        "License documents cannot be issued now: no signing key is endorsed by the root."
+    )
 
 
 def published_keys(now: datetime) -> list[SigningKey]:
@@ -126,15 +169,7 @@ class _KeyCache:
             entry = self._entry
             if entry is not None and time.monotonic() - entry[0] < self.TTL_SECONDS:
                 return entry[1], entry[2]
-        now = timezone.now()
-        key = (
-            SigningKey.objects.filter(Q(signs_from__isnull=True) | Q(signs_from__lte=now))
-            .filter(Q(retired_at__isnull=True) | Q(retired_at__gt=now))
-            .order_by("-created_at")
-            .first()
-        )
-        if key is None:
-            key = create_signing_key()
+        key = signing_key(timezone.now())
         private = serialization.load_pem_private_key(
             key.private_key_encrypted.encode(), password=_passphrase()
         )
