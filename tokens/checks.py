@@ -3,9 +3,14 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.db import DatabaseError
+from django.db.models import Q
+from django.utils import timezone
 
+from .models import SigningKey
 from .services import stale_after
+from .trust import RootKeyMissing, endorsement_claims, root_public_key
 
 
 @register()
@@ -22,6 +27,44 @@ def check_stale_threshold(app_configs: Any = None, **kwargs: Any) -> list[CheckM
                 f"({settings.LICENSE_REFRESH_HINT}).",
                 hint="Lower SYNC_RECORD_MINUTES or raise LICENSE_REFRESH_HOURS.",
                 id="tokens.E001",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_root_of_trust(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Without a root no signing key may sign (tokens.signing.signing_key): every activation
+    and sync would answer 503. A root that endorses none of the keys in use is as bad."""
+    try:
+        root = root_public_key()
+    except RootKeyMissing as exc:
+        return [
+            Error(
+                f"The service has no root key to verify its signing keys' endorsements: {exc}.",
+                hint="Set LICENSE_ROOT_PUBLIC_KEY to the vendor root's public key (ed25519:...; "
+                "`manage.py root_public_key` prints it where the root file is kept).",
+                id="tokens.E002",
+            )
+        ]
+    try:
+        oldest = timezone.now() - settings.LICENSE_LEASE - settings.LICENSE_REFRESH_HINT
+        in_use = list(
+            SigningKey.objects.exclude(endorsement="").filter(
+                Q(retired_at__isnull=True) | Q(retired_at__gt=oldest)
+            )
+        )
+    except DatabaseError:
+        return []  # no database (yet) to compare with: the other checks still run
+    refused = [key.kid for key in in_use if endorsement_claims(key, root) is None]
+    if refused:
+        return [
+            Error(
+                f"The root key the service trusts does not verify the endorsement of signing "
+                f"key(s) {', '.join(refused)}: they never sign, and agents refuse them.",
+                hint="Check LICENSE_ROOT_PUBLIC_KEY against `manage.py root_public_key` run "
+                "where the root file is kept.",
+                id="tokens.E003",
             )
         ]
     return []
