@@ -1,9 +1,10 @@
 """Start-up checks of the settings the device exchange depends on."""
 
+import hashlib
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
@@ -68,3 +69,49 @@ def check_root_of_trust(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         ]
     return []
+
+
+def _derived(name: str, purpose: str) -> bool:
+    """Whether a key setting holds the value licensing_portal/settings/base.py derives from
+    DJANGO_SECRET_KEY when it is not set."""
+    fallback = hashlib.sha256(f"{purpose}:{settings.SECRET_KEY}".encode()).hexdigest()
+    return bool(getattr(settings, name) == fallback)
+
+
+@register(Tags.security, deploy=True)
+def check_keys_apart_from_the_secret_key(
+    app_configs: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Keys left to their fallback are derived from DJANGO_SECRET_KEY: whoever learns it learns
+    them too, and rotating it silently changes them (every stored secret hash, every signing
+    key's encryption, the links of queued e-mails)."""
+    keep = "To keep what exists valid, set it to the value it has now"
+    found: list[CheckMessage] = []
+    if _derived("SECRET_HASH_KEY", "secret-hash"):
+        found.append(
+            Warning(
+                "SECRET_HASH_KEY is not set: it is derived from DJANGO_SECRET_KEY.",
+                hint=f"Set SECRET_HASH_KEY explicitly. {keep} (stored API keys, tokens and "
+                "credentials are hashed under it).",
+                id="tokens.W001",
+            )
+        )
+    if _derived("OUTBOX_LINK_KEY", "outbox-links"):
+        found.append(
+            Warning(
+                "OUTBOX_LINK_KEY is not set: it is derived from DJANGO_SECRET_KEY.",
+                hint=f"Set OUTBOX_LINK_KEY explicitly. {keep} (links of e-mails not yet sent).",
+                id="tokens.W002",
+            )
+        )
+    if not settings.LICENSE_KEY_PASSPHRASE:
+        found.append(
+            Warning(
+                "LICENSE_KEY_PASSPHRASE is not set: the signing keys are encrypted under a "
+                "passphrase derived from DJANGO_SECRET_KEY.",
+                hint="Set LICENSE_KEY_PASSPHRASE explicitly. To keep the stored signing keys "
+                "readable, set it to 'license-keys:' followed by the current DJANGO_SECRET_KEY.",
+                id="tokens.W003",
+            )
+        )
+    return found

@@ -70,6 +70,32 @@ def test_a_malformed_root_setting_fails_the_deploy_checks(tmp_path):
     assert result.returncode != 0 and "tokens.E002" in result.stderr
 
 
+def test_keys_derived_from_the_secret_key_are_warned_about(tmp_path, vendor_root):
+    result = deploy_check(tmp_path, LICENSE_ROOT_PUBLIC_KEY=vendor_root)
+
+    assert result.returncode == 0  # warnings: the service runs, the operator is told
+    for code, name in [
+        ("tokens.W001", "SECRET_HASH_KEY"),
+        ("tokens.W002", "OUTBOX_LINK_KEY"),
+        ("tokens.W003", "LICENSE_KEY_PASSPHRASE"),
+    ]:
+        assert f"({code}) {name} is not set" in result.stderr, result.stderr
+
+    strict = deploy_check(tmp_path, "--fail-level", "WARNING", LICENSE_ROOT_PUBLIC_KEY=vendor_root)
+    assert strict.returncode != 0
+
+
+def test_each_key_set_on_its_own_silences_its_warning(tmp_path, vendor_root):
+    result = deploy_check(
+        tmp_path,
+        LICENSE_ROOT_PUBLIC_KEY=vendor_root,
+        OUTBOX_LINK_KEY=KEYS_APART["OUTBOX_LINK_KEY"],
+    )
+
+    assert "tokens.W001" in result.stderr and "tokens.W003" in result.stderr
+    assert "tokens.W002" not in result.stderr
+
+
 def deploy_errors() -> set[str]:
     return {
         message.id
