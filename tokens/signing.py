@@ -8,7 +8,7 @@ import base64
 import hashlib
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -70,7 +70,15 @@ def create_signing_key(*, at_once: bool = False) -> SigningKey:
     with transaction.atomic():
         signing = SigningKey.objects.select_for_update().filter(retired_at__isnull=True)
         first = not signing.exists()
-        signs_from = now if first or at_once else now + settings.KEYS_MAX_AGE + ROTATION_MARGIN
+        # The first key also covers documents dated in the moment before it was made (their
+        # iat is taken when the request began); nothing was signed before it.
+        signs_from = (
+            now - ROTATION_MARGIN
+            if first
+            else now
+            if at_once
+            else now + settings.KEYS_MAX_AGE + ROTATION_MARGIN
+        )
         key = SigningKey(
             kid=_thumbprint(public_raw),
             public_key=_b64url(public_raw),
@@ -95,27 +103,29 @@ class NoEndorsedKey(TokenError):
         super().__init__("service_unavailable", detail)
 
 
-def signing_key(now: datetime) -> SigningKey:
-    """The key that signs now: the newest one whose time has come and whose endorsement by the
-    configured root verifies for a document issued now. A key still waiting for its
-    endorsement never signs; its predecessor goes on. NoEndorsedKey when there is none (a
-    fresh service gets its first key here, endorsed when the root is at hand)."""
+def signing_key(issued_at: int) -> tuple[SigningKey, dict[str, int]]:
+    """The key that signs a document dated ``issued_at`` (its ``iat``), with its endorsement's
+    window: the newest key whose time has come and whose endorsement by the configured root
+    covers that date. A key still waiting for its endorsement never signs; its predecessor
+    goes on. NoEndorsedKey when there is none (a fresh service gets its first key here,
+    endorsed when the root is at hand)."""
     try:
         root = root_public_key()
     except RootKeyMissing as exc:
         raise NoEndorsedKey(
             "License documents cannot be issued now: the service has no root key."
         ) from exc
+    moment = datetime.fromtimestamp(issued_at + 1, tz=UTC)  # iat is whole seconds, floored
     candidates = SigningKey.objects.filter(
-        Q(signs_from__isnull=True) | Q(signs_from__lte=now)
+        Q(signs_from__isnull=True) | Q(signs_from__lt=moment)
     ).exclude(endorsement="")
     for key in candidates.order_by("-created_at"):
-        if may_sign(key, root, now):
-            return key
+        if window := may_sign(key, root, issued_at):
+            return key, window
     if not SigningKey.objects.exists():
         key = create_signing_key()
-        if may_sign(key, root, now):
-            return key
+        if window := may_sign(key, root, issued_at):
+            return key, window
     raise NoEndorsedKey(
         "License documents cannot be issued now: no signing key is endorsed by the root."
     )
@@ -158,24 +168,31 @@ class _KeyCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entry: tuple[float, str, Ed25519PrivateKey] | None = None
+        # (when cached, kid, private key, endorsement window)
+        self._entry: tuple[float, str, Ed25519PrivateKey, dict[str, int]] | None = None
 
     def clear(self) -> None:
         with self._lock:
             self._entry = None
 
-    def current(self) -> tuple[str, Ed25519PrivateKey]:
+    def current(self, issued_at: int) -> tuple[str, Ed25519PrivateKey]:
+        """The key for a document dated ``issued_at``: the cached one while its endorsement
+        covers that date."""
         with self._lock:
             entry = self._entry
-            if entry is not None and time.monotonic() - entry[0] < self.TTL_SECONDS:
+            if (
+                entry is not None
+                and time.monotonic() - entry[0] < self.TTL_SECONDS
+                and entry[3]["nbf"] <= issued_at < entry[3]["exp"]
+            ):
                 return entry[1], entry[2]
-        key = signing_key(timezone.now())
+        key, window = signing_key(issued_at)
         private = serialization.load_pem_private_key(
             key.private_key_encrypted.encode(), password=_passphrase()
         )
         assert isinstance(private, Ed25519PrivateKey)
         with self._lock:
-            self._entry = (time.monotonic(), key.kid, private)
+            self._entry = (time.monotonic(), key.kid, private, window)
         return key.kid, private
 
 
@@ -183,7 +200,10 @@ _cache = _KeyCache()
 
 
 def sign_document(claims: dict[str, Any]) -> str:
-    kid, private = _cache.current()
+    """Signs with a key whose endorsement covers the document's ``iat`` (now when it has none),
+    so the document passes every check of the keys endpoint's description."""
+    issued_at = int(claims.get("iat", timezone.now().timestamp()))
+    kid, private = _cache.current(issued_at)
     return jwt.encode(
         claims, private, algorithm=ALGORITHM, headers={"kid": kid, "typ": DOCUMENT_TYPE}
     )

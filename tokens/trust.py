@@ -149,11 +149,13 @@ def endorsement_claims(key: SigningKey, root: Ed25519PublicKey) -> dict[str, int
     return {"nbf": claims["nbf"], "exp": claims["exp"]}
 
 
-def may_sign(key: SigningKey, root: Ed25519PublicKey, now: datetime) -> bool:
-    """Whether a document issued now by this key verifies: the root endorses the key and now
-    lies in the endorsement's window."""
+def may_sign(key: SigningKey, root: Ed25519PublicKey, issued_at: int) -> dict[str, int] | None:
+    """The endorsement's window when a document dated ``issued_at`` (its ``iat``) by this key
+    verifies: the root endorses the key and the date lies in the window. None otherwise."""
     window = endorsement_claims(key, root)
-    return window is not None and window["nbf"] <= int(now.timestamp()) < window["exp"]
+    if window is None or not window["nbf"] <= issued_at < window["exp"]:
+        return None
+    return window
 
 
 def endorse(key: SigningKey, root: Ed25519PrivateKey) -> str:

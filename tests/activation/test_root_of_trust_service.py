@@ -303,3 +303,35 @@ def test_with_no_endorsed_key_sync_is_a_clean_503(
     assert refused.status_code == 503, refused.content
     assert refused["Content-Type"] == "application/problem+json"
     assert refused.json()["code"] == "service_unavailable"
+
+
+def signed_window(document: str, keys: list[dict]) -> tuple[int, dict]:
+    """The document's iat and the endorsement window of the key that signed it."""
+    kid = jwt.get_unverified_header(document)["kid"]
+    endorsement = next(key for key in keys if key["kid"] == kid)["endorsement"]
+    window = jwt.decode(endorsement, options={"verify_signature": False})
+    return jwt.decode(document, options={"verify_signature": False})["iat"], window
+
+
+def test_a_document_is_always_dated_inside_its_keys_endorsement(db, client):
+    from tokens.signing import _cache, sign_document
+
+    # A fresh service makes its first key while signing a document whose iat was taken a
+    # moment earlier (when the request began).
+    issued = int(timezone.now().timestamp()) - 1
+    first_document = sign_document({"iat": issued})
+    iat, window = signed_window(first_document, published(client))
+    assert window["nbf"] <= iat <= window["exp"]
+
+    # At a rotation, a document dated just before the new key's time is signed by the key
+    # whose window covers that date, even once the new key signs and is cached.
+    first = SigningKey.objects.get()
+    rotated = create_signing_key()
+    with time_machine.travel(rotated.signs_from + timedelta(seconds=2), tick=False):
+        _cache.clear()
+        now = int(timezone.now().timestamp())
+        assert jwt.get_unverified_header(sign_document({"iat": now}))["kid"] == rotated.kid
+        before = sign_document({"iat": int(rotated.signs_from.timestamp()) - 1})
+        assert jwt.get_unverified_header(before)["kid"] == first.kid
+        iat, window = signed_window(before, published(client))
+        assert window["nbf"] <= iat <= window["exp"]

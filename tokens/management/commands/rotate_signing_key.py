@@ -17,7 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         key = create_signing_key()
         try:
-            signing = signing_key(timezone.now()).kid
+            signing = signing_key(int(timezone.now().timestamp()))[0].kid
         except NoEndorsedKey:
             signing = None
         now_signing = (
