@@ -13,6 +13,7 @@ import time_machine
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import override_settings
 from django.utils import timezone
 
 from appsuite_agent.trust import endorsement_window, parse_root
@@ -203,9 +204,11 @@ def test_a_rotated_key_signs_only_once_endorsed_where_the_root_is_kept(
         first.refresh_from_db()
         assert first.retired_at is None
 
-        # Vendor staff endorse it with the root file, against the same database.
+        # Vendor staff endorse it on the machine where the root file is kept (its settings
+        # name the file, no public key), against the service's database.
         endorsed = io.StringIO()
-        call_command("endorse_signing_keys", "--root-key", web_tier, stdout=endorsed)
+        with override_settings(LICENSE_ROOT_PUBLIC_KEY="", LICENSE_ROOT_KEY_FILE=web_tier):
+            call_command("endorse_signing_keys", stdout=endorsed)
         assert f"Endorsed signing key {rotated.kid}" in endorsed.getvalue()
         _cache.clear()
         assert document_kid(sync(device, credential)) == rotated.kid
