@@ -338,3 +338,16 @@ def test_a_document_is_always_dated_inside_its_keys_endorsement(db, client):
         assert jwt.get_unverified_header(before)["kid"] == first.kid
         iat, window = signed_window(before, published(client))
         assert window["nbf"] <= iat <= window["exp"]
+
+
+def test_rotation_where_the_root_is_at_hand_says_when_the_new_key_signs(db):
+    first = create_signing_key()
+    out = io.StringIO()
+
+    call_command("rotate_signing_key", stdout=out)
+
+    rotated = SigningKey.objects.exclude(pk=first.pk).get()
+    said = out.getvalue()
+    assert f"New signing key {rotated.kid} is published and endorsed" in said
+    assert f"{rotated.signs_from:%Y-%m-%d %H:%M:%S} UTC" in said and f"{first.kid} signs" in said
+    assert "PENDING" not in said

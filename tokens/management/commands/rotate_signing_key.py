@@ -26,11 +26,11 @@ class Command(BaseCommand):
             else "Until then no key signs: activations and syncs answer 503."
         )
         if key.endorsement:
-            self.stdout.write(
+            said = (
                 f"New signing key {key.kid} is published and endorsed; it signs from "
-                f"{key.signs_from:%Y-%m-%d %H:%M:%S} UTC. "
-                + (now_signing if signing != key.kid else "")
+                f"{key.signs_from:%Y-%m-%d %H:%M:%S} UTC."
             )
+            self.stdout.write(said if signing == key.kid else f"{said} {now_signing}")
             return
         self.stdout.write(
             f"New signing key {key.kid} is published and PENDING ENDORSEMENT: it signs only "
