@@ -182,7 +182,7 @@ class ActivationApi(APIView):
         parameters=[ETAG_HEADER, NO_STORE_HEADER, WWW_AUTHENTICATE_HEADER, RETRY_AFTER_HEADER],
         responses={
             201: OutputSerializer,
-            **problem_responses(400, 401, 409, 410, 429),
+            **problem_responses(400, 401, 409, 410, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:
@@ -399,7 +399,7 @@ class SyncApi(APIView):
         responses={
             200: OutputSerializer,
             304: OpenApiResponse(description="Not modified"),
-            **problem_responses(400, 401, 409),
+            **problem_responses(400, 401, 409, 503),
         },
     )
     def post(self, request: Request) -> Response:
