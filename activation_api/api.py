@@ -92,13 +92,50 @@ def _rate_limited(retry_after: int) -> Response:
     return response
 
 
+# What a verifier checks, in order (README: "What the agent trusts" states the same rules).
+VERIFYING_A_DOCUMENT = """\
+A license document is trusted through a chain: the vendor's **root key** (Ed25519, pinned by the
+verifier out of band; `manage.py root_public_key` prints it as `ed25519:<base64url x>`)
+endorses each **signing key**, and the signing key signs the document. The endorsement travels
+beside each key, as its `endorsement` member. A verifier checks, and refuses on any failure:
+
+1. The document is a compact JWS whose protected header has `alg: EdDSA`, `typ: license+jwt` and
+   a `kid`; the key of that `kid` is in this set (`kty: OKP`, `crv: Ed25519`).
+2. The key's `endorsement` is a compact JWS with protected header `alg: EdDSA`,
+   `typ: key-endorsement+jwt` (its `kid` names the root: the RFC 7638 thumbprint, shortened),
+   and its signature verifies with the **root** public key.
+3. The endorsement's payload names this very key: its `kid`, `x` and `crv` equal the key's
+   `kid`, `x` and `crv` (`Ed25519`). An endorsement copied onto any other key fails here.
+4. The document's signature verifies with the key's `x`.
+5. The document's `iat` lies inside the endorsement's window: `nbf <= iat <= exp` (a verifier
+   may allow its clock skew before `nbf`; the reference agent allows 300 s).
+6. The document is not dated in the future: `iat <= now + skew` (the reference agent: 300 s).
+   An online document whose lease `exp` has passed no longer licenses anything.
+
+The service signs only with a key whose endorsement holds for the moment it signs, so every
+document it issues passes these checks."""
+
+
 class JwkSerializer(serializers.Serializer[Any]):
-    kty = serializers.CharField()
-    crv = serializers.CharField()
-    alg = serializers.CharField()
-    use = serializers.CharField()
-    kid = serializers.CharField()
+    kty = serializers.CharField(help_text="`OKP`.")
+    crv = serializers.CharField(help_text="`Ed25519`.")
+    alg = serializers.CharField(help_text="`EdDSA`.")
+    use = serializers.CharField(help_text="`sig`.")
+    kid = serializers.CharField(help_text="The key's id: the `kid` of the documents it signs.")
     x = serializers.CharField(help_text="The raw Ed25519 public key, base64url.")
+    endorsement = serializers.CharField(
+        required=False,
+        help_text=(
+            "The vendor root's endorsement of this key: a compact JWS, protected header "
+            "`{alg: EdDSA, typ: key-endorsement+jwt, kid: <root's id>}`, payload `{iss, kid, "
+            "x, crv, nbf, exp, iat}`: the key's `kid`, `x` and `crv`, and the window "
+            "`nbf`..`exp` (seconds since the epoch) in which documents it signs may be dated; "
+            "`iat` is when it was endorsed. Verify it with the root public key and trust the "
+            "key only when the payload's `kid`, `x` and `crv` equal this key's. Absent only "
+            "while a newly rotated key waits for vendor staff to endorse it; such a key signs "
+            "nothing until then."
+        ),
+    )
 
 
 class KeysApi(APIView):
@@ -111,6 +148,7 @@ class KeysApi(APIView):
     @extend_schema(
         operation_id="keys_list",
         summary="Public keys that verify license documents (JWK set)",
+        description=VERIFYING_A_DOCUMENT,
         auth=[],
         responses={200: OutputSerializer},
     )
@@ -144,7 +182,7 @@ class ActivationApi(APIView):
         parameters=[ETAG_HEADER, NO_STORE_HEADER, WWW_AUTHENTICATE_HEADER, RETRY_AFTER_HEADER],
         responses={
             201: OutputSerializer,
-            **problem_responses(400, 401, 409, 410, 429),
+            **problem_responses(400, 401, 409, 410, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:
@@ -361,7 +399,7 @@ class SyncApi(APIView):
         responses={
             200: OutputSerializer,
             304: OpenApiResponse(description="Not modified"),
-            **problem_responses(400, 401, 409),
+            **problem_responses(400, 401, 409, 503),
         },
     )
     def post(self, request: Request) -> Response:

@@ -10,6 +10,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from notifications.selectors import outbox_backlog
+from tokens.trust import RootKeyMissing, root_public_key
 
 # Once every migration is applied, it stays so for the life of the process (new code means a
 # new process), so the migration graph is loaded only until then.
@@ -60,11 +61,21 @@ def check_migrations() -> str | None:
     return None
 
 
+def check_root() -> str | None:
+    """Without the vendor root no signing key may sign: every activation and sync would fail."""
+    try:
+        root_public_key()
+    except RootKeyMissing:
+        return "no root key: set LICENSE_ROOT_PUBLIC_KEY (see `manage.py check --deploy`)"
+    return None
+
+
 CHECKS: dict[str, Callable[[], str | None]] = {
     "database": check_database,
     "redis": check_redis,
     "outbox": check_outbox,
     "migrations": check_migrations,
+    "root": check_root,
 }
 
 

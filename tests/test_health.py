@@ -42,7 +42,13 @@ def test_ready_names_each_check_and_is_served_on_the_lean_path():
     assert response.status == 200
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "redis": "skipped", "outbox": "ok", "migrations": "ok"},
+        "checks": {
+            "database": "ok",
+            "redis": "skipped",
+            "outbox": "ok",
+            "migrations": "ok",
+            "root": "ok",
+        },
     }
     assert response.header("X-Request-ID")
     assert response.cookies == [] and response.header("Content-Security-Policy") is None
@@ -116,3 +122,21 @@ def test_an_unapplied_migration_fails_readiness():
 
     assert failing(response) == ["migrations"]
     assert "not applied" in response.json()["checks"]["migrations"]
+
+
+def test_a_service_with_no_root_key_fails_readiness(settings, tmp_path):
+    # Neither the root file nor LICENSE_ROOT_PUBLIC_KEY: no signing key could ever sign.
+    settings.LICENSE_ROOT_KEY_FILE = str(tmp_path / "absent.pem")
+    settings.LICENSE_ROOT_PUBLIC_KEY = ""
+
+    response = call("/readyz")
+
+    assert failing(response) == ["root"]
+    assert "LICENSE_ROOT_PUBLIC_KEY" in response.json()["checks"]["root"]
+
+
+def test_the_public_root_alone_is_enough_for_readiness(settings, tmp_path, vendor_root):
+    settings.LICENSE_ROOT_KEY_FILE = str(tmp_path / "absent.pem")
+    settings.LICENSE_ROOT_PUBLIC_KEY = vendor_root
+
+    assert call("/readyz").status == 200

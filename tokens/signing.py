@@ -8,7 +8,7 @@ import base64
 import hashlib
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -19,8 +19,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .errors import TokenError
 from .models import SigningKey
-from .trust import endorse, load_root_private
+from .trust import (
+    RootKeyMissing,
+    endorse,
+    load_root_private,
+    may_sign,
+    retire_predecessors,
+    root_public_key,
+)
 
 ALGORITHM = "EdDSA"
 DOCUMENT_TYPE = "license+jwt"
@@ -43,10 +51,11 @@ def _thumbprint(public_raw: bytes) -> str:
 
 
 def create_signing_key(*, at_once: bool = False) -> SigningKey:
-    """A new key, published now. The first key signs at once; a rotated one only after
-    KEYS_MAX_AGE (plus a margin), so verifiers behind a cache of /keys know it by then. The
-    previous key signs until that moment, then retires. Endorsed at once where the root's
-    private half is at hand (the embedded default); else by `manage.py endorse_signing_keys`.
+    """A new key, published now. It signs only once the root endorses it, and a rotated one
+    not before KEYS_MAX_AGE (plus a margin) has passed, so verifiers behind a cache of /keys
+    know it by then; the first key may sign at once. Endorsed at once where the root's private
+    half is at hand (the embedded default), else by `manage.py endorse_signing_keys` where the
+    root is kept. The previous key signs until the new one may, then retires.
     """
     private = Ed25519PrivateKey.generate()
     public_raw = private.public_key().public_bytes(
@@ -61,8 +70,15 @@ def create_signing_key(*, at_once: bool = False) -> SigningKey:
     with transaction.atomic():
         signing = SigningKey.objects.select_for_update().filter(retired_at__isnull=True)
         first = not signing.exists()
-        signs_from = now if first or at_once else now + settings.KEYS_MAX_AGE + ROTATION_MARGIN
-        signing.update(retired_at=signs_from)
+        # The first key also covers documents dated in the moment before it was made (their
+        # iat is taken when the request began); nothing was signed before it.
+        signs_from = (
+            now - ROTATION_MARGIN
+            if first
+            else now
+            if at_once
+            else now + settings.KEYS_MAX_AGE + ROTATION_MARGIN
+        )
         key = SigningKey(
             kid=_thumbprint(public_raw),
             public_key=_b64url(public_raw),
@@ -74,8 +90,45 @@ def create_signing_key(*, at_once: bool = False) -> SigningKey:
         if root is not None:
             key.endorsement = endorse(key, root)
         key.save()
+        if key.endorsement:
+            retire_predecessors(key, now)
     _cache.clear()
     return key
+
+
+class NoEndorsedKey(TokenError):
+    """No signing key carries a valid endorsement of the root the service trusts."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("service_unavailable", detail)
+
+
+def signing_key(issued_at: int) -> tuple[SigningKey, dict[str, int]]:
+    """The key that signs a document dated ``issued_at`` (its ``iat``), with its endorsement's
+    window: the newest key whose time has come and whose endorsement by the configured root
+    covers that date. A key still waiting for its endorsement never signs; its predecessor
+    goes on. NoEndorsedKey when there is none (a fresh service gets its first key here,
+    endorsed when the root is at hand)."""
+    try:
+        root = root_public_key()
+    except RootKeyMissing as exc:
+        raise NoEndorsedKey(
+            "License documents cannot be issued now: the service has no root key."
+        ) from exc
+    moment = datetime.fromtimestamp(issued_at + 1, tz=UTC)  # iat is whole seconds, floored
+    candidates = SigningKey.objects.filter(
+        Q(signs_from__isnull=True) | Q(signs_from__lt=moment)
+    ).exclude(endorsement="")
+    for key in candidates.order_by("-created_at"):
+        if window := may_sign(key, root, issued_at):
+            return key, window
+    if not SigningKey.objects.exists():
+        key = create_signing_key()
+        if window := may_sign(key, root, issued_at):
+            return key, window
+    raise NoEndorsedKey(
+        "License documents cannot be issued now: no signing key is endorsed by the root."
+    )
 
 
 def published_keys(now: datetime) -> list[SigningKey]:
@@ -115,32 +168,31 @@ class _KeyCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entry: tuple[float, str, Ed25519PrivateKey] | None = None
+        # (when cached, kid, private key, endorsement window)
+        self._entry: tuple[float, str, Ed25519PrivateKey, dict[str, int]] | None = None
 
     def clear(self) -> None:
         with self._lock:
             self._entry = None
 
-    def current(self) -> tuple[str, Ed25519PrivateKey]:
+    def current(self, issued_at: int) -> tuple[str, Ed25519PrivateKey]:
+        """The key for a document dated ``issued_at``: the cached one while its endorsement
+        covers that date."""
         with self._lock:
             entry = self._entry
-            if entry is not None and time.monotonic() - entry[0] < self.TTL_SECONDS:
+            if (
+                entry is not None
+                and time.monotonic() - entry[0] < self.TTL_SECONDS
+                and entry[3]["nbf"] <= issued_at < entry[3]["exp"]
+            ):
                 return entry[1], entry[2]
-        now = timezone.now()
-        key = (
-            SigningKey.objects.filter(Q(signs_from__isnull=True) | Q(signs_from__lte=now))
-            .filter(Q(retired_at__isnull=True) | Q(retired_at__gt=now))
-            .order_by("-created_at")
-            .first()
-        )
-        if key is None:
-            key = create_signing_key()
+        key, window = signing_key(issued_at)
         private = serialization.load_pem_private_key(
             key.private_key_encrypted.encode(), password=_passphrase()
         )
         assert isinstance(private, Ed25519PrivateKey)
         with self._lock:
-            self._entry = (time.monotonic(), key.kid, private)
+            self._entry = (time.monotonic(), key.kid, private, window)
         return key.kid, private
 
 
@@ -148,7 +200,10 @@ _cache = _KeyCache()
 
 
 def sign_document(claims: dict[str, Any]) -> str:
-    kid, private = _cache.current()
+    """Signs with a key whose endorsement covers the document's ``iat`` (now when it has none),
+    so the document passes every check of the keys endpoint's description."""
+    issued_at = int(claims.get("iat", timezone.now().timestamp()))
+    kid, private = _cache.current(issued_at)
     return jwt.encode(
         claims, private, algorithm=ALGORITHM, headers={"kid": kid, "typ": DOCUMENT_TYPE}
     )

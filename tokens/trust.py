@@ -12,15 +12,18 @@ through it (appsuite_agent/trust.py is the verifying half).
 """
 
 import base64
+import binascii
 import hashlib
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import SigningKey
@@ -30,7 +33,11 @@ PREFIX = "ed25519:"
 
 
 class RootKeyMissing(Exception):
-    """No root key where the settings say it is."""
+    """No root key where the settings say it is (or the configured one cannot be read)."""
+
+
+class RootMismatch(Exception):
+    """The root key at hand is not the one the service is configured to trust."""
 
 
 def _b64url(data: bytes) -> str:
@@ -98,6 +105,59 @@ def root_public_text() -> str:
     return public_text(_raw_public(private))
 
 
+def root_public_key() -> Ed25519PublicKey:
+    """The root the service trusts: LICENSE_ROOT_PUBLIC_KEY, else the public half of the root
+    file. RootKeyMissing when there is neither, or the setting is not an Ed25519 key."""
+    text = root_public_text().strip()
+    if not text.startswith(PREFIX):
+        raise RootKeyMissing(f"LICENSE_ROOT_PUBLIC_KEY: expected '{PREFIX}<base64url>'")
+    encoded = text[len(PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, binascii.Error) as exc:
+        raise RootKeyMissing(f"LICENSE_ROOT_PUBLIC_KEY: not an Ed25519 public key ({exc})") from exc
+
+
+def endorsement_claims(key: SigningKey, root: Ed25519PublicKey) -> dict[str, int] | None:
+    """The window (``nbf``, ``exp``) of the key's endorsement when the root signed it for this
+    very key (its ``kid``, ``x`` and ``crv``); None otherwise. The rules a verifier applies
+    (the keys endpoint's schema and the README state them)."""
+    if not key.endorsement:
+        return None
+    try:
+        header = jwt.get_unverified_header(key.endorsement)
+        if header.get("alg") != "EdDSA" or header.get("typ") != ENDORSEMENT_TYPE:
+            return None
+        claims = jwt.decode(
+            key.endorsement,
+            root,
+            algorithms=["EdDSA"],
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "require": ["kid", "x", "crv", "nbf", "exp"],
+            },
+        )
+    except jwt.PyJWTError:
+        return None
+    if (claims["kid"], claims["x"], claims["crv"]) != (key.kid, key.public_key, "Ed25519"):
+        return None
+    if not isinstance(claims["nbf"], int) or not isinstance(claims["exp"], int):
+        return None
+    return {"nbf": claims["nbf"], "exp": claims["exp"]}
+
+
+def may_sign(key: SigningKey, root: Ed25519PublicKey, issued_at: int) -> dict[str, int] | None:
+    """The endorsement's window when a document dated ``issued_at`` (its ``iat``) by this key
+    verifies: the root endorses the key and the date lies in the window. None otherwise."""
+    window = endorsement_claims(key, root)
+    if window is None or not window["nbf"] <= issued_at < window["exp"]:
+        return None
+    return window
+
+
 def endorse(key: SigningKey, root: Ed25519PrivateKey) -> str:
     """The root's endorsement of one signing key, for the window it may sign in."""
     not_before = key.signs_from or key.created_at
@@ -119,11 +179,41 @@ def endorse(key: SigningKey, root: Ed25519PrivateKey) -> str:
     )
 
 
+def check_root_matches(root: Ed25519PrivateKey) -> None:
+    """RootMismatch when the service is configured to trust another root than this one (an
+    endorsement by it would never verify, on the web tier or in the field)."""
+    try:
+        trusted = root_public_text().strip()
+    except RootKeyMissing:
+        return  # this machine names no root of its own: the key at hand is the root
+    if trusted != public_text(_raw_public(root)):
+        raise RootMismatch(
+            f"this root key ({public_text(_raw_public(root))}) is not the root the service "
+            f"trusts ({trusted}): its endorsements would be refused"
+        )
+
+
+def retire_predecessors(key: SigningKey, now: datetime) -> None:
+    """An endorsed key takes over: the keys before it sign until it may (its signs_from, or
+    now when that has passed), then retire. Call inside a transaction."""
+    takes_over = max(key.signs_from or now, now)
+    SigningKey.objects.filter(created_at__lt=key.created_at).filter(
+        Q(retired_at__isnull=True) | Q(retired_at__gt=takes_over)
+    ).update(retired_at=takes_over)
+
+
 def endorse_pending(root: Ed25519PrivateKey) -> list[SigningKey]:
-    """Endorses every key that has no endorsement yet. Returns them."""
+    """Endorses every key that has no endorsement yet, oldest first, and retires the keys
+    each one replaces. Returns them. RootMismatch, endorsing nothing, when the service
+    trusts another root."""
+    check_root_matches(root)
     done = []
-    for key in SigningKey.objects.filter(endorsement=""):
-        key.endorsement = endorse(key, root)
-        key.save(update_fields=["endorsement"])
-        done.append(key)
+    now = timezone.now()
+    with transaction.atomic():
+        pending = SigningKey.objects.select_for_update().filter(endorsement="")
+        for key in pending.order_by("created_at"):
+            key.endorsement = endorse(key, root)
+            key.save(update_fields=["endorsement"])
+            retire_predecessors(key, now)
+            done.append(key)
     return done

@@ -53,7 +53,7 @@ def test_https_gets_hsts_and_plain_http_is_redirected(client):
     assert client.get("/healthz").status_code == 200
 
 
-def test_production_settings_pass_the_deploy_checks(tmp_path):
+def test_production_settings_pass_the_deploy_checks(tmp_path, vendor_root):
     env = {
         **os.environ,
         # Not the checkout's var/: a var/embedded.env that `make run` wrote (say, with HTTPS
@@ -64,6 +64,12 @@ def test_production_settings_pass_the_deploy_checks(tmp_path):
         "DJANGO_SECRET_KEY": "x8#kQ2!vN7pL0zR4tY6wE1uI3oP5aS9dF2gH4jK6lZ8xC0vB3nM7qW1eR5tY9uI2oP4",
         "DJANGO_ALLOWED_HOSTS": "licensing.example.com",
         "SITE_URL": "https://licensing.example.com",
+        # The root's public half only (its private half stays with vendor staff), and keys
+        # apart from the secret key (tests/tokens/test_deploy_checks.py: tokens.E002, W001-3).
+        "LICENSE_ROOT_PUBLIC_KEY": vendor_root,
+        "SECRET_HASH_KEY": "a-hash-key-of-its-own-0123456789abcdef",
+        "OUTBOX_LINK_KEY": "a-link-key-of-its-own-0123456789abcdef",
+        "LICENSE_KEY_PASSPHRASE": "a-passphrase-of-its-own-0123456789",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -1,0 +1,117 @@
+"""`manage.py check --deploy` on what the signing-key chain needs: a root key (tokens.E002), a
+root that verifies the keys' endorsements (tokens.E003), and keys kept apart from
+DJANGO_SECRET_KEY (tokens.W001-W003). Run as the deployment runs it: its own process, the
+production settings, a VAR_DIR of its own."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.checks import run_checks
+from django.core.management import call_command
+
+from tokens.signing import create_signing_key
+
+SECRET = "x8#kQ2!vN7pL0zR4tY6wE1uI3oP5aS9dF2gH4jK6lZ8xC0vB3nM7qW1eR5tY9uI2oP4"
+KEYS_APART = {
+    "SECRET_HASH_KEY": "a-hash-key-of-its-own-0123456789abcdef",
+    "OUTBOX_LINK_KEY": "a-link-key-of-its-own-0123456789abcdef",
+    "LICENSE_KEY_PASSPHRASE": "a-passphrase-of-its-own-0123456789",
+}
+
+
+def deploy_check(var_dir: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {*KEYS_APART, "LICENSE_ROOT_PUBLIC_KEY", "LICENSE_ROOT_KEY_FILE"}
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", *extra],
+        cwd=settings.BASE_DIR,
+        env={
+            **base,
+            "VAR_DIR": str(var_dir),
+            "DJANGO_SETTINGS_MODULE": "licensing_portal.settings.base",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": SECRET,
+            "DJANGO_ALLOWED_HOSTS": "licensing.example.com",
+            "SITE_URL": "https://licensing.example.com",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_service_with_no_root_at_all_fails_the_deploy_checks(tmp_path):
+    result = deploy_check(tmp_path, **KEYS_APART)  # no root file under VAR_DIR, no public key
+
+    assert result.returncode != 0
+    assert "tokens.E002" in result.stderr and "no root key" in result.stderr
+
+
+def test_the_roots_public_half_alone_passes(tmp_path, vendor_root):
+    result = deploy_check(
+        tmp_path, "--fail-level", "WARNING", LICENSE_ROOT_PUBLIC_KEY=vendor_root, **KEYS_APART
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_malformed_root_setting_fails_the_deploy_checks(tmp_path):
+    result = deploy_check(tmp_path, LICENSE_ROOT_PUBLIC_KEY="ed25519:short", **KEYS_APART)
+
+    assert result.returncode != 0 and "tokens.E002" in result.stderr
+
+
+def test_keys_derived_from_the_secret_key_are_warned_about(tmp_path, vendor_root):
+    result = deploy_check(tmp_path, LICENSE_ROOT_PUBLIC_KEY=vendor_root)
+
+    assert result.returncode == 0  # warnings: the service runs, the operator is told
+    for code, name in [
+        ("tokens.W001", "SECRET_HASH_KEY"),
+        ("tokens.W002", "OUTBOX_LINK_KEY"),
+        ("tokens.W003", "LICENSE_KEY_PASSPHRASE"),
+    ]:
+        assert f"({code}) {name} is not set" in result.stderr, result.stderr
+
+    strict = deploy_check(tmp_path, "--fail-level", "WARNING", LICENSE_ROOT_PUBLIC_KEY=vendor_root)
+    assert strict.returncode != 0
+
+
+def test_each_key_set_on_its_own_silences_its_warning(tmp_path, vendor_root):
+    result = deploy_check(
+        tmp_path,
+        LICENSE_ROOT_PUBLIC_KEY=vendor_root,
+        OUTBOX_LINK_KEY=KEYS_APART["OUTBOX_LINK_KEY"],
+    )
+
+    assert "tokens.W001" in result.stderr and "tokens.W003" in result.stderr
+    assert "tokens.W002" not in result.stderr
+
+
+def deploy_errors() -> set[str]:
+    return {
+        message.id
+        for message in run_checks(include_deployment_checks=True)
+        if message.id and message.id.startswith("tokens.E")
+    }
+
+
+@pytest.mark.django_db
+def test_a_root_that_endorses_none_of_the_keys_in_use_is_an_error(settings, tmp_path):
+    create_signing_key()  # endorsed by the test run's root
+    assert deploy_errors() == set()
+
+    other = tmp_path / "other-root.pem"
+    printed = io.StringIO()
+    call_command("create_root_key", "--file", str(other), stdout=printed, stderr=io.StringIO())
+    settings.LICENSE_ROOT_PUBLIC_KEY = printed.getvalue().strip()
+
+    assert deploy_errors() == {"tokens.E003"}
