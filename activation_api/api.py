@@ -46,7 +46,10 @@ from tokens.signing import jwk, published_keys
 if TYPE_CHECKING:
     from rest_framework.views import AsView, GenericView
 
-GUESSING_CODES = {"token_invalid", "token_expired", "token_used"}
+# What counts against an address: a token that is not one (unknown, mistyped, replaced). A used or
+# expired token is a real one, presented by whoever holds it (a retry storm after a lost answer,
+# an old script); counting it would lock a data centre out of its next, valid activation.
+GUESSING_CODES = {"token_invalid"}
 
 # Reported usage: counts below a billion, for at most this many products. The catalog is far
 # smaller; the sync service refuses codes outside it, this bound keeps that one look-up small.

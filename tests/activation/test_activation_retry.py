@@ -11,7 +11,9 @@ from rest_framework.test import APIClient
 
 from lifecycle.history import Names, action_label, describe
 from smartaccounts.models import AuditEvent
-from tokens.models import Server, ServerCredential
+from tokens import services
+from tokens.models import ActivationToken, Server, ServerCredential
+from tokens.secrets import new_activation_token
 
 from ..concurrency import run_together
 from ..conftest import requires_postgres
@@ -95,3 +97,37 @@ def test_racing_retries_leave_one_server_and_one_live_credential(token, pending_
     assert ServerCredential.objects.filter(server=pending_server).count() == 10
     assert live_credentials(pending_server) == 1
     assert AuditEvent.objects.filter(action="server.activation_repeated").count() == 9
+
+
+def test_a_storm_of_used_or_expired_tokens_locks_no_address_out(
+    cast, carol_account, perpetual, token, pending_server, device, settings, system
+):
+    """Only a token that is not one is a failed guess: a used token (409) or an expired one
+    (410) is a real token, and a valid token from that address still activates."""
+    settings.FAILED_ATTEMPTS_LIMIT = 3
+    assert activate(device, token).status_code == 201
+    expired_server = services.create_server(
+        account=carol_account, name="pbx-old", purpose="production", actor=system
+    )
+    expired = services.assign_capacity(
+        server=expired_server, product=cast.recording, quantity=1, actor=system
+    ).token.raw
+    ActivationToken.objects.filter(server=expired_server).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    for _ in range(10):
+        assert_problem(activate(device, token, fingerprint="fp-other"), 409, "token_used")
+        assert_problem(activate(device, expired), 410, "token_expired")
+
+    fresh = services.create_server(
+        account=carol_account, name="pbx-2", purpose="production", actor=system
+    )
+    good = services.assign_capacity(
+        server=fresh, product=cast.recording, quantity=1, actor=system
+    ).token.raw
+    assert activate(device, good, fingerprint="fp-2").status_code == 201
+    # Unknown tokens still count.
+    for _ in range(3):
+        assert_problem(activate(device, new_activation_token()), 401, "token_invalid")
+    assert_problem(activate(device, good, fingerprint="fp-2"), 429, "rate_limited")
