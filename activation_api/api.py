@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from kernel.metrics import observe_sync
 from kernel.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from kernel.schema import problem_responses
+from kernel.serializers import StrictSerializer
 from kernel.throttling import activation_failures
 from smartaccounts.actors import actor_for, client_address
 from smartaccounts.authentication import bearer_token
@@ -128,7 +129,7 @@ class ActivationApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)
@@ -325,7 +326,7 @@ class SyncApi(APIView):
 
         return cast("AsView[GenericView]", view)
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
         usage = UsageField(
@@ -333,6 +334,11 @@ class SyncApi(APIView):
             default=dict,
             help_text="Use per product code of the catalog (a code outside it: 400 "
             "`validation_error`), each a count from 0 to 999,999,999.",
+        )
+        usage_report = serializers.DictField(
+            required=False,
+            help_text="A usage report signed by the server, with its `sequence`. Accepted; "
+            "not yet verified nor acknowledged (no `usage_ack` in the answer).",
         )
 
     class OutputSerializer(serializers.Serializer[Any]):
@@ -387,7 +393,7 @@ class SyncApi(APIView):
 
 
 class OfflineActivationApi(APIView):
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)

@@ -46,6 +46,13 @@ class OfflineRequestForm(forms.Form):
             isinstance(data.get(name, ""), str) for name in self.FIELDS
         ):
             raise forms.ValidationError("This is not a request file.")
+        unknown = sorted(str(name)[:40] for name in data.keys() - set(self.FIELDS))
+        if unknown:
+            # A file from another product, or one edited by hand: nothing in it is ignored.
+            raise forms.ValidationError(
+                f"This is not a request file: it holds {', '.join(unknown[:5])}, which a "
+                "request file does not."
+            )
         missing = [name for name in ("token", "fingerprint", "nonce") if not data.get(name)]
         if missing:
             raise forms.ValidationError(f"The request file lacks: {', '.join(missing)}.")
