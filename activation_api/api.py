@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.metrics import observe_sync
+from kernel.parsers import has_surrogate
 from kernel.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from kernel.schema import problem_responses
 from kernel.serializers import StrictSerializer
@@ -212,6 +213,9 @@ def _well_formed_sync(body: Any) -> dict[str, Any] | None:
         return None
     if "\x00" in fingerprint or "\x00" in version:
         return None
+    # A lone surrogate is no text (the serializer names it); the codes are checked in one go.
+    if has_surrogate(fingerprint) or has_surrogate(version) or has_surrogate("".join(usage)):
+        return None
     return {"fingerprint": fingerprint.strip(), "version": version.strip(), "usage": usage}
 
 
@@ -229,9 +233,13 @@ class UsageField(serializers.DictField):
         value = super().to_internal_value(data)
         if len(value) > USAGE_MAX_PRODUCTS:
             raise serializers.ValidationError(f"At most {USAGE_MAX_PRODUCTS} products.")
-        if any(not 0 < len(code) <= PRODUCT_CODE_LENGTH or "\x00" in code for code in value):
+        if any(
+            not 0 < len(code) <= PRODUCT_CODE_LENGTH or "\x00" in code or has_surrogate(code)
+            for code in value
+        ):
             raise serializers.ValidationError(
-                f"A product code is 1 to {PRODUCT_CODE_LENGTH} characters, none of them NUL."
+                f"A product code is 1 to {PRODUCT_CODE_LENGTH} characters of text, none of "
+                "them NUL."
             )
         return value
 

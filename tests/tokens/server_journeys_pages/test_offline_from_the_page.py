@@ -57,6 +57,10 @@ def test_the_same_request_file_again_gives_the_same_license_file(cast, lab):
             json.dumps({"token": "x", "fingerprint": "f", "nonce": "n", "mode": "online"}).encode(),
             "it holds mode, which a request file does not",
         ),
+        (
+            json.dumps({"token": "x", "fingerprint": "f\ud800", "nonce": "n"}).encode(),
+            "not a request file (it is not text)",
+        ),
     ],
 )
 def test_a_malformed_file_is_a_form_error(cast, lab, content, words):
