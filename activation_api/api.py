@@ -24,8 +24,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.metrics import observe_sync
+from kernel.parsers import has_surrogate
 from kernel.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from kernel.schema import problem_responses
+from kernel.serializers import StrictSerializer
 from kernel.throttling import activation_failures
 from smartaccounts.actors import actor_for, client_address
 from smartaccounts.authentication import bearer_token
@@ -46,7 +48,10 @@ from tokens.signing import jwk, published_keys
 if TYPE_CHECKING:
     from rest_framework.views import AsView, GenericView
 
-GUESSING_CODES = {"token_invalid", "token_expired", "token_used"}
+# What counts against an address: a token that is not one (unknown, mistyped, replaced). A used or
+# expired token is a real one, presented by whoever holds it (a retry storm after a lost answer,
+# an old script); counting it would lock a data centre out of its next, valid activation.
+GUESSING_CODES = {"token_invalid"}
 
 # Reported usage: counts below a billion, for at most this many products. The catalog is far
 # smaller; the sync service refuses codes outside it, this bound keeps that one look-up small.
@@ -163,7 +168,7 @@ class ActivationApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)
@@ -246,6 +251,9 @@ def _well_formed_sync(body: Any) -> dict[str, Any] | None:
         return None
     if "\x00" in fingerprint or "\x00" in version:
         return None
+    # A lone surrogate is no text (the serializer names it); the codes are checked in one go.
+    if has_surrogate(fingerprint) or has_surrogate(version) or has_surrogate("".join(usage)):
+        return None
     return {"fingerprint": fingerprint.strip(), "version": version.strip(), "usage": usage}
 
 
@@ -263,9 +271,13 @@ class UsageField(serializers.DictField):
         value = super().to_internal_value(data)
         if len(value) > USAGE_MAX_PRODUCTS:
             raise serializers.ValidationError(f"At most {USAGE_MAX_PRODUCTS} products.")
-        if any(not 0 < len(code) <= PRODUCT_CODE_LENGTH or "\x00" in code for code in value):
+        if any(
+            not 0 < len(code) <= PRODUCT_CODE_LENGTH or "\x00" in code or has_surrogate(code)
+            for code in value
+        ):
             raise serializers.ValidationError(
-                f"A product code is 1 to {PRODUCT_CODE_LENGTH} characters, none of them NUL."
+                f"A product code is 1 to {PRODUCT_CODE_LENGTH} characters of text, none of "
+                "them NUL."
             )
         return value
 
@@ -360,7 +372,7 @@ class SyncApi(APIView):
 
         return cast("AsView[GenericView]", view)
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
         usage = UsageField(
@@ -368,6 +380,11 @@ class SyncApi(APIView):
             default=dict,
             help_text="Use per product code of the catalog (a code outside it: 400 "
             "`validation_error`), each a count from 0 to 999,999,999.",
+        )
+        usage_report = serializers.DictField(
+            required=False,
+            help_text="A usage report signed by the server, with its `sequence`. Accepted; "
+            "not yet verified nor acknowledged (no `usage_ack` in the answer).",
         )
 
     class OutputSerializer(serializers.Serializer[Any]):
@@ -422,7 +439,7 @@ class SyncApi(APIView):
 
 
 class OfflineActivationApi(APIView):
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         token = serializers.CharField(max_length=TOKEN_INPUT_MAX)
         fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
         hostname = serializers.CharField(max_length=HOSTNAME_MAX, required=False, allow_blank=True)

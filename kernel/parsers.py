@@ -1,11 +1,48 @@
 """Request parsing for the API: JSON that cannot hurt the process behind it."""
 
+import re
 from typing import Any
 
 from rest_framework import exceptions, parsers, renderers
 from rest_framework.negotiation import DefaultContentNegotiation
 
 MAX_DEPTH = 32
+# JSON may escape half of a UTF-16 pair ("\ud800") on its own: Python keeps it in the string, but
+# it is no text: UTF-8 cannot encode it, so neither the database nor a response could hold it.
+SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_MESSAGE = "Surrogate characters are not allowed: U+{:X}."
+
+
+def has_surrogate(text: str) -> bool:
+    return SURROGATE.search(text) is not None
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def surrogate_errors(value: Any) -> dict[str, list[str]]:
+    """{member path: [message]} for the first string (member name or value) in a parsed JSON
+    document holding a lone surrogate; {} when there is none. Paths are dotted like the
+    problem documents' `errors` (`usage.<code>`, `lines.0.product`)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            found = SURROGATE.search(item)
+            if found:
+                return {path or "non_field_errors": [SURROGATE_MESSAGE.format(ord(found[0]))]}
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{path}.{key}" if path else str(key)
+                found = SURROGATE.search(name)
+                if found:
+                    message = SURROGATE_MESSAGE.format(ord(found[0]))
+                    return {_printable(name): [message]}
+                stack.append((child, name))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}.{n}" if path else str(n)) for n, child in enumerate(item))
+    return {}
 
 
 def _depth_exceeded(value: Any, limit: int) -> bool:
@@ -32,6 +69,9 @@ class JSONParser(parsers.JSONParser):
             raise exceptions.ParseError("JSON parse error - nested too deeply.") from exc
         if _depth_exceeded(data, MAX_DEPTH):
             raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH}.")
+        errors = surrogate_errors(data)
+        if errors:  # in any member, read by a serializer or not: a 400 naming it, never a 500
+            raise exceptions.ValidationError(errors)
         return data
 
 

@@ -45,6 +45,7 @@ ACTION_LABELS = {
     "server.created": "Server created",
     "server.renamed": "Server renamed",
     "server.activated": "Server activated",
+    "server.activation_repeated": "Activation repeated",
     "server.first_sync": "First sync",
     "server.back_online": "Server back online",
     "server.stale": "Server stopped syncing",
@@ -306,6 +307,11 @@ def describe(event: AuditEvent, names: Names) -> str:
         how = "offline, with a license file" if data.get("mode") == "offline" else "online"
         host = data.get("hostname")
         return f"{thing} activated {how}" + (f" on {host}" if host else "")
+    if action == "server.activation_repeated":
+        return (
+            f"{thing} activated again after an unanswered attempt; "
+            "the earlier credential no longer works"
+        )
     if action == "server.first_sync":
         version = data.get("version")
         return f"{thing} synced for the first time" + (f" (version {version})" if version else "")

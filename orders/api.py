@@ -17,6 +17,7 @@ from kernel.schema import (
     paginated,
     problem_responses,
 )
+from kernel.serializers import StrictSerializer
 from smartaccounts.actors import actor_for
 from smartaccounts.models import License
 from smartaccounts.selectors import resellers_of
@@ -110,14 +111,14 @@ class HeaderEmailField(_RefusesControlCharacters, serializers.EmailField):
     pass
 
 
-class CustomerInputSerializer(serializers.Serializer[Any]):
+class CustomerInputSerializer(StrictSerializer):
     name = HeaderTextField(max_length=200)
     email = HeaderEmailField()
     external_id = HeaderTextField(max_length=100, required=False, allow_blank=True)
     country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, allow_blank=True)
 
 
-class LineInputSerializer(serializers.Serializer[Any]):
+class LineInputSerializer(StrictSerializer):
     product = serializers.CharField(max_length=64, required=False)
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
     kind = serializers.ChoiceField(choices=License.Kind.choices, required=False)
@@ -136,7 +137,7 @@ ORDER_LIST_KEYS = (Key("created_at", descending=True), Key("pk", descending=True
 
 
 class OrderListCreateApi(APIView):
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         reference = HeaderTextField(max_length=100)
         customer = CustomerInputSerializer()
         reseller = serializers.UUIDField(
@@ -219,7 +220,26 @@ class OrderDetailApi(APIView):
         return Response(_order_body(order_id, request))
 
 
+PARTIAL_UNLOCK_UNAVAILABLE = (
+    "Releasing some lines only is not available yet; send no body to unlock the whole order."
+)
+
+
 class OrderUnlockApi(APIView):
+    class InputSerializer(StrictSerializer):
+        lines = serializers.ListField(
+            child=serializers.UUIDField(),
+            required=False,
+            max_length=200,
+            help_text="Not available yet: a body naming lines is refused (400) and changes "
+            "nothing.",
+        )
+
+        def validate_lines(self, value: list[Any]) -> list[Any]:
+            # Unlocking is irreversible and e-mails the customer: a request for some lines is
+            # never taken as one for all of them.
+            raise serializers.ValidationError(PARTIAL_UNLOCK_UNAVAILABLE)
+
     @extend_schema(
         operation_id="orders_unlock",
         summary="Unlock an order's licenses",
@@ -228,14 +248,17 @@ class OrderUnlockApi(APIView):
             "organization that placed the order may unlock it: a reseller sees an order its "
             "distributor placed for it but gets `404 not_found` here. On the first unlock the "
             "customer's admins get one e-mail (a customer nobody of which can log in yet gets "
-            "an invitation instead)."
+            "an invitation instead). The body is empty (or `{}`): releasing some lines only "
+            "(`lines`) is not available yet and is refused with `400 validation_error`, "
+            "as is any other member."
         ),
-        request=None,
-        responses={200: OrderOutputSerializer, **problem_responses(401, 403, 404)},
+        request=InputSerializer,
+        responses={200: OrderOutputSerializer, **problem_responses(400, 401, 403, 404)},
     )
     def post(self, request: Request, order_id: str) -> Response:
         actor = actor_for(request)
         order = get_order_to_release_for(actor, order_id)
+        self.InputSerializer(data=request.data).is_valid(raise_exception=True)
         services.unlock_order(order=order, actor=actor)
         return Response(_order_body(order.pk, request))
 

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from kernel.pagination import paginated_response
 from kernel.schema import PAGE_PARAMETERS, paginated, problem_responses
+from kernel.serializers import StrictSerializer
 from smartaccounts.actors import actor_for
 from smartaccounts.models import Product
 from smartaccounts.selectors import get_account_for
@@ -92,7 +93,7 @@ def _server_body(server_id: object, request: Request) -> dict[str, Any]:
 
 
 class AccountServersApi(APIView):
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         name = serializers.CharField(max_length=SERVER_NAME_MAX)
         purpose = serializers.ChoiceField(
             choices=Server.Purpose.choices, default=Server.Purpose.PRODUCTION
@@ -158,7 +159,7 @@ class ServerDetailApi(APIView):
 
 
 class ServerAssignmentApi(APIView):
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(StrictSerializer):
         quantity = serializers.IntegerField(min_value=0, max_value=10_000_000)
 
     class OutputSerializer(serializers.Serializer[Any]):

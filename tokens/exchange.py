@@ -117,6 +117,18 @@ def activate_server(
     now = timezone.now()
     found = _find_token(token)
     with transaction.atomic():
+        # Every activation with this token, first or repeated, holds the token's row until it
+        # commits: two requests racing never both see it unused, nor both repeat it.
+        found = ActivationToken.objects.select_for_update().get(pk=found.pk)
+        if found.used_at is not None:
+            return _repeat_activation(
+                found,
+                fingerprint=fingerprint,
+                hostname=hostname,
+                version=version,
+                address=address,
+                now=now,
+            )
         _consume(found, now)
         server = (
             Server.objects.select_for_update().select_related("account").get(pk=found.server_id)
@@ -151,6 +163,52 @@ def activate_server(
             data={"mode": ONLINE, "hostname": hostname, "version": version},
         )
         document = build_document(server, mode=ONLINE, now=now)
+    return Activation(server=server, credential=raw_credential, document=document)
+
+
+def _repeat_activation(
+    token: ActivationToken,
+    *,
+    fingerprint: str,
+    hostname: str,
+    version: str,
+    address: str | None,
+    now: datetime,
+) -> Activation:
+    """A used token presented again: the machine that used it retrying an activation whose
+    answer it never received. Within ACTIVATION_RETRY_MINUTES of that activation, from the same
+    fingerprint, and while the server has not synced with the credential it was given, the
+    same server is activated again with a fresh credential (only its hash was kept, so the
+    first one cannot be handed out twice; it is revoked). Anything else is token_used.
+
+    Call with the token's row locked."""
+    used = TokenError("token_used", "This activation token was already used.")
+    server = Server.objects.select_for_update().select_related("account").get(pk=token.server_id)
+    assert token.used_at is not None  # the caller checked
+    if (
+        server.state != Server.State.ACTIVE
+        or server.activated_at != token.used_at  # activated since by another token
+        or server.first_sync_at is not None
+        or now - token.used_at > timedelta(minutes=settings.ACTIVATION_RETRY_MINUTES)
+        or fingerprint != server.fingerprint
+    ):
+        raise used
+    ServerCredential.objects.filter(server=server, revoked_at__isnull=True).update(revoked_at=now)
+    raw_credential = new_secret(CREDENTIAL_PREFIX)
+    ServerCredential.objects.create(
+        server=server, credential_hash=hash_secret(raw_credential), created_at=now
+    )
+    server.hostname = hostname
+    server.reported_version = version
+    server.save(update_fields=["hostname", "reported_version"])
+    record_event(
+        actor=server_actor(server, address),
+        action="server.activation_repeated",
+        obj=server,
+        account=server.account,
+        data={"hostname": hostname, "version": version},
+    )
+    document = build_document(server, mode=ONLINE, now=now)
     return Activation(server=server, credential=raw_credential, document=document)
 
 

@@ -2,6 +2,8 @@ import json
 
 from django import forms
 
+from kernel.parsers import has_surrogate
+
 from .limits import SERVER_NAME_MAX
 from .models import Server
 
@@ -46,6 +48,15 @@ class OfflineRequestForm(forms.Form):
             isinstance(data.get(name, ""), str) for name in self.FIELDS
         ):
             raise forms.ValidationError("This is not a request file.")
+        unknown = sorted(str(name)[:40] for name in data.keys() - set(self.FIELDS))
+        if unknown:
+            # A file from another product, or one edited by hand: nothing in it is ignored.
+            raise forms.ValidationError(
+                f"This is not a request file: it holds {', '.join(unknown[:5])}, which a "
+                "request file does not."
+            )
+        if any(has_surrogate(data.get(name, "")) for name in self.FIELDS):
+            raise forms.ValidationError("This is not a request file (it is not text).")
         missing = [name for name in ("token", "fingerprint", "nonce") if not data.get(name)]
         if missing:
             raise forms.ValidationError(f"The request file lacks: {', '.join(missing)}.")

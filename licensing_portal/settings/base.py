@@ -317,6 +317,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Product settings ---------------------------------------------------------------------
 ACTIVATION_TOKEN_TTL = timedelta(days=env_int("ACTIVATION_TOKEN_TTL_DAYS", 30))
+# A used token again from the same machine before its first sync: a retried activation.
+ACTIVATION_RETRY_MINUTES = env_int("ACTIVATION_RETRY_MINUTES", 15)
 UNLOCK_LINK_TTL_DAYS = env_int("UNLOCK_LINK_TTL_DAYS", 180)  # an e-mailed unlock link's lifetime
 
 # --- Security -----------------------------------------------------------------------------

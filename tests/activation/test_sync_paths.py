@@ -153,3 +153,17 @@ def test_a_revoked_server_is_told_so_on_the_plain_path(cast, activated, device, 
             post(device, activated["credential"], {"fingerprint": "fp-1", "usage": {}}, NEGOTIATED)
         )["body"]
     )
+
+
+def test_documented_members_pass_and_unknown_ones_are_named(cast, activated, device):
+    body = {"fingerprint": "fp-1", "version": "W26", "usage": {}}
+    report = {"sequence": 1, "signature": "x"}
+
+    assert (
+        post(device, activated["credential"], {**body, "usage_report": report}).status_code == 200
+    )
+    refused = post(device, activated["credential"], {**body, "usage_repot": report})
+
+    assert assert_problem(refused, 400, "validation_error")["errors"] == {
+        "usage_repot": ["Unknown field."]
+    }

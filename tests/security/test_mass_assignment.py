@@ -1,7 +1,9 @@
 """S10: no mass assignment. Every write endpoint, sent its legitimate body plus fields it must
 not take (`state`, a license's `quantity`, `assigned`, `organization`, `account`, `is_staff`,
-`role`, `fingerprint`, `placed_by`, `kind`...), does its job and changes none of them: the rows
-are compared before and after, and the rows it creates carry the values the service decides.
+`role`, `fingerprint`, `placed_by`, `kind`...), changes none of them: the rows are compared
+before and after, and the rows it creates carry the values the service decides. The API's write
+bodies refuse such members outright (400 `validation_error` naming each, at any depth, nothing
+written) and do their job once sent without them; a portal form ignores them.
 """
 
 from typing import Any
@@ -15,6 +17,7 @@ from orders.models import Order
 from smartaccounts.models import ApiKey, License, Organization, User
 from tokens.models import ActivationToken, Assignment, Server
 
+from ..orders.payloads import assert_problem
 from .conftest import World, database_state
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +93,18 @@ def new_rows(before: dict[str, set], after: dict[str, set], table: str) -> set:
     return after[table] - before[table]
 
 
+def assert_refused(response, unknown: set[str]) -> None:
+    """400 validation_error naming every member in `unknown` (dotted paths), and nothing was
+    written (the caller compares the rows)."""
+    body = assert_problem(response, 400, "validation_error")
+    assert unknown <= body["errors"].keys(), body["errors"]
+    assert all(body["errors"][name] == ["Unknown field."] for name in unknown)
+
+
+def without(body: dict[str, Any], bad: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in bad or k in keep}
+
+
 def test_order_intake_takes_no_state_owner_or_account(world, later):
     cast, carol = world.cast, world.carol
     bad = injected(world)
@@ -114,6 +129,20 @@ def test_order_intake_takes_no_state_owner_or_account(world, later):
     }
     before = database_state()
 
+    refused = key_client(world).post("/api/v1/orders", body, format="json")
+
+    assert_refused(
+        refused,
+        {"state", "organization", "placed_by", "customer.account", "customer.is_staff"}
+        | {"lines.0.state", "lines.0.license", "lines.0.server"},
+    )
+    assert database_state() == before
+    line_fields = ("product", "quantity", "kind", "care_ends_at")
+    body = {
+        "reference": body["reference"],
+        "customer": without(body["customer"], bad, ("name", "email", "external_id")),
+        "lines": [without(body["lines"][0], bad, line_fields)],
+    }
     response = key_client(world).post("/api/v1/orders", body, format="json")
 
     assert response.status_code == 201, response.content
@@ -135,12 +164,13 @@ def test_assignment_takes_only_the_quantity(world):
     carol = world.carol
     server, lic = carol.pending, carol.perpetual
     before = database_state()
+    path = f"/api/v1/servers/{server.pk}/assignments/CALL_RECORDING"
 
-    response = key_client(world).put(
-        f"/api/v1/servers/{server.pk}/assignments/CALL_RECORDING",
-        {**injected(world), "quantity": 2},
-        format="json",
-    )
+    refused = key_client(world).put(path, {**injected(world), "quantity": 2}, format="json")
+
+    assert_refused(refused, set(injected(world)) - {"quantity"})
+    assert database_state() == before
+    response = key_client(world).put(path, {"quantity": 2}, format="json")
 
     assert response.status_code == 200, response.content
     after = database_state()
@@ -164,12 +194,15 @@ def test_assignment_takes_only_the_quantity(world):
 def test_server_creation_takes_only_name_and_purpose(world):
     carol = world.carol
     before = database_state()
+    path = f"/api/v1/accounts/{carol.account.pk}/servers"
 
-    response = key_client(world).post(
-        f"/api/v1/accounts/{carol.account.pk}/servers",
-        {**injected(world), "name": "pbx-new", "purpose": "test"},
-        format="json",
+    refused = key_client(world).post(
+        path, {**injected(world), "name": "pbx-new", "purpose": "test"}, format="json"
     )
+
+    assert_refused(refused, set(injected(world)))
+    assert database_state() == before
+    response = key_client(world).post(path, {"name": "pbx-new", "purpose": "test"}, format="json")
 
     assert response.status_code == 201, response.content
     after = database_state()
@@ -219,10 +252,14 @@ def test_offline_activation_takes_only_the_request_file(world):
         "exp": FAR_FUTURE,
     }
     before = database_state()
+    path = f"/api/v1/servers/{carol.pending.pk}/offline-activation"
 
-    response = key_client(world).post(
-        f"/api/v1/servers/{carol.pending.pk}/offline-activation", body, format="json"
-    )
+    refused = key_client(world).post(path, body, format="json")
+
+    assert_refused(refused, set(bad) - {"fingerprint"} | {"mode", "exp"})
+    assert database_state() == before
+    body = without(body, {**bad, "mode": 0, "exp": 0}, ("fingerprint",))
+    response = key_client(world).post(path, body, format="json")
 
     assert response.status_code == 201, response.content
     after = database_state()
@@ -246,6 +283,11 @@ def test_activation_binds_only_the_tokens_server(world):
     }
     before = database_state()
 
+    refused = APIClient().post("/api/v1/activation", body, format="json")
+
+    assert_refused(refused, set(injected(world)) - {"fingerprint"})
+    assert database_state() == before
+    body = without(body, injected(world), ("fingerprint",))
     response = APIClient().post("/api/v1/activation", body, format="json")
 
     assert response.status_code == 201, response.content
@@ -271,10 +313,15 @@ def test_sync_takes_no_state_or_capacity(world):
     }
     before = database_state()
 
+    refused = client.post("/api/v1/activation/sync", body, format="json")
+
+    assert_refused(refused, set(injected(world)) - {"fingerprint"})
+    assert database_state() == before
+    body = without(body, injected(world), ("fingerprint",))
     response = client.post("/api/v1/activation/sync", body, format="json")
 
     assert response.status_code == 200, response.content
-    assert_rows(before, database_state())
+    assert_rows(before, database_state(), changed=("servers",))
     server = Server.objects.get(pk=carol.active.pk)
     assert (server.state, server.fingerprint) == ("active", carol.active_fingerprint)
 

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from notifications.models import OutboundEmail
 from orders.models import Order
 from smartaccounts.models import AuditEvent, License
 
@@ -70,6 +71,28 @@ def test_unlock_through_the_api_activates_licenses_once(cast, alice_api):
     assert AuditEvent.objects.filter(action="order.unlocked").count() == 1
 
 
+def test_an_unlock_body_it_cannot_honour_is_refused_and_changes_nothing(cast, alice_api):
+    """Releasing some lines only is not there yet: a body naming lines must not release the
+    whole order (irreversible, and the customer is e-mailed)."""
+    order = alice_api.post(URL, order_body(), format="json").json()
+    some_line = order["licenses"][0]["id"]
+    events, emails = AuditEvent.objects.count(), OutboundEmail.objects.count()
+
+    partial = alice_api.post(f"{URL}/{order['id']}/unlock", {"lines": [some_line]}, format="json")
+    unknown = alice_api.post(f"{URL}/{order['id']}/unlock", {"notify": False}, format="json")
+
+    assert list(assert_problem(partial, 400, "validation_error")["errors"]) == ["lines"]
+    assert assert_problem(unknown, 400, "validation_error")["errors"] == {
+        "notify": ["Unknown field."]
+    }
+    assert Order.objects.get(pk=order["id"]).state == "locked"
+    assert set(License.objects.values_list("state", flat=True)) == {"locked"}
+    assert (AuditEvent.objects.count(), OutboundEmail.objects.count()) == (events, emails)
+    # No body, or an empty one, unlocks the whole order.
+    response = alice_api.post(f"{URL}/{order['id']}/unlock", {}, format="json")
+    assert response.status_code == 200 and response.json()["state"] == "unlocked"
+
+
 def test_a_viewer_may_read_but_not_unlock(cast, alice_api):
     from rest_framework.test import APIClient
 
@@ -121,14 +144,33 @@ def test_resellers_list_for_distributors_only(cast, distributor_api, alice_api):
     )
 
 
-def test_injected_fields_change_nothing(cast, alice_api):
+def test_injected_fields_are_refused_by_name_and_change_nothing(cast, alice_api):
     body = order_body("PO-MASS", state="unlocked", placed_by=str(cast.bob_reseller.pk))
+    body["customer"]["organization"] = str(cast.bob_reseller.pk)
     body["lines"][0]["state"] = "active"
     body["lines"][0]["assigned"] = 5
 
     response = alice_api.post(URL, body, format="json")
 
-    assert response.status_code == 201
-    order = Order.objects.get()
-    assert order.state == "locked" and order.placed_by == cast.alice_reseller
-    assert set(License.objects.values_list("state", "assigned")) == {("locked", 0)}
+    problem = assert_problem(response, 400, "validation_error")
+    assert problem["errors"] == {
+        name: ["Unknown field."]
+        for name in (
+            "state",
+            "placed_by",
+            "customer.organization",
+            "lines.0.state",
+            "lines.0.assigned",
+        )
+    }
+    assert not Order.objects.exists() and not License.objects.exists()
+
+
+def test_a_misspelt_optional_member_is_refused_not_dropped(alice_api):
+    body = order_body("PO-TYPO")
+    body["lines"][0]["auto_renwe"] = False
+
+    problem = assert_problem(alice_api.post(URL, body, format="json"), 400, "validation_error")
+
+    assert problem["errors"] == {"lines.0.auto_renwe": ["Unknown field."]}
+    assert not Order.objects.exists()

@@ -53,6 +53,14 @@ def test_the_same_request_file_again_gives_the_same_license_file(cast, lab):
         (b"[1, 2]", "This is not a request file."),
         (json.dumps({"token": "x", "fingerprint": "f"}).encode(), "lacks: nonce"),
         (b"\xff\xfe", "not a request file"),
+        (
+            json.dumps({"token": "x", "fingerprint": "f", "nonce": "n", "mode": "online"}).encode(),
+            "it holds mode, which a request file does not",
+        ),
+        (
+            json.dumps({"token": "x", "fingerprint": "f\ud800", "nonce": "n"}).encode(),
+            "not a request file (it is not text)",
+        ),
     ],
 )
 def test_a_malformed_file_is_a_form_error(cast, lab, content, words):

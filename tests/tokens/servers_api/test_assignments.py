@@ -232,16 +232,26 @@ def test_invalid_quantities_are_400(carol_api, server, recording, body):
     assert recording.assigned == 0
 
 
-def test_injected_fields_on_assignment_change_nothing(cast, carol_api, server, recording):
+def test_injected_fields_on_assignment_are_refused_and_change_nothing(
+    cast, carol_api, server, recording
+):
+    before = snapshot()
+
     response = carol_api.put(
         assignment_url(server.pk),
         {"quantity": 2, "assigned": 0, "license": str(recording.pk), "state": "active"},
         format="json",
     )
 
-    assert response.status_code == 200
+    problem = assert_problem(response, 400, "validation_error")
+    assert problem["errors"] == {
+        "assigned": ["Unknown field."],
+        "license": ["Unknown field."],
+        "state": ["Unknown field."],
+    }
+    assert snapshot() == before
     recording.refresh_from_db()
-    assert (recording.assigned, recording.quantity) == (2, 10)
+    assert (recording.assigned, recording.quantity) == (0, 10)
     assert Server.objects.get().state == "pending"
 
 
