@@ -394,6 +394,10 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
 
 # Number of reverse proxies in front of the web processes (the TLS proxy in compose: 1).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Take the incoming X-Request-ID as the request's id: only when the proxy in front sets it on
+# every request (overwriting the client's). Otherwise each request gets a fresh id and the
+# client's value is logged apart as client_request_id.
+TRUST_PROXY_REQUEST_ID = env_bool("TRUST_PROXY_REQUEST_ID", False)
 
 # --- License documents ----------------------------------------------------------------------
 LICENSE_ISSUER = env_str("LICENSE_ISSUER", SITE_URL)
