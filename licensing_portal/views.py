@@ -4,6 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from kernel.metrics import set_readiness_degraded
 from kernel.middleware import is_machine_path
 from kernel.problems import problem_response
 
@@ -25,11 +26,16 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
-    """200 when this process may take traffic: the database answers, Redis answers (when
-    configured), the outbox is not backed up and every migration is applied. 503 otherwise,
-    naming the failing checks."""
+    """200 when this process may take traffic: the database answers and every migration is
+    applied. 503 otherwise, naming the failing checks. Redis (when configured) and the outbox
+    backlog only degrade the service: their failures are named under "degraded" in a 200
+    answer and in the licensing_readiness_degraded gauge."""
     checks = health.readiness()
-    failing = [name for name, result in checks.items() if result not in ("ok", "skipped")]
+    failed = [name for name, result in checks.items() if result not in ("ok", "skipped")]
+    degraded = [name for name in failed if name in health.DEGRADING]
+    failing = [name for name in failed if name not in health.DEGRADING]
+    for name in health.DEGRADING:
+        set_readiness_degraded(name, name in degraded)
     if failing:
         return problem_response(
             request,
@@ -37,9 +43,11 @@ def readyz(request: HttpRequest) -> HttpResponse:
             "service_unavailable",
             f"Not ready: {', '.join(failing)}.",
             failing=failing,
+            degraded=degraded,
             checks=checks,
         )
-    return JsonResponse({"status": "ok", "checks": checks})
+    status = "degraded" if degraded else "ok"
+    return JsonResponse({"status": status, "checks": checks, "degraded": degraded})
 
 
 def _wants_problem(request: HttpRequest) -> bool:
