@@ -1,12 +1,15 @@
+import sys
+
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from kernel.metrics import set_readiness_degraded
 from kernel.middleware import is_machine_path
-from kernel.problems import problem_response
+from kernel.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response
 
 from . import health
 
@@ -79,9 +82,27 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this while handling the exception: an unreachable database is a 503.
+    if is_database_unavailable(sys.exc_info()[1]):
+        return service_unavailable(request)
     if _wants_problem(request):
         return problem_response(request, 500, "server_error", "Something went wrong on our side.")
     return render(request, "500.html", status=500)
+
+
+def service_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After while the database cannot be reached. The page is rendered without
+    the request, so no context processor (none may query) and nothing else touches the
+    database."""
+    retry_after = str(DATABASE_RETRY_AFTER_SECONDS)
+    if _wants_problem(request):
+        response: HttpResponse = problem_response(
+            request, 503, "service_unavailable", "The service is briefly unavailable."
+        )
+    else:
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = retry_after
+    return response
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -145,6 +145,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
     if DATABASE_POOLER:
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    # An unreachable database fails a request in seconds (a 503), not after the kernel's
+    # TCP timeout.
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int(
+        "DATABASE_CONNECT_TIMEOUT_SECONDS", 5
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves one developer; wait for the writer instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
