@@ -64,6 +64,7 @@ def test_production_settings_pass_the_deploy_checks(tmp_path):
         "DJANGO_SECRET_KEY": "x8#kQ2!vN7pL0zR4tY6wE1uI3oP5aS9dF2gH4jK6lZ8xC0vB3nM7qW1eR5tY9uI2oP4",
         "DJANGO_ALLOWED_HOSTS": "licensing.example.com",
         "SITE_URL": "https://licensing.example.com",
+        "METRICS_TOKEN": "q7Lr2vXo9TnWc4Hb8JyE1kPz6sDf3GaM",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
