@@ -138,6 +138,8 @@ _PREPARE = (
 if not (_PREPARE.isdigit() or _PREPARE == "none"):
     raise ImproperlyConfigured("DATABASE_PREPARE_THRESHOLD is a number or none.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, running again unprepared a statement a pooler lost (kernel/db/).
+    DATABASES["default"]["ENGINE"] = "kernel.db.postgresql"
     # Lets the sync hot path keep its query prepared (tokens.selectors.sync_snapshot); the
     # ORM's client-side-bound queries are not affected.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
