@@ -126,6 +126,8 @@ def _outcome(response: HttpResponse) -> str:
             return str(json.loads(response.content).get("code", "error"))
         except (ValueError, AttributeError):
             return "error"
+    if response.status_code == 503:
+        return "service_unavailable"  # the portal's page while the database is unreachable
     if response.status_code >= 500:
         return "server_error"
     if response.status_code >= 400:

@@ -3,6 +3,7 @@ that never answers). Portal pages answer a short 503 page with Retry-After, serv
 database; the API answers 503 problem+json; a silent database fails within the connect
 timeout instead of holding the request."""
 
+import logging
 import socket
 import threading
 import time
@@ -12,6 +13,8 @@ from contextlib import contextmanager
 import pytest
 from django.db import connection
 from django.test import Client
+
+import licensing_portal.wsgi  # noqa: F401  (configures logging at import: before caplog's handler)
 
 from ..wsgi_app import call
 from .conftest import FAULT_TEST_MARKS, free_port
@@ -82,14 +85,19 @@ def assert_short_503_page(response) -> None:
     assert len(page) < 1000  # the short page, not the portal's layout
 
 
-def test_a_logged_in_portal_page_answers_503_while_the_database_is_unreachable(cast):
+def test_a_logged_in_portal_page_answers_503_while_the_database_is_unreachable(cast, caplog):
     cookie = session_cookie(cast.alice_admin)
     assert call("/", headers=cookie).status in (200, 302)
 
-    with database_at(free_port()):  # nothing listens there: refused at once
+    with (
+        database_at(free_port()),  # nothing listens there: refused at once
+        caplog.at_level(logging.INFO, logger="licensing.request"),
+    ):
         response = call("/", headers=cookie)
 
     assert_short_503_page(response)
+    line = [r for r in caplog.records if r.name == "licensing.request"][-1]
+    assert line.status == 503 and line.outcome == "service_unavailable"
     # The database is back: the same session goes on.
     assert call("/", headers=cookie).status in (200, 302)
 
