@@ -7,8 +7,9 @@ process id, so containers sharing the directory (web replicas and the worker, se
 docker-compose.yml) never write to one another's files. Without it, values live in the process.
 
 What is measured where: the sync endpoint (activation_api), failed-attempt lockouts
-(kernel.throttling), the daily jobs (at lifecycle's runner, through ``run_job``); the outbox is
-read at scrape time (licensing_portal.metrics).
+(kernel.throttling), the daily jobs (at lifecycle's runner, through ``run_job``), the checks
+/readyz reports as degraded (licensing_portal.views); the outbox is read at scrape time
+(licensing_portal.metrics).
 """
 
 import os
@@ -70,6 +71,13 @@ JOB_LAST_RUN = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+READINESS_DEGRADED = Gauge(
+    "licensing_readiness_degraded",
+    "1 while a check /readyz reports as degraded (Redis, the outbox backlog) fails, else 0.",
+    ["check"],
+    multiprocess_mode="mostrecent",
+)
+
 
 def observe_sync(status: int, code: str, seconds: float) -> None:
     SYNC_REQUESTS.labels(status=str(status), code=code).inc()
@@ -88,3 +96,7 @@ def run_job(name: str, job: Callable[[], int]) -> int:
     JOB_ITEMS.labels(job=name).set(items)
     JOB_LAST_RUN.labels(job=name).set(time.time())
     return items
+
+
+def set_readiness_degraded(check: str, degraded: bool) -> None:
+    READINESS_DEGRADED.labels(check=check).set(1 if degraded else 0)

@@ -30,17 +30,24 @@ def is_machine_path(path: str) -> bool:
 
 
 class RequestIdMiddleware:
-    """Every response carries X-Request-ID: the trusted proxy's, else a fresh one. The logs
-    carry it too (RequestIdFilter)."""
+    """Every response carries X-Request-ID, a fresh one for each request: two requests never
+    share an id, whatever a client sends. Only with TRUST_PROXY_REQUEST_ID (the proxy in front
+    sets the header on every request, overwriting the client's) is the incoming value taken.
+    Otherwise a well-formed incoming value is kept apart as ``client_request_id`` for the
+    request's log line. The logs carry the id too (RequestIdFilter)."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        trusted = settings.TRUSTED_PROXY_COUNT > 0 and _SAFE_REQUEST_ID.match(incoming)
+        safe = bool(_SAFE_REQUEST_ID.match(incoming))
+        trusted = safe and settings.TRUST_PROXY_REQUEST_ID
         request_id = incoming if trusted else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
+        # Something that could break a log line is not kept at all.
+        client_value = incoming if safe and not trusted else None
+        request.client_request_id = client_value  # type: ignore[attr-defined]
         token = current_request_id.set(request_id)
         try:
             response = self.get_response(request)
@@ -119,6 +126,8 @@ def _outcome(response: HttpResponse) -> str:
             return str(json.loads(response.content).get("code", "error"))
         except (ValueError, AttributeError):
             return "error"
+    if response.status_code == 503:
+        return "service_unavailable"  # the portal's page while the database is unreachable
     if response.status_code >= 500:
         return "server_error"
     if response.status_code >= 400:
@@ -148,6 +157,7 @@ class RequestLogMiddleware:
             response.status_code,
             extra={
                 "organization": _organization_of()(request),
+                "client_request_id": getattr(request, "client_request_id", None),
                 "method": request.method,
                 "path": path,
                 "status": response.status_code,

@@ -12,6 +12,15 @@ from rest_framework.response import Response
 from .errors import DomainError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# How long a caller is asked to wait when the database is unavailable (Retry-After).
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """The database went away or cannot be reached (restart, failover, a closed port). Django
+    reconnects on the next request (CONN_HEALTH_CHECKS); meanwhile callers are told to retry,
+    and nothing was half written: the transaction died with the connection."""
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def problem(
@@ -105,12 +114,9 @@ def problem_for(
         body = problem(415, "unsupported_media_type", str(exc.detail))
     elif isinstance(exc, exceptions.ParseError):
         body = problem(400, "validation_error", str(exc.detail))
-    elif isinstance(exc, OperationalError | InterfaceError):
-        # The database went away (restart, failover). Django reconnects on the next request
-        # (CONN_HEALTH_CHECKS); meanwhile the caller is told to retry, and nothing was half
-        # written: the transaction died with the connection.
+    elif is_database_unavailable(exc):
         body = problem(503, "service_unavailable", "The service is briefly unavailable.")
-        headers["Retry-After"] = "5"
+        headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
     elif isinstance(exc, exceptions.APIException):
         body = problem(exc.status_code, "server_error", str(exc.detail))
     else:

@@ -79,6 +79,13 @@ CHECKS: dict[str, Callable[[], str | None]] = {
 }
 
 
+# What a web process can serve without: a failure here is reported as degraded (in the body
+# and the licensing_readiness_degraded gauge) and the process stays in rotation. Taking every
+# replica out because Redis or the mail worker is down would turn a partial outage into a full
+# one. Every other check is required.
+DEGRADING = frozenset({"redis", "outbox"})
+
+
 def readiness() -> dict[str, str]:
     """Each check's answer: "ok", "skipped" (Redis not configured), or what is wrong. After a
     failed database check the checks that need it are not run."""

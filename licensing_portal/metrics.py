@@ -1,9 +1,12 @@
 """/internal/metrics: the Prometheus exposition, for operators only.
 
-Answered only to a caller connected from METRICS_ALLOWED_NETWORKS (loopback by default; the
-direct peer's address, never a forwarded one) or presenting METRICS_TOKEN as a bearer token;
-anyone else gets 404, as for a path that does not exist. The TLS proxy does not route
-/internal/ at all (docker-compose.yml)."""
+With METRICS_TOKEN set, answered only to a caller presenting it as a bearer token, wherever it
+connects from. Without it, answered only to a caller connected from METRICS_ALLOWED_NETWORKS
+(loopback by default; the direct peer's address, never a forwarded one), and in production
+never to a request carrying forwarded headers: it came through a proxy, so its peer address
+is the proxy's and says nothing of the caller. Anyone else gets 404, as for a path that does
+not exist. The TLS proxy must never route /internal/ (docker-compose.yml, README: Metrics);
+`check --deploy` warns when METRICS_TOKEN is unset in production (licensing_portal.checks)."""
 
 import hmac
 import ipaddress
@@ -39,11 +42,18 @@ class OutboxCollector(Collector):
         )
 
 
+# Headers a proxy adds: a request carrying one came through a proxy.
+FORWARDED_HEADERS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
+
+
 def _allowed(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if token and header.startswith("Bearer "):
-        return hmac.compare_digest(header.removeprefix("Bearer ").encode(), token.encode())
+    if token:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        presented = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+        return hmac.compare_digest(presented.encode(), token.encode())
+    if not settings.DEBUG and any(name in request.META for name in FORWARDED_HEADERS):
+        return False
     try:
         peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:

@@ -1,11 +1,15 @@
+import sys
+
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from kernel.metrics import set_readiness_degraded
 from kernel.middleware import is_machine_path
-from kernel.problems import problem_response
+from kernel.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response
 
 from . import health
 
@@ -25,11 +29,16 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
-    """200 when this process may take traffic: the database answers, Redis answers (when
-    configured), the outbox is not backed up and every migration is applied. 503 otherwise,
-    naming the failing checks."""
+    """200 when this process may take traffic: the database answers and every migration is
+    applied. 503 otherwise, naming the failing checks. Redis (when configured) and the outbox
+    backlog only degrade the service: their failures are named under "degraded" in a 200
+    answer and in the licensing_readiness_degraded gauge."""
     checks = health.readiness()
-    failing = [name for name, result in checks.items() if result not in ("ok", "skipped")]
+    failed = [name for name, result in checks.items() if result not in ("ok", "skipped")]
+    degraded = [name for name in failed if name in health.DEGRADING]
+    failing = [name for name in failed if name not in health.DEGRADING]
+    for name in health.DEGRADING:
+        set_readiness_degraded(name, name in degraded)
     if failing:
         return problem_response(
             request,
@@ -37,9 +46,11 @@ def readyz(request: HttpRequest) -> HttpResponse:
             "service_unavailable",
             f"Not ready: {', '.join(failing)}.",
             failing=failing,
+            degraded=degraded,
             checks=checks,
         )
-    return JsonResponse({"status": "ok", "checks": checks})
+    status = "degraded" if degraded else "ok"
+    return JsonResponse({"status": status, "checks": checks, "degraded": degraded})
 
 
 def _wants_problem(request: HttpRequest) -> bool:
@@ -71,9 +82,27 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this while handling the exception: an unreachable database is a 503.
+    if is_database_unavailable(sys.exc_info()[1]):
+        return service_unavailable(request)
     if _wants_problem(request):
         return problem_response(request, 500, "server_error", "Something went wrong on our side.")
     return render(request, "500.html", status=500)
+
+
+def service_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After while the database cannot be reached. The page is rendered without
+    the request, so no context processor (none may query) and nothing else touches the
+    database."""
+    retry_after = str(DATABASE_RETRY_AFTER_SECONDS)
+    if _wants_problem(request):
+        response: HttpResponse = problem_response(
+            request, 503, "service_unavailable", "The service is briefly unavailable."
+        )
+    else:
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = retry_after
+    return response
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -1,12 +1,14 @@
-"""/healthz says the process is up (one query); /readyz says it may take traffic: database,
-Redis when configured, the outbox not backed up, every migration applied. Both are served on
-the lean handler (no session, no CSP)."""
+"""/healthz says the process is up (one query); /readyz says it may take traffic: the database
+answers and every migration is applied. Redis (when configured) and the outbox backlog only
+degrade the service: named in a 200 answer and in the licensing_readiness_degraded gauge, never
+taking the replica out of rotation. Both are served on the lean handler (no session, no CSP)."""
 
+import socket
 from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
@@ -49,6 +51,7 @@ def test_ready_names_each_check_and_is_served_on_the_lean_path():
             "migrations": "ok",
             "root": "ok",
         },
+        "degraded": [],
     }
     assert response.header("X-Request-ID")
     assert response.cookies == [] and response.header("Content-Security-Policy") is None
@@ -68,23 +71,66 @@ def test_liveness_stays_on_the_lean_path():
     assert response.cookies == [] and response.header("Content-Security-Policy") is None
 
 
+def degraded(response: WsgiResponse) -> list[str]:
+    assert response.status == 200, response.body
+    body = response.json()
+    assert body["status"] == "degraded"
+    return body["degraded"]
+
+
 def test_an_unreachable_database_fails_readiness_by_name():
     broken = mock.MagicMock()
     broken.cursor.side_effect = DatabaseError("connection refused")
     with mock.patch.object(health, "connection", broken):
         response = call("/readyz")
 
-    assert failing(response) == ["database", "outbox", "migrations"]
+    assert failing(response) == ["database", "migrations"]
     assert response.json()["checks"]["database"] == "the database is unreachable"
 
 
-def test_an_unreachable_redis_fails_readiness_when_configured(settings):
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
+def test_a_real_database_that_is_unreachable_fails_readiness(settings):
+    """A PostgreSQL connection to a port nothing listens on: refused, then 503, quickly."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    with socket.socket() as sock:  # a free port, closed again: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    unreachable = DatabaseWrapper(
+        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": closed_port}, alias="down"
+    )
+    try:
+        with mock.patch.object(health, "connection", unreachable):
+            response = call("/readyz")
+    finally:
+        unreachable.close()
+
+    assert failing(response) == ["database", "migrations"]
+
+
+def test_an_unreachable_redis_degrades_readiness_without_failing_it(settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
-    assert failing(call("/readyz")) == ["redis"]
+    response = call("/readyz")
+
+    assert degraded(response) == ["redis"]
+    assert response.json()["checks"]["redis"] == "Redis is unreachable"
+    assert response.json()["checks"]["database"] == "ok"
+    assert readiness_gauge("redis") == 1.0 and readiness_gauge("outbox") == 0.0
+
+    settings.REDIS_URL = None
+    assert call("/readyz").json()["status"] == "ok"
+    assert readiness_gauge("redis") == 0.0
 
 
-def test_too_many_unsent_emails_fail_readiness(settings):
+def readiness_gauge(check: str) -> float | None:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("licensing_readiness_degraded", {"check": check})
+
+
+def test_too_many_unsent_emails_degrade_readiness(settings):
     settings.READY_OUTBOX_MAX_UNSENT = 2
     for _ in range(3):
         outbox_row()
@@ -92,18 +138,19 @@ def test_too_many_unsent_emails_fail_readiness(settings):
 
     response = call("/readyz")
 
-    assert failing(response) == ["outbox"]
+    assert degraded(response) == ["outbox"]
     assert "3 e-mails" in response.json()["checks"]["outbox"]
+    assert readiness_gauge("outbox") == 1.0
 
 
-def test_an_old_unsent_email_fails_readiness(settings):
+def test_an_old_unsent_email_degrades_readiness(settings):
     settings.READY_OUTBOX_MAX_AGE = timedelta(minutes=15)
     outbox_row(created_at=timezone.now() - timedelta(minutes=10))
-    assert call("/readyz").status == 200
+    assert call("/readyz").json()["status"] == "ok"
 
     outbox_row(created_at=timezone.now() - timedelta(minutes=20))
 
-    assert failing(call("/readyz")) == ["outbox"]
+    assert degraded(call("/readyz")) == ["outbox"]
 
 
 def test_a_row_given_up_on_does_not_hold_readiness_back(settings):
@@ -111,7 +158,7 @@ def test_a_row_given_up_on_does_not_hold_readiness_back(settings):
 
     outbox_row(created_at=timezone.now() - timedelta(days=2), attempts=MAX_ATTEMPTS)
 
-    assert call("/readyz").status == 200
+    assert call("/readyz").json()["status"] == "ok"
 
 
 def test_an_unapplied_migration_fails_readiness():

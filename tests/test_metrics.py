@@ -156,16 +156,62 @@ def test_a_forwarded_loopback_address_does_not_open_it(settings):
     assert response.status == 404
 
 
-def test_an_allowed_network_or_the_token_opens_it(settings):
+def test_an_allowed_network_opens_it_while_no_token_is_set(settings):
     settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
-    settings.METRICS_TOKEN = "s3cret-metrics-token"
 
     assert call("/internal/metrics", remote_addr="10.1.2.3").status == 200
     assert call("/internal/metrics", remote_addr="127.0.0.1").status == 404
+
+
+def test_with_a_token_set_only_the_token_opens_it(settings):
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    settings.METRICS_TOKEN = "s3cret-metrics-token"
+
     bearer = {"Authorization": "Bearer s3cret-metrics-token"}
     assert call("/internal/metrics", remote_addr="203.0.113.9", headers=bearer).status == 200
-    wrong = {"Authorization": "Bearer s3cret-metrics-tokeN"}
-    assert call("/internal/metrics", remote_addr="203.0.113.9", headers=wrong).status == 404
+    assert call("/internal/metrics", remote_addr="10.1.2.3", headers=bearer).status == 200
+    # An allowed address is not enough any more, nor loopback.
+    assert call("/internal/metrics", remote_addr="10.1.2.3").status == 404
+    assert call("/internal/metrics", remote_addr="127.0.0.1").status == 404
+    for wrong in ("Bearer s3cret-metrics-tokeN", "Bearer ", "s3cret-metrics-token", "Basic x"):
+        headers = {"Authorization": wrong}
+        assert call("/internal/metrics", remote_addr="10.1.2.3", headers=headers).status == 404
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"Forwarded": "for=203.0.113.9;proto=https"},
+        {"X-Real-IP": "203.0.113.9"},
+    ],
+)
+def test_a_request_through_a_proxy_needs_the_token_in_production(settings, forwarded):
+    """A proxy routing /internal/ by mistake connects from an allowed address (loopback, the
+    compose network): its forwarded headers give it away, and without the token it gets 404."""
+    assert call("/internal/metrics", remote_addr="127.0.0.1", headers=forwarded).status == 404
+
+    settings.METRICS_TOKEN = "s3cret-metrics-token"
+    bearer = {**forwarded, "Authorization": "Bearer s3cret-metrics-token"}
+    assert call("/internal/metrics", remote_addr="127.0.0.1", headers=bearer).status == 200
+
+    # In development (DEBUG) a local proxy may forward without a token.
+    settings.METRICS_TOKEN = ""
+    settings.DEBUG = True
+    assert call("/internal/metrics", remote_addr="127.0.0.1", headers=forwarded).status == 200
+
+
+def test_check_deploy_warns_without_a_metrics_token(settings):
+    from django.core.checks import run_checks
+
+    def warnings() -> list[str]:
+        return [m.id for m in run_checks(include_deployment_checks=True) if m.id]
+
+    settings.METRICS_TOKEN = ""
+    assert "licensing_portal.W001" in warnings()
+
+    settings.METRICS_TOKEN = "s3cret-metrics-token"
+    assert "licensing_portal.W001" not in warnings()
 
 
 def test_multiprocess_mode_adds_up_every_process(tmp_path):

@@ -179,3 +179,16 @@ def test_no_line_is_built_when_the_request_log_is_off(client, caplog, monkeypatc
     with caplog.at_level(logging.INFO, logger="licensing.request"):
         client.get("/healthz")
     assert calls == ["/healthz"]  # redacted once per line
+
+
+def test_a_clients_request_id_is_logged_apart_and_never_reused(db, json_log, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    sent = "client-chosen-id-0001"
+
+    answers = [call("/healthz", headers={"X-Request-ID": sent}) for _ in range(2)]
+
+    ids = [answer.header("X-Request-ID") for answer in answers]
+    assert ids[0] != ids[1] and sent not in ids
+    logged = request_lines(json_log)
+    assert [line["request_id"] for line in logged] == ids
+    assert [line["client_request_id"] for line in logged] == [sent, sent]

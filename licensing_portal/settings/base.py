@@ -138,6 +138,8 @@ _PREPARE = (
 if not (_PREPARE.isdigit() or _PREPARE == "none"):
     raise ImproperlyConfigured("DATABASE_PREPARE_THRESHOLD is a number or none.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, running again unprepared a statement a pooler lost (kernel/db/).
+    DATABASES["default"]["ENGINE"] = "kernel.db.postgresql"
     # Lets the sync hot path keep its query prepared (tokens.selectors.sync_snapshot); the
     # ORM's client-side-bound queries are not affected.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
@@ -145,6 +147,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
     if DATABASE_POOLER:
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    # An unreachable database fails a request in seconds (a 503), not after the kernel's
+    # TCP timeout.
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int(
+        "DATABASE_CONNECT_TIMEOUT_SECONDS", 5
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves one developer; wait for the writer instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
@@ -396,6 +403,10 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
 
 # Number of reverse proxies in front of the web processes (the TLS proxy in compose: 1).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Take the incoming X-Request-ID as the request's id: only when the proxy in front sets it on
+# every request (overwriting the client's). Otherwise each request gets a fresh id and the
+# client's value is logged apart as client_request_id.
+TRUST_PROXY_REQUEST_ID = env_bool("TRUST_PROXY_REQUEST_ID", False)
 
 # --- License documents ----------------------------------------------------------------------
 LICENSE_ISSUER = env_str("LICENSE_ISSUER", SITE_URL)

@@ -70,6 +70,7 @@ def test_production_settings_pass_the_deploy_checks(tmp_path, vendor_root):
         "SECRET_HASH_KEY": "a-hash-key-of-its-own-0123456789abcdef",
         "OUTBOX_LINK_KEY": "a-link-key-of-its-own-0123456789abcdef",
         "LICENSE_KEY_PASSPHRASE": "a-passphrase-of-its-own-0123456789",
+        "METRICS_TOKEN": "q7Lr2vXo9TnWc4Hb8JyE1kPz6sDf3GaM",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

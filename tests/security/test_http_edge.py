@@ -29,14 +29,35 @@ def test_every_response_carries_a_request_id(db, client, path):
     assert client.get(path)["X-Request-ID"] != response["X-Request-ID"]
 
 
-def test_the_proxys_request_id_is_kept_only_behind_a_trusted_proxy(db, client, settings):
+def test_the_proxys_request_id_is_kept_only_when_configured(db, client, settings):
     sent = "req-0123456789abcdef"
     assert client.get("/healthz", HTTP_X_REQUEST_ID=sent)["X-Request-ID"] != sent
-
+    # Being behind a proxy is not enough: the proxy may pass the client's header through.
     settings.TRUSTED_PROXY_COUNT = 1
+    assert client.get("/healthz", HTTP_X_REQUEST_ID=sent)["X-Request-ID"] != sent
+
+    settings.TRUST_PROXY_REQUEST_ID = True
     assert client.get("/healthz", HTTP_X_REQUEST_ID=sent)["X-Request-ID"] == sent
     # Something that could break a log line is not taken even from the proxy.
     assert client.get("/healthz", HTTP_X_REQUEST_ID="a b\r\nc")["X-Request-ID"] != "a b\r\nc"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/login/", "/api/v1/orders"])
+def test_a_clients_request_id_is_never_the_requests_id(db, client, settings, caplog, path):
+    """Two requests sending the same X-Request-ID get two ids, in the header and in the log
+    lines; the client's value is logged apart, as client_request_id."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    sent = "req-chosen-by-the-client"
+
+    with caplog.at_level(logging.INFO, logger="licensing.request"):
+        first = client.get(path, HTTP_X_REQUEST_ID=sent)
+        second = client.get(path, HTTP_X_REQUEST_ID=sent)
+
+    ids = [first["X-Request-ID"], second["X-Request-ID"]]
+    assert sent not in ids and ids[0] != ids[1]
+    logged = [r for r in caplog.records if r.name == "licensing.request"]
+    assert [r.request_id for r in logged] == ids
+    assert [r.client_request_id for r in logged] == [sent, sent]
 
 
 def test_log_lines_carry_the_request_id(db, client, caplog):
