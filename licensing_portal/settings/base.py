@@ -215,7 +215,7 @@ if ANYMAIL_PROVIDER:
         if key.startswith("ANYMAIL_") and key != "ANYMAIL_PROVIDER"
     }
 else:
-    EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+    EMAIL_BACKEND = env_str("EMAIL_BACKEND", "notifications.backends.FileBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 
 # --- Celery -------------------------------------------------------------------------------
