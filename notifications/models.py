@@ -7,9 +7,20 @@ from django.utils import timezone
 class OutboundEmail(models.Model):
     """One e-mail to send, written in the same transaction as the business change.
 
-    The message is rendered at send time by the renderer registered for `kind`, so secrets that
-    go into links are minted then and never stored in clear.
+    The message is rendered by the renderer registered for `kind` when the row is first sent,
+    so secrets that go into links are minted then and never stored in clear.
+
+    A row is *pending* until it is sent, closed (nothing to send any more, or replaced by a
+    re-send) or given up on (*failed*: every attempt failed for OUTBOX_GIVE_UP_HOURS). While
+    pending, a failed attempt schedules the next one at `next_attempt_at` (exponential backoff
+    with jitter, capped at OUTBOX_RETRY_MAX_SECONDS).
     """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Could not be delivered"
+        CLOSED = "closed", "Closed without sending"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=32, db_index=True)
@@ -19,7 +30,13 @@ class OutboundEmail(models.Model):
     # Never a secret: links carrying secrets are minted at send time.
     context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    # When the row left (sent), or was closed; empty while pending and once given up on.
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When the sweep may try the row next: after the queued task had its chance, then after
+    # each failed attempt.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    failed_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -36,7 +53,18 @@ class OutboundEmail(models.Model):
                 fields=["created_at"],
                 condition=models.Q(sent_at__isnull=True),
                 name="outbox_unsent_idx",
-            )
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(state="pending"),
+                name="outbox_due_idx",
+            ),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(state="failed"),
+                name="outbox_failed_idx",
+            ),
+            models.Index(fields=["object_id", "kind"], name="outbox_object_idx"),
         ]
 
     def __str__(self) -> str:

@@ -14,14 +14,21 @@ steps, none of which holds a transaction across the send:
 A sender that dies between 2 and 3 leaves the claim to run out; the row is then sent again,
 identical, so mail systems fold the copy. At most one send per row in normal operation, at
 least once under faults.
+
+A send that fails (the mail server is down or refuses) releases the claim and schedules the
+next attempt on the row itself (`next_attempt_at`: exponential backoff with jitter, capped at
+OUTBOX_RETRY_MAX), where the sweep finds it; the row alone counts attempts. Only once every
+attempt has failed for OUTBOX_GIVE_UP (72 hours) is the row given up on: it becomes *failed*,
+which the metrics count and the order's page shows, with its Re-send.
 """
 
 import base64
 import hashlib
 import hmac
 import logging
+import random
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +45,7 @@ from .renderers import render
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 12
+PENDING = OutboundEmail.State.PENDING
 
 
 class ClaimedElsewhere(Exception):
@@ -58,9 +65,25 @@ def record_email(
     `context` holds facts for the message that its object does not keep (who invited someone,
     and why); it is stored as it is, so it never holds a secret.
     """
+    now = timezone.now()
     return OutboundEmail.objects.create(
-        kind=kind, object_id=str(object_id), to=to, context=context or {}
+        kind=kind,
+        object_id=str(object_id),
+        to=to,
+        context=context or {},
+        created_at=now,
+        # The task queued at commit sends it at once; the sweep only if it has not by then.
+        next_attempt_at=now + settings.OUTBOX_SWEEP_AFTER,
     )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed attempt: doubling from
+    OUTBOX_RETRY_BASE up to OUTBOX_RETRY_MAX, drawn between half of that and all of it."""
+    base = settings.OUTBOX_RETRY_BASE.total_seconds()
+    ceiling = settings.OUTBOX_RETRY_MAX.total_seconds()
+    delay = min(ceiling, base * 2 ** min(max(attempts - 1, 0), 30))
+    return timedelta(seconds=random.uniform(delay / 2, delay))
 
 
 # --- what makes a repeated delivery the same message ------------------------------------
@@ -121,7 +144,7 @@ def _claim(row_id: str, now: datetime) -> tuple[OutboundEmail, uuid.UUID] | None
     taken = OutboundEmail.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
         pk=row_id,
-        sent_at__isnull=True,
+        state=PENDING,
     ).update(
         claim=claim,
         claimed_until=now + settings.OUTBOX_CLAIM_LEASE,
@@ -129,16 +152,38 @@ def _claim(row_id: str, now: datetime) -> tuple[OutboundEmail, uuid.UUID] | None
     )
     if taken:
         return OutboundEmail.objects.get(pk=row_id), claim
-    held = OutboundEmail.objects.filter(pk=row_id, sent_at__isnull=True).first()
+    held = OutboundEmail.objects.filter(pk=row_id, state=PENDING).first()
     if held is not None and held.claimed_until is not None:
         raise ClaimedElsewhere((held.claimed_until - now).total_seconds())
-    return None  # sent already, or gone
+    return None  # sent already, closed, given up on, or gone
 
 
-def _release(row: OutboundEmail, claim: uuid.UUID, error: BaseException) -> None:
-    """The send failed: let the next attempt take the row at once."""
-    OutboundEmail.objects.filter(pk=row.pk, claim=claim, sent_at__isnull=True).update(
-        claimed_until=None, last_error=f"{type(error).__name__}: {error}"[:2000]
+def _failed_attempt(
+    row: OutboundEmail, claim: uuid.UUID, error: BaseException, now: datetime
+) -> None:
+    """The send failed: free the row and schedule its next attempt, or give it up once its
+    attempts have failed for OUTBOX_GIVE_UP."""
+    mine = OutboundEmail.objects.filter(pk=row.pk, claim=claim, state=PENDING)
+    last_error = f"{type(error).__name__}: {error}"[:2000]
+    if now >= row.created_at + settings.OUTBOX_GIVE_UP:
+        if mine.update(
+            state=OutboundEmail.State.FAILED,
+            failed_at=now,
+            claimed_until=None,
+            last_error=last_error,
+        ):
+            logger.error(
+                "Outbox row %s (%s) given up on after %d attempts: %s",
+                row.pk,
+                row.kind,
+                row.attempts,
+                last_error,
+            )
+        return
+    mine.update(
+        claimed_until=None,
+        next_attempt_at=now + retry_delay(row.attempts),
+        last_error=last_error,
     )
 
 
@@ -146,7 +191,8 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
     """Send one outbox row unless it was sent already. True when this call sent it.
 
     Raises ClaimedElsewhere while another sender's claim holds the row, and the send's own
-    error when the message could not be handed over (the row is then free for a retry).
+    error when the message could not be handed over (the row then waits for its next attempt,
+    or is given up on).
     """
     now = now or timezone.now()
     claimed = _claim(row_id, now)
@@ -159,18 +205,26 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
             _stamp(message, row)
             message.send(fail_silently=False)
     except Exception as exc:
-        _release(row, claim, exc)
+        _failed_attempt(row, claim, exc, now)
         raise
     with transaction.atomic():
-        recorded = OutboundEmail.objects.filter(pk=row.pk, claim=claim, sent_at__isnull=True)
+        recorded = OutboundEmail.objects.filter(pk=row.pk, claim=claim, state=PENDING)
         if message is None:
             recorded.update(
-                sent_at=timezone.now(), last_error="Nothing to send any more.", claimed_until=None
+                state=OutboundEmail.State.CLOSED,
+                sent_at=timezone.now(),
+                last_error="Nothing to send any more.",
+                claimed_until=None,
             )
             return False
-        recorded.update(
-            subject=message.subject[:255], sent_at=timezone.now(), last_error="", claimed_until=None
-        )
+        if not recorded.update(
+            state=OutboundEmail.State.SENT,
+            subject=message.subject[:255],
+            sent_at=timezone.now(),
+            last_error="",
+            claimed_until=None,
+        ):
+            return False  # closed meanwhile (re-sent): nothing of this send is recorded
         after_sent = getattr(message, "after_sent", None)
         if after_sent is not None:
             after_sent()
@@ -178,15 +232,18 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
 
 
 def sweep_outbox(*, now: datetime | None = None) -> int:
-    """Send rows whose task never ran (broker down at commit, worker lost) or whose sender's
-    claim ran out. Returns how many it sent."""
+    """Send rows whose task never ran (broker down at commit, worker lost), whose sender's
+    claim ran out, or whose next attempt after a failed one is due. Returns how many it sent."""
     now = now or timezone.now()
-    due = OutboundEmail.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
-        sent_at__isnull=True,
-        created_at__lte=now - settings.OUTBOX_SWEEP_AFTER,
-        attempts__lt=MAX_ATTEMPTS,
-    ).values_list("pk", flat=True)
+    due = (
+        OutboundEmail.objects.filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
+            state=PENDING,
+            next_attempt_at__lte=now,
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)
+    )
     sent = 0
     for row_id in list(due[:500]):
         try:

@@ -15,23 +15,19 @@ from .models import OutboundEmail
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(Exception,),
-    dont_autoretry_for=(services.ClaimedElsewhere,),
-    retry_backoff=5,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=10,
-)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def send_email(self: Any, row_id: str) -> bool:
+    """The first attempt at a row, right after its transaction commits. A failed send is not
+    retried by Celery: the row itself schedules its next attempt (`next_attempt_at`), which
+    the sweep makes, so attempts are counted in one place only."""
     try:
         return services.deliver_email(row_id=row_id)
     except services.ClaimedElsewhere as busy:
         # Another sender holds the row; if it died, its claim runs out and this retry sends.
         raise self.retry(countdown=busy.retry_in + 1, max_retries=None) from busy
+    except Exception:
+        logger.warning("E-mail %s could not be sent; the outbox sweep retries it", row_id)
+        return False
 
 
 @shared_task(acks_late=True)

@@ -4,6 +4,7 @@ Imported by base.py (one line), so every mode reads them from the environment al
 """
 
 import os as _os
+from datetime import timedelta as _timedelta
 from pathlib import Path as _Path
 
 from django.core.exceptions import ImproperlyConfigured as _ImproperlyConfigured
@@ -45,3 +46,13 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 # Seconds a mail server may take to answer (each network operation); EMAIL_TIMEOUT_SECONDS is
 # its former name.
 EMAIL_TIMEOUT = _env_int("EMAIL_TIMEOUT", _env_int("EMAIL_TIMEOUT_SECONDS", 60))
+
+# --- The outbox's retries -------------------------------------------------------------------
+# A failed attempt is tried again after OUTBOX_RETRY_BASE_SECONDS, doubling with each failure
+# up to OUTBOX_RETRY_MAX_SECONDS between attempts (each wait drawn between its half and its
+# whole, so rows failed together do not retry together). A row whose attempts have all failed
+# for OUTBOX_GIVE_UP_HOURS is given up on: it is marked failed, counted in the metrics
+# (licensing_outbox_failed) and shown on its order's page with a Re-send.
+OUTBOX_RETRY_BASE = _timedelta(seconds=_env_int("OUTBOX_RETRY_BASE_SECONDS", 30))
+OUTBOX_RETRY_MAX = _timedelta(seconds=_env_int("OUTBOX_RETRY_MAX_SECONDS", 3600))
+OUTBOX_GIVE_UP = _timedelta(hours=_env_int("OUTBOX_GIVE_UP_HOURS", 72))

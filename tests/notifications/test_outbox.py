@@ -190,7 +190,9 @@ def test_a_resent_order_email_retires_the_earlier_row_and_link(cast, alice_api):
     first = OutboundEmail.objects.get(object_id=str(order.pk))
     # The first sender sent, then died before recording it: its claim is still on the row.
     assert outbox.deliver_email(row_id=str(first.pk)) is True
-    OutboundEmail.objects.filter(pk=first.pk).update(sent_at=None, claimed_until=timezone.now())
+    OutboundEmail.objects.filter(pk=first.pk).update(
+        state="pending", sent_at=None, claimed_until=timezone.now()
+    )
     old = unlock_link(mail.outbox[0])
 
     resend_order_email(order=order, actor=Actor.system("tests"))
