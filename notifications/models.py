@@ -33,8 +33,8 @@ class OutboundEmail(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     # When the row left (sent), or was closed; empty while pending and once given up on.
     sent_at = models.DateTimeField(null=True, blank=True)
-    # When the sweep may try the row next: after the queued task had its chance, then after
-    # each failed attempt.
+    # When the sweep may try the row next: its creation (the sweep waits OUTBOX_SWEEP_AFTER
+    # more for a new row, whose queued task sends it first), then after each failed attempt.
     next_attempt_at = models.DateTimeField(default=timezone.now)
     failed_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=255, blank=True)

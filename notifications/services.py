@@ -28,6 +28,7 @@ import hmac
 import logging
 import random
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -72,8 +73,7 @@ def record_email(
         to=to,
         context=context or {},
         created_at=now,
-        # The task queued at commit sends it at once; the sweep only if it has not by then.
-        next_attempt_at=now + settings.OUTBOX_SWEEP_AFTER,
+        next_attempt_at=now,
     )
 
 
@@ -194,8 +194,8 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
     error when the message could not be handed over (the row then waits for its next attempt,
     or is given up on).
     """
-    now = now or timezone.now()
-    claimed = _claim(row_id, now)
+    clock = _clock_from(now)
+    claimed = _claim(row_id, clock())
     if claimed is None:
         return False
     row, claim = claimed
@@ -205,7 +205,7 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
             _stamp(message, row)
             message.send(fail_silently=False)
     except Exception as exc:
-        _failed_attempt(row, claim, exc, now)
+        _failed_attempt(row, claim, exc, clock())
         raise
     with transaction.atomic():
         recorded = OutboundEmail.objects.filter(pk=row.pk, claim=claim, state=PENDING)
@@ -233,24 +233,46 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
 
 def sweep_outbox(*, now: datetime | None = None) -> int:
     """Send rows whose task never ran (broker down at commit, worker lost), whose sender's
-    claim ran out, or whose next attempt after a failed one is due. Returns how many it sent."""
-    now = now or timezone.now()
+    claim ran out, or whose next attempt after a failed one is due. Returns how many it sent.
+
+    Each row is claimed at the time it is taken (not the sweep's start), so its claim outlives
+    its own send however long the sweep has run; and a sweep takes at most
+    OUTBOX_SWEEP_MAX_ROWS rows and starts none after OUTBOX_SWEEP_MAX_SECONDS, leaving the rest
+    to the next one. `now` (tests) sets the clock at the start; it runs on from there.
+    """
+    clock = _clock_from(now)
+    started = clock()
+    deadline = started + settings.OUTBOX_SWEEP_MAX_SECONDS
     due = (
         OutboundEmail.objects.filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
+            Q(claimed_until__isnull=True) | Q(claimed_until__lte=started),
             state=PENDING,
-            next_attempt_at__lte=now,
+            next_attempt_at__lte=started,
+            # The task queued at commit sends a new row; the sweep only if it has not by then.
+            created_at__lte=started - settings.OUTBOX_SWEEP_AFTER,
         )
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)
     )
     sent = 0
-    for row_id in list(due[:500]):
+    for row_id in list(due[: settings.OUTBOX_SWEEP_MAX_ROWS]):
+        current = clock()
+        if current >= deadline:
+            logger.info("Outbox sweep stopped at its time limit; the next sweep goes on")
+            break
         try:
-            if deliver_email(row_id=str(row_id), now=now):
+            if deliver_email(row_id=str(row_id), now=current):
                 sent += 1
         except ClaimedElsewhere:
             continue
         except Exception:
             logger.exception("Outbox row %s failed to send; it will be retried", row_id)
     return sent
+
+
+def _clock_from(now: datetime | None) -> Callable[[], datetime]:
+    """The current time; or, given `now`, a clock set to it that runs on in real time."""
+    if now is None:
+        return timezone.now
+    offset = now - timezone.now()
+    return lambda: timezone.now() + offset

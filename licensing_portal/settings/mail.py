@@ -56,3 +56,11 @@ EMAIL_TIMEOUT = _env_int("EMAIL_TIMEOUT", _env_int("EMAIL_TIMEOUT_SECONDS", 60))
 OUTBOX_RETRY_BASE = _timedelta(seconds=_env_int("OUTBOX_RETRY_BASE_SECONDS", 30))
 OUTBOX_RETRY_MAX = _timedelta(seconds=_env_int("OUTBOX_RETRY_MAX_SECONDS", 3600))
 OUTBOX_GIVE_UP = _timedelta(hours=_env_int("OUTBOX_GIVE_UP_HOURS", 72))
+
+# --- The outbox's sweep -----------------------------------------------------------------------
+# One sweep (every minute) takes at most this many rows, and starts none after this long; the
+# next sweep goes on. A claim must outlive one send: OUTBOX_CLAIM_LEASE_SECONDS (base.py) is
+# checked at start-up to exceed OUTBOX_SWEEP_MAX_SECONDS + EMAIL_TIMEOUT, the longest one
+# sweep's run can take.
+OUTBOX_SWEEP_MAX_ROWS = _env_int("OUTBOX_SWEEP_MAX_ROWS", 500)
+OUTBOX_SWEEP_MAX_SECONDS = _timedelta(seconds=_env_int("OUTBOX_SWEEP_MAX_SECONDS", 50))
