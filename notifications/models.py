@@ -8,7 +8,8 @@ class OutboundEmail(models.Model):
     """One e-mail to send, written in the same transaction as the business change.
 
     The message is rendered by the renderer registered for `kind` when the row is first sent,
-    so secrets that go into links are minted then and never stored in clear.
+    so secrets that go into links are minted then; what was rendered is kept encrypted
+    (`sealed`) and sent again as it is by any later delivery.
 
     A row is *pending* until it is sent, closed (nothing to send any more, or replaced by a
     re-send) or given up on (*failed*: every attempt failed for OUTBOX_GIVE_UP_HOURS). While
@@ -38,6 +39,9 @@ class OutboundEmail(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     failed_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=255, blank=True)
+    # The message as first rendered (subject, bodies, recipients), encrypted under a key
+    # derived from OUTBOX_LINK_KEY since it may hold an unlock link: every delivery sends it.
+    sealed = models.TextField(blank=True, editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     # A sender claims the row before sending, outside any transaction: until claimed_until no

@@ -4,8 +4,9 @@ steps, none of which holds a transaction across the send:
 
 1. **claim** — a conditional UPDATE marks the row as being sent by this sender until a lease
    ends, and commits. Two senders given the same row: one claim wins, the other backs off.
-2. **send** — render and hand the message to the backend, outside any transaction. The message
-   is a pure function of the row: its ``Message-ID`` and ``Date`` come from the row, and every
+2. **send** — render and hand the message to the backend, outside any transaction. The first
+   render is kept on the row, encrypted (`seal`), and every delivery sends that, whatever
+   became of its object since. Its ``Message-ID`` and ``Date`` come from the row, and every
    secret in its links is derived from the row's id under ``OUTBOX_LINK_KEY`` (`link_secret`),
    with its hash committed before the send. Sending the row again gives the same message.
 3. **record** — mark it sent (only under this sender's claim) and run what the renderer asked
@@ -25,6 +26,7 @@ which the metrics count and the order's page shows, with its Re-send.
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import random
 import uuid
@@ -34,9 +36,10 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -136,6 +139,79 @@ def _stamp(message: EmailMessage, row: OutboundEmail) -> None:
     message.message = stable  # type: ignore[method-assign]
 
 
+# --- the message as first rendered, kept sealed on the row ---------------------------------
+
+
+def _sealing_key() -> Fernet:
+    """Fernet key for the stored messages, derived from OUTBOX_LINK_KEY (the messages hold the
+    links made under it), apart from the link secrets themselves."""
+    digest = hmac.new(
+        settings.OUTBOX_LINK_KEY.encode(), b"outbox-sealed-message", hashlib.sha256
+    ).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def seal(message: EmailMultiAlternatives) -> str:
+    """The message as rendered (subject, bodies, sender, recipients, headers), encrypted: it
+    may hold an unlock link, whose secret is never stored in clear."""
+    content = {
+        "subject": str(message.subject),
+        "body": str(message.body),
+        "alternatives": [[str(content), mimetype] for content, mimetype in message.alternatives],
+        "from_email": message.from_email,
+        "to": list(message.to),
+        "cc": list(message.cc),
+        "bcc": list(message.bcc),
+        "reply_to": list(message.reply_to),
+        "headers": {str(k): str(v) for k, v in message.extra_headers.items()},
+    }
+    return _sealing_key().encrypt(json.dumps(content).encode()).decode()
+
+
+def unseal(sealed: str) -> EmailMultiAlternatives:
+    content = json.loads(_sealing_key().decrypt(sealed.encode()))
+    message = EmailMultiAlternatives(
+        subject=content["subject"],
+        body=content["body"],
+        from_email=content["from_email"],
+        to=content["to"],
+        cc=content["cc"],
+        bcc=content["bcc"],
+        reply_to=content["reply_to"],
+        headers=content["headers"],
+    )
+    for alternative, mimetype in content["alternatives"]:
+        message.attach_alternative(alternative, mimetype)
+    return message
+
+
+def _message_for(row: OutboundEmail, claim: uuid.UUID) -> EmailMultiAlternatives | None:
+    """The message to send for the claimed row, or None when there is nothing to send any more.
+
+    The first render is sealed on the row and every delivery, the first included, sends what
+    was sealed: a redelivered row is the same message even when its object changed after the
+    first render. The renderer still runs on every attempt, for whether there is anything to
+    send and for what is recorded once the message has left (`after_sent`).
+    """
+    fresh = render(row)
+    if fresh is None:
+        return None
+    if row.sealed:
+        try:
+            message = unseal(row.sealed)
+        except InvalidToken:  # OUTBOX_LINK_KEY changed: its links changed with it
+            logger.warning("Outbox row %s: its sealed message is unreadable; rendered anew", row.pk)
+        else:
+            message.after_sent = getattr(fresh, "after_sent", None)  # type: ignore[attr-defined]
+            return message
+    sealed = seal(fresh)
+    OutboundEmail.objects.filter(pk=row.pk, claim=claim, state=PENDING).update(sealed=sealed)
+    row.sealed = sealed
+    message = unseal(sealed)
+    message.after_sent = getattr(fresh, "after_sent", None)  # type: ignore[attr-defined]
+    return message
+
+
 # --- claim, send, record --------------------------------------------------------------------
 
 
@@ -200,7 +276,7 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
         return False
     row, claim = claimed
     try:
-        message = render(row)
+        message = _message_for(row, claim)
         if message is not None:
             _stamp(message, row)
             message.send(fail_silently=False)

@@ -49,6 +49,11 @@ class Migration(migrations.Migration):
                 max_length=16,
             ),
         ),
+        migrations.AddField(
+            model_name="outboundemail",
+            name="sealed",
+            field=models.TextField(blank=True, editable=False),
+        ),
         migrations.RunPython(states_from_sent_at, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name="outboundemail",
