@@ -192,24 +192,48 @@ def _message_for(row: OutboundEmail, claim: uuid.UUID) -> EmailMultiAlternatives
     was sealed: a redelivered row is the same message even when its object changed after the
     first render. The renderer still runs on every attempt, for whether there is anything to
     send and for what is recorded once the message has left (`after_sent`).
+
+    Rendering runs under the row's lock, and only while the row is still this sender's and
+    pending: what the renderer commits for the message (an unlock link's hash) can never
+    overwrite what a re-send, which closes the row under the same lock, has put in its place.
+    Raises Superseded when the row was closed or taken over since it was claimed.
     """
-    fresh = render(row)
-    if fresh is None:
-        return None
-    if row.sealed:
-        try:
-            message = unseal(row.sealed)
-        except InvalidToken:  # OUTBOX_LINK_KEY changed: its links changed with it
-            logger.warning("Outbox row %s: its sealed message is unreadable; rendered anew", row.pk)
-        else:
-            message.after_sent = getattr(fresh, "after_sent", None)  # type: ignore[attr-defined]
-            return message
-    sealed = seal(fresh)
-    OutboundEmail.objects.filter(pk=row.pk, claim=claim, state=PENDING).update(sealed=sealed)
-    row.sealed = sealed
+    with transaction.atomic():
+        if _current(row, claim) is None:
+            raise Superseded(row.pk)
+        fresh = render(row)
+        if fresh is None:
+            return None
+        if row.sealed:
+            try:
+                message = unseal(row.sealed)
+            except InvalidToken:  # OUTBOX_LINK_KEY changed: its links changed with it
+                logger.warning("Outbox row %s: its sealed message is unreadable", row.pk)
+            else:
+                message.after_sent = getattr(fresh, "after_sent", None)  # type: ignore[attr-defined]
+                return message
+        sealed = seal(fresh)
+        OutboundEmail.objects.filter(pk=row.pk).update(sealed=sealed)
+        row.sealed = sealed
     message = unseal(sealed)
     message.after_sent = getattr(fresh, "after_sent", None)  # type: ignore[attr-defined]
     return message
+
+
+class Superseded(Exception):
+    """The claimed row was closed (its e-mail re-sent) or taken over since it was claimed:
+    this sender sends and records nothing."""
+
+
+def _current(row: OutboundEmail, claim: uuid.UUID) -> OutboundEmail | None:
+    """The row, locked until the caller's transaction ends, if it is still pending under this
+    sender's claim. A re-send closes the row under the same lock, so the two are ordered."""
+    return (
+        OutboundEmail.objects.select_for_update()
+        .filter(pk=row.pk, claim=claim, state=PENDING)
+        .only("pk")
+        .first()
+    )
 
 
 # --- claim, send, record --------------------------------------------------------------------
@@ -280,10 +304,14 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
         if message is not None:
             _stamp(message, row)
             message.send(fail_silently=False)
+    except Superseded:
+        return False
     except Exception as exc:
         _failed_attempt(row, claim, exc, clock())
         raise
     with transaction.atomic():
+        if _current(row, claim) is None:
+            return False  # closed meanwhile (re-sent): nothing of this send is recorded
         recorded = OutboundEmail.objects.filter(pk=row.pk, claim=claim, state=PENDING)
         if message is None:
             recorded.update(
@@ -293,14 +321,13 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
                 claimed_until=None,
             )
             return False
-        if not recorded.update(
+        recorded.update(
             state=OutboundEmail.State.SENT,
             subject=message.subject[:255],
             sent_at=timezone.now(),
             last_error="",
             claimed_until=None,
-        ):
-            return False  # closed meanwhile (re-sent): nothing of this send is recorded
+        )
         after_sent = getattr(message, "after_sent", None)
         if after_sent is not None:
             after_sent()

@@ -111,18 +111,15 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
     """
     access_release_order(actor, order)
     with transaction.atomic():
-        locked = Order.objects.select_for_update().select_related("placed_by").get(pk=order.pk)
-        if not locked.is_locked:
-            raise OrderError("validation_error", "This order is already unlocked.")
-        locked.unlock_secret_hash = ""
-        locked.unlock_link_issued_at = None
-        locked.save(update_fields=["unlock_secret_hash", "unlock_link_issued_at"])
         # An earlier e-mail still waiting (or whose sender died mid-way) is closed: only the
-        # new one's link may work.
+        # new one's link may work. Closed first, under the rows' locks: a sender rendering one
+        # of them holds its lock, so it either binds its link before this re-send clears it,
+        # or finds its row closed and sends nothing (notifications.services). Rows first and
+        # the order second, as the sender does, so the two never deadlock.
         # An earlier e-mail given up on is closed too: the order's page stops saying so.
         OutboundEmail.objects.filter(
             kind=ORDER_EMAIL,
-            object_id=str(locked.pk),
+            object_id=str(order.pk),
             state__in=[OutboundEmail.State.PENDING, OutboundEmail.State.FAILED],
         ).update(
             state=OutboundEmail.State.CLOSED,
@@ -130,6 +127,12 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
             claimed_until=None,
             last_error="Replaced by a re-sent e-mail.",
         )
+        locked = Order.objects.select_for_update().select_related("placed_by").get(pk=order.pk)
+        if not locked.is_locked:
+            raise OrderError("validation_error", "This order is already unlocked.")
+        locked.unlock_secret_hash = ""
+        locked.unlock_link_issued_at = None
+        locked.save(update_fields=["unlock_secret_hash", "unlock_link_issued_at"])
         enqueue_email(
             kind=ORDER_EMAIL, object_id=str(locked.pk), to=partner_recipients(locked.placed_by)
         )
