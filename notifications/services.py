@@ -334,6 +334,20 @@ def deliver_email(*, row_id: str, now: datetime | None = None) -> bool:
     return True
 
 
+def seconds_until_due(*, row_id: str) -> float | None:
+    """How long until the row may be tried again (its next attempt, or its current claim's
+    end, whichever is later); None when it is no longer pending."""
+    row = (
+        OutboundEmail.objects.filter(pk=row_id, state=PENDING)
+        .only("next_attempt_at", "claimed_until")
+        .first()
+    )
+    if row is None:
+        return None
+    due = max(row.next_attempt_at, row.claimed_until or row.next_attempt_at)
+    return max((due - timezone.now()).total_seconds(), 0.0)
+
+
 def sweep_outbox(*, now: datetime | None = None) -> int:
     """Send rows whose task never ran (broker down at commit, worker lost), whose sender's
     claim ran out, or whose next attempt after a failed one is due. Returns how many it sent.
