@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from kernel.metrics import multiprocess_dir
 from kernel.problems import problem_response
-from notifications.selectors import outbox_backlog
+from notifications.selectors import outbox_backlog, outbox_failed
 
 
 class OutboxCollector(Collector):
@@ -39,6 +39,11 @@ class OutboxCollector(Collector):
             "licensing_outbox_oldest_unsent_age_seconds",
             "How long the oldest unsent e-mail has waited (0 when none waits).",
             value=backlog.oldest_age_seconds,
+        )
+        yield GaugeMetricFamily(
+            "licensing_outbox_failed",
+            "E-mails given up on after OUTBOX_GIVE_UP_HOURS of failed attempts, not re-sent.",
+            value=outbox_failed(),
         )
 
 

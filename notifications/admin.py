@@ -5,8 +5,18 @@ from .models import OutboundEmail
 
 @admin.register(OutboundEmail)
 class OutboundEmailAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "kind", "subject", "recipients", "sent_at", "attempts"]
-    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "created_at",
+        "kind",
+        "subject",
+        "recipients",
+        "state",
+        "sent_at",
+        "attempts",
+        "next_attempt_at",
+    ]
+    # "Could not be delivered" lists the e-mails given up on (licensing_outbox_failed).
+    list_filter = ["state", "kind", ("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["subject", "object_id", "to"]
     readonly_fields = [
         "id",
@@ -15,7 +25,10 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         "to",
         "context",
         "created_at",
+        "state",
         "sent_at",
+        "next_attempt_at",
+        "failed_at",
         "subject",
         "attempts",
         "last_error",

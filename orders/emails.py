@@ -1,6 +1,8 @@
 """The one e-mail per order (details and the unlock link, minted when it is sent), and the
 customer's e-mail once the order is unlocked."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -13,7 +15,12 @@ from smartaccounts.actors import Actor
 from smartaccounts.audit import record_event
 
 from .models import Order
-from .services import LICENSES_AVAILABLE_EMAIL, ORDER_EMAIL, set_unlock_secret
+from .services import (
+    LICENSES_AVAILABLE_EMAIL,
+    ORDER_EMAIL,
+    record_unlock_link_issued,
+    set_unlock_secret,
+)
 
 
 def unlock_url(secret: str) -> str:
@@ -34,15 +41,17 @@ def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
     if order.is_locked:
         # Derived from the row: a repeated delivery carries the same, working link, which
         # lives from the e-mail's date (the row's). Its hash is committed before the message
-        # leaves.
+        # leaves; its issue date once the send is recorded.
         secret = link_secret(row, "unlock")
-        set_unlock_secret(order=order, secret=secret, issued_at=row.created_at)
+        set_unlock_secret(order=order, secret=secret)
         link = unlock_url(secret)
     context = {
         "order": order,
         "lines": list(order.lines.all()),
         "unlock_url": link,
-        "link_expires_at": order.unlock_link_expires_at if link else None,
+        "link_expires_at": (
+            row.created_at + timedelta(days=settings.UNLOCK_LINK_TTL_DAYS) if link else None
+        ),
         "link_days": settings.UNLOCK_LINK_TTL_DAYS,
         "portal_url": settings.SITE_URL + reverse("orders:list"),
         "site_url": settings.SITE_URL,
@@ -57,14 +66,20 @@ def render_order_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         to=row.to,
     )
     message.attach_alternative(render_to_string("emails/order.html", context), "text/html")
-    # Recorded with the row once the message has left.
-    message.after_sent = lambda: record_event(  # type: ignore[attr-defined]
-        actor=Actor.system("outbox"),
-        action="order.email_sent",
-        obj=order,
-        account=order.account,
-        data={"to": row.to, "with_unlock_link": link is not None},
-    )
+
+    def after_sent() -> None:
+        """Recorded with the row once the message has left."""
+        if link is not None:
+            record_unlock_link_issued(order=order, issued_at=row.created_at)
+        record_event(
+            actor=Actor.system("outbox"),
+            action="order.email_sent",
+            obj=order,
+            account=order.account,
+            data={"to": row.to, "with_unlock_link": link is not None},
+        )
+
+    message.after_sent = after_sent  # type: ignore[attr-defined]
     return message
 
 

@@ -111,17 +111,28 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
     """
     access_release_order(actor, order)
     with transaction.atomic():
+        # An earlier e-mail still waiting (or whose sender died mid-way) is closed: only the
+        # new one's link may work. Closed first, under the rows' locks: a sender rendering one
+        # of them holds its lock, so it either binds its link before this re-send clears it,
+        # or finds its row closed and sends nothing (notifications.services). Rows first and
+        # the order second, as the sender does, so the two never deadlock.
+        # An earlier e-mail given up on is closed too: the order's page stops saying so.
+        OutboundEmail.objects.filter(
+            kind=ORDER_EMAIL,
+            object_id=str(order.pk),
+            state__in=[OutboundEmail.State.PENDING, OutboundEmail.State.FAILED],
+        ).update(
+            state=OutboundEmail.State.CLOSED,
+            sent_at=timezone.now(),
+            claimed_until=None,
+            last_error="Replaced by a re-sent e-mail.",
+        )
         locked = Order.objects.select_for_update().select_related("placed_by").get(pk=order.pk)
         if not locked.is_locked:
             raise OrderError("validation_error", "This order is already unlocked.")
         locked.unlock_secret_hash = ""
         locked.unlock_link_issued_at = None
         locked.save(update_fields=["unlock_secret_hash", "unlock_link_issued_at"])
-        # An earlier e-mail still waiting (or whose sender died mid-way) is closed: only the
-        # new one's link may work.
-        OutboundEmail.objects.filter(
-            kind=ORDER_EMAIL, object_id=str(locked.pk), sent_at__isnull=True
-        ).update(sent_at=timezone.now(), last_error="Replaced by a re-sent e-mail.")
         enqueue_email(
             kind=ORDER_EMAIL, object_id=str(locked.pk), to=partner_recipients(locked.placed_by)
         )
@@ -135,18 +146,20 @@ def resend_order_email(*, order: Order, actor: Actor) -> Order:
     return locked
 
 
-def set_unlock_secret(*, order: Order, secret: str, issued_at: datetime) -> None:
-    """Bind the unlock secret of an order e-mail to the order (called while sending it).
-
-    `issued_at` is the e-mail's own date, so the link's lifetime counts from the message and a
-    repeated delivery of the same e-mail carries the same link with the same end. Sets both on
-    `order` too, for the message to say until when the link works.
-    """
+def set_unlock_secret(*, order: Order, secret: str) -> None:
+    """Bind the unlock secret of an order e-mail to the order (called while sending it, before
+    the message leaves, so the link works as soon as it arrives). Sets it on `order` too."""
     secret_hash = hash_secret(secret)
-    Order.objects.filter(pk=order.pk).update(
-        unlock_secret_hash=secret_hash, unlock_link_issued_at=issued_at
-    )
+    Order.objects.filter(pk=order.pk).update(unlock_secret_hash=secret_hash)
     order.unlock_secret_hash = secret_hash
+
+
+def record_unlock_link_issued(*, order: Order, issued_at: datetime) -> None:
+    """The e-mail carrying the current unlock link has been sent (called when its send is
+    recorded). `issued_at` is the e-mail's own date, so the link's lifetime counts from the
+    message and a repeated delivery of the same e-mail keeps the same end. Until then the
+    order's page does not say a link was sent."""
+    Order.objects.filter(pk=order.pk).update(unlock_link_issued_at=issued_at)
     order.unlock_link_issued_at = issued_at
 
 

@@ -11,6 +11,7 @@ from kernel.keyset import Key, portal_page
 from kernel.pages import refusal
 from kernel.sorting import Sorting
 from kernel.throttling import unlock_failures
+from notifications.selectors import last_email_failed
 from smartaccounts.actors import Actor, actor_for, client_address
 from smartaccounts.decorators import partner_required
 
@@ -85,7 +86,15 @@ def order_list(request: HttpRequest) -> HttpResponse:
 @partner_required
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
     order = get_order_for(actor_for(request), order_id)
-    return render(request, "orders/order_detail.html", {"order": order, "lines": order.lines.all()})
+    # The order e-mail was given up on (every attempt failed for OUTBOX_GIVE_UP_HOURS).
+    email_failed = order.is_locked and last_email_failed(
+        kind=services.ORDER_EMAIL, object_id=str(order.pk)
+    )
+    return render(
+        request,
+        "orders/order_detail.html",
+        {"order": order, "lines": order.lines.all(), "email_failed": email_failed},
+    )
 
 
 @partner_required

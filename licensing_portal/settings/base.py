@@ -211,19 +211,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # --- E-mail -------------------------------------------------------------------------------
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Cloud Licensing <licensing@example.com>")
-SERVER_EMAIL = DEFAULT_FROM_EMAIL
-ANYMAIL_PROVIDER = env_str("ANYMAIL_PROVIDER")  # e.g. "mailgun", "postmark", "amazon_ses"
-if ANYMAIL_PROVIDER:
-    EMAIL_BACKEND = f"anymail.backends.{ANYMAIL_PROVIDER}.EmailBackend"
-    ANYMAIL = {
-        key.removeprefix("ANYMAIL_"): value
-        for key, value in __import__("os").environ.items()
-        if key.startswith("ANYMAIL_") and key != "ANYMAIL_PROVIDER"
-    }
-else:
-    EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
-EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+from .mail import *  # noqa: E402,F401,F403  (e-mail: the backend, the server, retries)
 
 # --- Celery -------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -266,7 +254,6 @@ CELERY_BEAT_SCHEDULE = {
 OUTBOX_SWEEP_AFTER = timedelta(seconds=env_int("OUTBOX_SWEEP_AFTER_SECONDS", 60))
 # How long a sender holds a row it is sending; longer than a send can take (EMAIL_TIMEOUT).
 OUTBOX_CLAIM_LEASE = timedelta(seconds=env_int("OUTBOX_CLAIM_LEASE_SECONDS", 300))
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 60)
 # /readyz fails when more e-mails than this wait to be sent, or the oldest has waited longer.
 READY_OUTBOX_MAX_UNSENT = env_int("READY_OUTBOX_MAX_UNSENT", 1000)
 READY_OUTBOX_MAX_AGE = timedelta(seconds=env_int("READY_OUTBOX_MAX_AGE_SECONDS", 15 * 60))

@@ -109,6 +109,9 @@ def test_a_worker_killed_in_the_middle_of_sending_the_mail_is_sent_once(
         "OUTBOX_SWEEP_AFTER_SECONDS": "3600",
         # The claim outlives the 3 s send and runs out before the message is redelivered.
         "OUTBOX_CLAIM_LEASE_SECONDS": "4",
+        # ...and outlives a sweep's run (checked at start-up).
+        "EMAIL_TIMEOUT": "2",
+        "OUTBOX_SWEEP_MAX_SECONDS": "1",
     }
 
     def attempts() -> int:

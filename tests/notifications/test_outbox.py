@@ -115,7 +115,7 @@ def test_a_crash_between_send_and_record_repeats_the_identical_message(
     order = place(alice_api, "PO-CRASH")
     row = OutboundEmail.objects.get(object_id=str(order.pk))
     real_atomic = transaction.atomic
-    failures = iter([True])
+    failures = iter([False, True])  # the render's block commits; the record's fails
 
     def commit_fails_once(*args, **kwargs):
         if next(failures, False):
@@ -190,7 +190,9 @@ def test_a_resent_order_email_retires_the_earlier_row_and_link(cast, alice_api):
     first = OutboundEmail.objects.get(object_id=str(order.pk))
     # The first sender sent, then died before recording it: its claim is still on the row.
     assert outbox.deliver_email(row_id=str(first.pk)) is True
-    OutboundEmail.objects.filter(pk=first.pk).update(sent_at=None, claimed_until=timezone.now())
+    OutboundEmail.objects.filter(pk=first.pk).update(
+        state="pending", sent_at=None, claimed_until=timezone.now()
+    )
     old = unlock_link(mail.outbox[0])
 
     resend_order_email(order=order, actor=Actor.system("tests"))
