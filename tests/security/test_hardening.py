@@ -1,17 +1,14 @@
 """Deployment hardening: headers, deploy checks, login lockout, password hashing, sessions."""
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
 from axes.models import AccessAttempt
-from django.conf import settings
 from django.contrib.auth.hashers import identify_hasher, make_password
 from django.test import override_settings
 
 from licensing_portal.settings import base
+from tests.deploy import KEYS_APART, METRICS_TOKEN, deploy_check
 
 pytestmark = pytest.mark.django_db
 
@@ -54,32 +51,17 @@ def test_https_gets_hsts_and_plain_http_is_redirected(client):
 
 
 def test_production_settings_pass_the_deploy_checks(tmp_path, vendor_root):
-    env = {
-        **os.environ,
-        # Not the checkout's var/: a var/embedded.env that `make run` wrote (say, with HTTPS
-        # relaxed for a local walk) would otherwise fill in what production leaves unset.
-        "VAR_DIR": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "licensing_portal.settings.base",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "x8#kQ2!vN7pL0zR4tY6wE1uI3oP5aS9dF2gH4jK6lZ8xC0vB3nM7qW1eR5tY9uI2oP4",
-        "DJANGO_ALLOWED_HOSTS": "licensing.example.com",
-        "SITE_URL": "https://licensing.example.com",
-        # The root's public half only (its private half stays with vendor staff), and keys
-        # apart from the secret key (tests/tokens/test_deploy_checks.py: tokens.E002, W001-3).
-        "LICENSE_ROOT_PUBLIC_KEY": vendor_root,
-        "SECRET_HASH_KEY": "a-hash-key-of-its-own-0123456789abcdef",
-        "OUTBOX_LINK_KEY": "a-link-key-of-its-own-0123456789abcdef",
-        "LICENSE_KEY_PASSPHRASE": "a-passphrase-of-its-own-0123456789",
-        "METRICS_TOKEN": "q7Lr2vXo9TnWc4Hb8JyE1kPz6sDf3GaM",
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    # The root's public half only (its private half stays with vendor staff), keys apart from
+    # the secret key and a metrics token (tests/tokens/test_deploy_checks.py: E002, W001-3).
+    result = deploy_check(
+        tmp_path,
+        "--fail-level",
+        "WARNING",
+        LICENSE_ROOT_PUBLIC_KEY=vendor_root,
+        METRICS_TOKEN=METRICS_TOKEN,
+        **KEYS_APART,
     )
+
     assert result.returncode == 0, result.stdout + result.stderr
 
 

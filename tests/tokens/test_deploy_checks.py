@@ -1,52 +1,15 @@
 """`manage.py check --deploy` on what the signing-key chain needs: a root key (tokens.E002), a
 root that verifies the keys' endorsements (tokens.E003), and keys kept apart from
-DJANGO_SECRET_KEY (tokens.W001-W003). Run as the deployment runs it: its own process, the
-production settings, a VAR_DIR of its own."""
+DJANGO_SECRET_KEY (tokens.W001-W003), run as the deployment runs it (tests/deploy.py)."""
 
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.checks import run_checks
 from django.core.management import call_command
 
+from tests.deploy import KEYS_APART, METRICS_TOKEN, deploy_check
 from tokens.signing import create_signing_key
-
-SECRET = "x8#kQ2!vN7pL0zR4tY6wE1uI3oP5aS9dF2gH4jK6lZ8xC0vB3nM7qW1eR5tY9uI2oP4"
-KEYS_APART = {
-    "SECRET_HASH_KEY": "a-hash-key-of-its-own-0123456789abcdef",
-    "OUTBOX_LINK_KEY": "a-link-key-of-its-own-0123456789abcdef",
-    "LICENSE_KEY_PASSPHRASE": "a-passphrase-of-its-own-0123456789",
-}
-
-
-def deploy_check(var_dir: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {*KEYS_APART, "LICENSE_ROOT_PUBLIC_KEY", "LICENSE_ROOT_KEY_FILE"}
-    }
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", *extra],
-        cwd=settings.BASE_DIR,
-        env={
-            **base,
-            "VAR_DIR": str(var_dir),
-            "DJANGO_SETTINGS_MODULE": "licensing_portal.settings.base",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": SECRET,
-            "DJANGO_ALLOWED_HOSTS": "licensing.example.com",
-            "SITE_URL": "https://licensing.example.com",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_a_service_with_no_root_at_all_fails_the_deploy_checks(tmp_path):
@@ -58,7 +21,12 @@ def test_a_service_with_no_root_at_all_fails_the_deploy_checks(tmp_path):
 
 def test_the_roots_public_half_alone_passes(tmp_path, vendor_root):
     result = deploy_check(
-        tmp_path, "--fail-level", "WARNING", LICENSE_ROOT_PUBLIC_KEY=vendor_root, **KEYS_APART
+        tmp_path,
+        "--fail-level",
+        "WARNING",
+        LICENSE_ROOT_PUBLIC_KEY=vendor_root,
+        METRICS_TOKEN=METRICS_TOKEN,
+        **KEYS_APART,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
