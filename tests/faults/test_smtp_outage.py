@@ -16,10 +16,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifications import services as outbox
-from notifications.models import OutboundEmail
 from orders.models import Order
 
-from ..orders.payloads import URL, order_body
+from ..orders.payloads import place
 from ..wsgi_app import call
 from .smtp_server import SmtpServer
 
@@ -40,13 +39,6 @@ def smtp(settings):
         yield server  # down (its port closed) until the test starts it
     finally:
         server.stop()
-
-
-def place(client, reference: str) -> tuple[Order, OutboundEmail]:
-    response = client.post(URL, order_body(reference), format="json")
-    assert response.status_code == 201, response.content
-    order = Order.objects.get(pk=response.json()["id"])
-    return order, OutboundEmail.objects.get(object_id=str(order.pk), kind="order")
 
 
 def sweep_at(moment) -> int:

@@ -2,7 +2,6 @@
 threads of their own connections: the sender that claimed the old row before the re-send never
 revives the old link nor kills the new one."""
 
-import re
 import threading
 
 import pytest
@@ -11,21 +10,16 @@ from django.core import mail
 from notifications import services as outbox
 from notifications import tasks
 from notifications.models import OutboundEmail
-from orders.models import Order
 from orders.services import find_order_by_unlock_secret, resend_order_email
 from smartaccounts.actors import Actor
 
 from ..concurrency import in_background
 from ..conftest import requires_postgres
-from ..orders.payloads import URL, order_body
+from ..orders.payloads import place, unlock_secret
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
 WAIT = 30
-
-
-def secret_in(message) -> str:
-    return re.search(r"/unlock/([^/\s]+)/", message.body).group(1)
 
 
 @pytest.fixture
@@ -38,17 +32,10 @@ def broker_down(monkeypatch):
     monkeypatch.setattr(tasks.send_email, "delay", refused)
 
 
-def place(alice_api) -> tuple[Order, OutboundEmail]:
-    response = alice_api.post(URL, order_body("PO-RACE-RESEND"), format="json")
-    assert response.status_code == 201, response.content
-    order = Order.objects.get(pk=response.json()["id"])
-    return order, OutboundEmail.objects.get(kind="order", object_id=str(order.pk))
-
-
 def test_a_sender_that_claimed_before_the_re_send_sends_nothing_and_revives_nothing(
     cast, alice_api, broker_down, monkeypatch
 ):
-    order, old_row = place(alice_api)
+    order, old_row = place(alice_api, "PO-RACE-RESEND")
     claimed, go = threading.Event(), threading.Event()
     real_claim = outbox._claim
     outcome: dict = {}
@@ -75,7 +62,7 @@ def test_a_sender_that_claimed_before_the_re_send_sends_nothing_and_revives_noth
 
     assert outcome["sent"] is False
     (message,) = mail.outbox  # the re-sent e-mail only
-    new_secret = secret_in(message)
+    new_secret = unlock_secret(message)
     assert find_order_by_unlock_secret(new_secret) == order  # the new link works
     old_secret = outbox.link_secret(old_row, "unlock")
     assert find_order_by_unlock_secret(old_secret) is None  # the old one stays dead
@@ -90,7 +77,7 @@ def test_a_re_send_while_the_old_row_is_being_rendered_waits_for_it_and_wins(
 ):
     """The old sender is inside its render (holding the row's lock) when the re-send starts:
     the re-send waits for it, then retires its link; the old send is not recorded."""
-    order, old_row = place(alice_api)
+    order, old_row = place(alice_api, "PO-RACE-RESEND")
     rendering, resend_started = threading.Event(), threading.Event()
     real_render = outbox.render
     outcome: dict = {}
@@ -116,7 +103,7 @@ def test_a_re_send_while_the_old_row_is_being_rendered_waits_for_it_and_wins(
     assert outcome["sent"] is False  # it left, but the row was closed before its record
     new_row = OutboundEmail.objects.exclude(pk=old_row.pk).get(object_id=str(order.pk))
     assert outbox.deliver_email(row_id=str(new_row.pk)) is True
-    new_secret = secret_in(mail.outbox[-1])
+    new_secret = unlock_secret(mail.outbox[-1])
     assert find_order_by_unlock_secret(new_secret) == order
     assert find_order_by_unlock_secret(outbox.link_secret(old_row, "unlock")) is None
     old_row.refresh_from_db()

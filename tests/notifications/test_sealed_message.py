@@ -2,7 +2,6 @@
 record: the first render is kept on the row, encrypted, and sent again as it is (issue #18,
 item 3)."""
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -11,23 +10,11 @@ from django.utils import timezone
 
 from notifications import services as outbox
 from notifications.models import OutboundEmail
-from orders.models import Order
 from orders.services import find_order_by_unlock_secret
 
-from ..orders.payloads import URL, order_body
+from ..orders.payloads import place, unlock_secret
 
 pytestmark = pytest.mark.django_db
-
-
-def place(client, reference: str) -> tuple[Order, OutboundEmail]:
-    response = client.post(URL, order_body(reference), format="json")
-    assert response.status_code == 201, response.content
-    order = Order.objects.get(pk=response.json()["id"])
-    return order, OutboundEmail.objects.get(object_id=str(order.pk), kind="order")
-
-
-def unlock_secret(message) -> str:
-    return re.search(r"/unlock/([^/\s]+)/", message.body).group(1)
 
 
 def send_then_die_before_recording(row: OutboundEmail) -> None:

@@ -1,8 +1,12 @@
-"""Order request bodies as a partner's system sends them."""
+"""Order request bodies as a partner's system sends them, and an order placed with them."""
 
+import re
 from datetime import timedelta
 
 from django.utils import timezone
+
+from notifications.models import OutboundEmail
+from orders.models import Order
 
 URL = "/api/v1/orders"
 CAROL = {"name": "Carol", "email": "it@carol.example"}
@@ -52,3 +56,16 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert body["status"] == status
     assert body["title"] and body["detail"]
     return body
+
+
+def place(client, reference: str) -> tuple[Order, OutboundEmail]:
+    """An order placed through the API by `client`'s partner, and the outbox row of its e-mail."""
+    response = client.post(URL, order_body(reference), format="json")
+    assert response.status_code == 201, response.content
+    order = Order.objects.get(pk=response.json()["id"])
+    return order, OutboundEmail.objects.get(kind="order", object_id=str(order.pk))
+
+
+def unlock_secret(message) -> str:
+    """The secret of the unlock link in an order e-mail."""
+    return re.search(r"/unlock/([^/\s]+)/", message.body).group(1)

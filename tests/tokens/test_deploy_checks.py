@@ -1,6 +1,7 @@
 """`manage.py check --deploy` on what the signing-key chain needs: a root key (tokens.E002), a
 root that verifies the keys' endorsements (tokens.E003), and keys kept apart from
-DJANGO_SECRET_KEY (tokens.W001-W003), run as the deployment runs it (tests/deploy.py)."""
+DJANGO_SECRET_KEY (tokens.W001-W003), run as the deployment runs it (tests/deploy.py). That the
+root's public half alone passes is tests/security/test_hardening.py's production check."""
 
 import io
 
@@ -8,7 +9,7 @@ import pytest
 from django.core.checks import run_checks
 from django.core.management import call_command
 
-from tests.deploy import KEYS_APART, METRICS_TOKEN, deploy_check
+from tests.deploy import KEYS_APART, deploy_check
 from tokens.signing import create_signing_key
 
 
@@ -17,19 +18,6 @@ def test_a_service_with_no_root_at_all_fails_the_deploy_checks(tmp_path):
 
     assert result.returncode != 0
     assert "tokens.E002" in result.stderr and "no root key" in result.stderr
-
-
-def test_the_roots_public_half_alone_passes(tmp_path, vendor_root):
-    result = deploy_check(
-        tmp_path,
-        "--fail-level",
-        "WARNING",
-        LICENSE_ROOT_PUBLIC_KEY=vendor_root,
-        METRICS_TOKEN=METRICS_TOKEN,
-        **KEYS_APART,
-    )
-
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_malformed_root_setting_fails_the_deploy_checks(tmp_path):
