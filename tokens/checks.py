@@ -1,6 +1,5 @@
 """Start-up checks of the settings the device exchange depends on."""
 
-import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -8,6 +7,8 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
+
+from kernel.derived_keys import derived_from_secret_key
 
 from .models import SigningKey
 from .services import stale_after
@@ -74,8 +75,9 @@ def check_root_of_trust(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
 def _derived(name: str, purpose: str) -> bool:
     """Whether a key setting holds the value licensing_portal/settings/base.py derives from
     DJANGO_SECRET_KEY when it is not set."""
-    fallback = hashlib.sha256(f"{purpose}:{settings.SECRET_KEY}".encode()).hexdigest()
-    return bool(getattr(settings, name) == fallback)
+    return bool(
+        getattr(settings, name) == derived_from_secret_key(purpose, str(settings.SECRET_KEY))
+    )
 
 
 @register(Tags.security, deploy=True)

@@ -1,6 +1,5 @@
 """Settings for every mode. Production differs from development by environment only."""
 
-import hashlib
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
@@ -9,6 +8,8 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from kernel.derived_keys import derived_from_secret_key
 
 from .env import env_bool, env_int, env_list, env_str
 
@@ -27,9 +28,7 @@ if not SECRET_KEY:
 
 # Secrets handed to partners and servers are stored as HMAC-SHA256 digests under this key.
 # Kept apart from SECRET_KEY so rotating the session key does not invalidate every API key.
-SECRET_HASH_KEY = env_str(
-    "SECRET_HASH_KEY", hashlib.sha256(f"secret-hash:{SECRET_KEY}".encode()).hexdigest()
-)
+SECRET_HASH_KEY = env_str("SECRET_HASH_KEY", derived_from_secret_key("secret-hash", SECRET_KEY))
 
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
@@ -259,9 +258,7 @@ READY_OUTBOX_MAX_UNSENT = env_int("READY_OUTBOX_MAX_UNSENT", 1000)
 READY_OUTBOX_MAX_AGE = timedelta(seconds=env_int("READY_OUTBOX_MAX_AGE_SECONDS", 15 * 60))
 # Key under which the secrets in an e-mail's links are derived from its outbox row, so a
 # repeated delivery carries the same links (SECURITY.md: S12). Kept apart from SECRET_HASH_KEY.
-OUTBOX_LINK_KEY = env_str(
-    "OUTBOX_LINK_KEY", hashlib.sha256(f"outbox-links:{SECRET_KEY}".encode()).hexdigest()
-)
+OUTBOX_LINK_KEY = env_str("OUTBOX_LINK_KEY", derived_from_secret_key("outbox-links", SECRET_KEY))
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
