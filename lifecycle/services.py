@@ -17,7 +17,7 @@ from django.utils import timezone
 from kernel.metrics import run_job
 from smartaccounts.actors import Actor
 from smartaccounts.renewals import expire_due_licenses, renew_due_subscriptions
-from tokens.services import mark_stale_servers
+from tokens.services import mark_stale_servers, refresh_over_use_of_licenses
 
 from .digests import send_partner_digests
 from .models import Digest, ExpiryNotice, ExpiryNoticeLine, Reminder
@@ -30,7 +30,10 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
     actor = Actor.system("daily jobs")
     jobs: dict[str, Callable[[], int]] = {
         "renewed": lambda: renew_due_subscriptions(now=now, actor=actor),
-        "expired": lambda: expire_due_licenses(now=now, actor=actor),
+        # The servers holding what expired: their over-use flag refreshed in the same batch.
+        "expired": lambda: expire_due_licenses(
+            now=now, actor=actor, then=refresh_over_use_of_licenses
+        ),
         "stale": lambda: mark_stale_servers(now=now, actor=actor),
         "digests": lambda: send_partner_digests(now=now),
         "reminders": lambda: send_customer_reminders(now=now),
