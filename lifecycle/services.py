@@ -20,7 +20,7 @@ from smartaccounts.renewals import expire_due_licenses, renew_due_subscriptions
 from tokens.services import mark_stale_servers, refresh_over_use_of_licenses
 
 from .digests import send_partner_digests
-from .models import Digest, ExpiryNotice, ExpiryNoticeLine, Reminder
+from .models import Digest, ExpiryNotice, Reminder
 from .reminders import send_customer_reminders
 
 
@@ -44,9 +44,6 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
 
 # --- Retention ---------------------------------------------------------------------------------
 
-# Reminders whose marker starts with the day the thing told of ended ("2031-06-03:30").
-DATED_REASONS = ("term", "care", "expired")
-
 
 def _delete_in_batches(queryset: QuerySet[Any], delete: Callable[[list[Any]], int]) -> int:
     """Delete `queryset`'s rows `DAILY_JOBS_BATCH_SIZE` at a time (each in its own short
@@ -65,35 +62,24 @@ def _delete_in_batches(queryset: QuerySet[Any], delete: Callable[[list[Any]], in
 def prune_told_records(*, now: datetime) -> int:
     """Forget what no digest or reminder will look at again; returns how many rows went.
 
-    - a partner's reminders of a term, care or expiry that ended more than REMINDER_RETENTION
-      ago (a digest only looks at ends still ahead, or expiries of the last 30 days);
-    - digests older than DIGEST_RETENTION, with the reminders they recorded: a lasting condition
-      (a server still stale, an order still locked, over-use) is told again after that long;
-    - customers' reminder e-mails older than REMINDER_RETENTION, with their lines (each told of
-      an end at most 30 days after it was sent, so long past).
+    - digests older than DIGEST_RETENTION, with the over-use reminders they recorded: an
+      over-use still there is told again after that long;
+    - customers' reminder e-mails older than REMINDER_RETENTION.
 
-    Audit events are never pruned.
+    What was told of ends, renewals, expiries, stale servers and locked orders is one
+    watermark per organization and threshold (`ToldThrough`): nothing to prune. Audit events
+    are never pruned.
     """
-    ended_before = (now - settings.REMINDER_RETENTION).date().isoformat()
     digests_before = (now - settings.DIGEST_RETENTION).date()
     notices_before = (now - settings.REMINDER_RETENTION).date()
-
-    def reminders(ids: list[Any]) -> int:
-        return Reminder.objects.filter(pk__in=ids).delete()[0]
 
     def digests(ids: list[Any]) -> int:
         told = Reminder.objects.filter(digest__in=ids).delete()[0]
         return told + Digest.objects.filter(pk__in=ids).delete()[0]
 
     def notices(ids: list[Any]) -> int:
-        lines = ExpiryNoticeLine.objects.filter(notice__in=ids).delete()[0]
-        return lines + ExpiryNotice.objects.filter(pk__in=ids).delete()[0]
+        return ExpiryNotice.objects.filter(pk__in=ids).delete()[0]
 
-    return (
-        # The marker's date comes first, so text order is date order.
-        _delete_in_batches(
-            Reminder.objects.filter(reason__in=DATED_REASONS, marker__lt=ended_before), reminders
-        )
-        + _delete_in_batches(Digest.objects.filter(day__lt=digests_before), digests)
-        + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)
-    )
+    return _delete_in_batches(
+        Digest.objects.filter(day__lt=digests_before), digests
+    ) + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)
