@@ -196,7 +196,8 @@ def realistic_dates() -> dict[str, int]:
       the term; half renew themselves;
     - perpetual licenses (care without a term): 10% without care, 5% whose care ended 1–200
       days ago, the rest with care ending 0–400 days ahead;
-    - servers: 2% stale, silent for 10–60 days.
+    - servers: 2% stale, silent for 10–60 days; every activated server reports using what it
+      holds, 1% of them one more (over-used).
 
     Returns how many licenses end within each threshold window (and how many servers are
     stale), for the build's log.
@@ -226,6 +227,24 @@ def realistic_dates() -> dict[str, int]:
             f"""UPDATE tokens_server SET state = 'stale',
                 last_sync_at = now() - (10 + {b} * 50) * interval '1 day'
             WHERE state = 'active' AND {a} < 0.02"""
+        )
+        # Servers report what they use: what they hold, and 1 in 100 one more of each product
+        # (over-used, flagged as a sync would).
+        cursor.execute(
+            """UPDATE tokens_server s SET reported_usage = u.usage, overused = false
+            FROM (SELECT server_id, jsonb_object_agg(code, held) AS usage FROM (
+                    SELECT a.server_id, p.code, sum(a.quantity) AS held
+                    FROM tokens_assignment a
+                    JOIN smartaccounts_license l ON l.id = a.license_id
+                    JOIN smartaccounts_product p ON p.id = l.product_id
+                    GROUP BY a.server_id, p.code) h
+                GROUP BY server_id) u
+            WHERE s.id = u.server_id AND s.state IN ('active', 'stale')"""
+        )
+        cursor.execute(
+            f"""UPDATE tokens_server SET overused = true, reported_usage = (
+                SELECT jsonb_object_agg(key, value::int + 1) FROM jsonb_each_text(reported_usage))
+            WHERE reported_usage <> '{{}}'::jsonb AND {b} < 0.01"""
         )
         counts: dict[str, int] = {}
         for low, high in ((-60, 0), (0, 7), (7, 30), (30, 60), (60, 90), (90, 400)):

@@ -272,6 +272,8 @@ def _release(
 def refresh_over_use(server_ids: Collection[uuid.UUID]) -> None:
     """Set the servers' over-use flag from what they report and hold now (after a change of
     what they hold; a sync keeps it for a change of what they report)."""
+    if not server_ids:
+        return
     servers = list(Server.objects.filter(pk__in=server_ids).only("state", "reported_usage"))
     held = held_per_product(server_ids)
     over = [server.pk for server in servers if server.over_use(held.get(server.pk, {}))]
@@ -406,11 +408,14 @@ def mark_stale_servers(*, now: datetime, actor: Actor) -> int:
         except Raced:
             changed = sum(_mark_stale(server, cutoff, actor) for server in batch)
         # The servers it touched: their over-use flag as their holdings say today, so the
-        # account's Overview and the partner's dashboard and digest agree.
-        refresh_over_use([server.pk for server in batch])
+        # account's Overview and the partner's dashboard and digest agree. One reporting no
+        # use and not flagged is right as it is: not read again.
+        refresh_over_use([s.pk for s in batch if s.overused or s.reported_usage])
         return changed
 
-    candidates = silent(Server.objects.all()).only("pk", "account_id", "last_sync_at")
+    candidates = silent(Server.objects.all()).only(
+        "pk", "account_id", "last_sync_at", "overused", "reported_usage"
+    )
     return in_locked_batches(candidates, settings.DAILY_JOBS_BATCH_SIZE, mark)
 
 
