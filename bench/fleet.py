@@ -7,7 +7,12 @@ activated servers, about 2M audit events): every row the services wrote for the 
 found by following foreign keys from its organization, is written again with new ids, its
 names and references renumbered, and fresh secrets hashed with the project's own function.
 Both tiers get the same biggest account (50 applications, 2,000 licenses, 500 servers), built
-through the services.
+through the services. The medium tier is the large one's build at a tenth of its size.
+
+Then every tier gets realistic dates (`realistic_dates`): term and care ends spread over the
+next 400 days, so a share of them lies in every threshold window the daily jobs look at (90,
+60, 30 and 7 days), some already ended, some care without a term, and some servers already
+stale. The daily jobs' figures come from these dates.
 
 The servers' plain credentials go to a tab-separated file beside the fleet file, for the load
 generator; the database only ever holds their hashes.
@@ -172,6 +177,120 @@ def build_large(
     # The template itself stays as one more customer, its servers usable too.
     fleet.extend(made)
     return _finish(base, fleet, out, customers=customers + 1)
+
+
+# --- Realistic dates ---------------------------------------------------------------------------
+
+# Each row's draws come from its id (md5), so a rebuild of the same rows gets the same dates.
+_DRAW = "(('x' || substr(md5(id::text || %s), 1, 8))::bit(32)::bigint / 4294967296.0)"
+
+# Ends are spread evenly over this many days ahead: about 2% of them within 7 days, 8% within
+# 30, 22% within 90.
+HORIZON_DAYS = 400
+
+
+def realistic_dates() -> dict[str, int]:
+    """Spread the fleet's term and care ends over the next HORIZON_DAYS days.
+
+    - subscriptions: 5% ended 1–60 days ago (expired), the rest end 0–400 days ahead, care with
+      the term; half renew themselves;
+    - perpetual licenses (care without a term): 10% without care, 5% whose care ended 1–200
+      days ago, the rest with care ending 0–400 days ahead;
+    - servers: 2% stale, silent for 10–60 days; every activated server reports using what it
+      holds, 1% of them one more (over-used).
+
+    Returns how many licenses end within each threshold window (and how many servers are
+    stale), for the build's log.
+    """
+    a, b = _DRAW % "'a'", _DRAW % "'b'"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE smartaccounts_license SET
+                state = CASE WHEN {a} < 0.05 THEN 'expired'
+                        WHEN state = 'expired' THEN 'active' ELSE state END,
+                ends_at = now() + CASE WHEN {a} < 0.05 THEN -(1 + {b} * 59) * interval '1 day'
+                          ELSE ({a} - 0.05) / 0.95 * {HORIZON_DAYS} * interval '1 day' END,
+                auto_renew = {b} < 0.5
+            WHERE kind = 'subscription'"""
+        )
+        cursor.execute(
+            "UPDATE smartaccounts_license SET care_ends_at = ends_at WHERE kind = 'subscription'"
+        )
+        cursor.execute(
+            f"""UPDATE smartaccounts_license SET ends_at = NULL,
+                care_ends_at = CASE WHEN {a} < 0.10 THEN NULL
+                    WHEN {a} < 0.15 THEN now() - (1 + {b} * 199) * interval '1 day'
+                    ELSE now() + ({a} - 0.15) / 0.85 * {HORIZON_DAYS} * interval '1 day' END
+            WHERE kind = 'perpetual'"""
+        )
+        cursor.execute(
+            f"""UPDATE tokens_server SET state = 'stale',
+                last_sync_at = now() - (10 + {b} * 50) * interval '1 day'
+            WHERE state = 'active' AND {a} < 0.02"""
+        )
+        # Servers report what they use: what they hold, and 1 in 100 one more of each product
+        # (over-used, flagged as a sync would).
+        cursor.execute(
+            """UPDATE tokens_server s SET reported_usage = u.usage, overused = false
+            FROM (SELECT server_id, jsonb_object_agg(code, held) AS usage FROM (
+                    SELECT a.server_id, p.code, sum(a.quantity) AS held
+                    FROM tokens_assignment a
+                    JOIN smartaccounts_license l ON l.id = a.license_id
+                    JOIN smartaccounts_product p ON p.id = l.product_id
+                    GROUP BY a.server_id, p.code) h
+                GROUP BY server_id) u
+            WHERE s.id = u.server_id AND s.state IN ('active', 'stale')"""
+        )
+        cursor.execute(
+            f"""UPDATE tokens_server SET overused = true, reported_usage = (
+                SELECT jsonb_object_agg(key, value::int + 1) FROM jsonb_each_text(reported_usage))
+            WHERE reported_usage <> '{{}}'::jsonb AND {b} < 0.01"""
+        )
+        counts: dict[str, int] = {}
+        for low, high in ((-60, 0), (0, 7), (7, 30), (30, 60), (60, 90), (90, 400)):
+            cursor.execute(
+                "SELECT count(*) FROM smartaccounts_license WHERE"
+                " coalesce(ends_at, care_ends_at) > now() + %s * interval '1 day'"
+                " AND coalesce(ends_at, care_ends_at) <= now() + %s * interval '1 day'",
+                [low, high],
+            )
+            counts[f"ends {low}..{high} d"] = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM tokens_server WHERE state = 'stale'")
+        counts["stale servers"] = cursor.fetchone()[0]
+    _log(f"realistic dates: {counts}")
+    return counts
+
+
+def stress_day(*, renewals_due: int, expiring: int) -> None:
+    """The daily jobs' worst day, set in place: every activated server silent for four days
+    (stale today), `renewals_due` subscriptions that renew themselves and `expiring` that do
+    not at their term's end, and nothing told yet (no digests, reminders, notices or e-mail)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table in (
+            "lifecycle_reminder",
+            "lifecycle_toldthrough",
+            "lifecycle_expirynoticeline",
+            "lifecycle_digest",
+            "lifecycle_expirynotice",
+            "notifications_outboundemail",
+        ):
+            cursor.execute("SELECT to_regclass(%s)", [table])
+            if cursor.fetchone()[0]:
+                cursor.execute(f'DELETE FROM "{table}"')
+        cursor.execute(
+            "UPDATE tokens_server SET state = 'active', last_sync_at = now() - interval '4 days'"
+            " WHERE state IN ('active', 'stale')"
+        )
+        for count, auto_renew in ((renewals_due, True), (expiring, False)):
+            cursor.execute(
+                """UPDATE smartaccounts_license SET state = 'active', auto_renew = %s,
+                    ends_at = now() - interval '1 hour', care_ends_at = now() - interval '1 hour'
+                WHERE id IN (SELECT id FROM smartaccounts_license
+                    WHERE kind = 'subscription' AND state = 'active'
+                    AND ends_at > now() + interval '1 day'
+                    ORDER BY md5(id::text || 'due') LIMIT %s)""",
+                [auto_renew, count],
+            )
 
 
 def _finish(

@@ -1,14 +1,19 @@
 """The partners' daily digest: what needs attention across the customers a partner serves, bounded
-in size, told once per threshold."""
+in size, told once per threshold.
 
-import math
-from collections.abc import Iterator
+Each section is counted in SQL and only the items the e-mail lists are read (the DIGEST_LISTED
+most urgent of each, of which the e-mail shows the DIGEST_LISTED most urgent overall): a
+digest costs the same queries for ten items or a hundred thousand. What was told is kept as one
+watermark per partner and threshold (`ToldThrough`, see lifecycle.told), not one row per item;
+only over-use, told again when what the server holds changes, keeps a row per flagged server.
+"""
+
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from notifications.tasks import enqueue_email
 from orders.models import Order, OrderLine
@@ -16,11 +21,14 @@ from orders.services import partner_recipients
 from smartaccounts.models import License, LicenseRenewal, Organization, SmartAccount
 from tokens.models import Server
 from tokens.selectors import overused_servers_in
+from tokens.services import stale_after
 
-from .models import Digest, Reminder
+from .models import Digest, Reminder, ToldThrough
+from .told import EVENTS, Marks, days_left, marks_of, new_ends, told_now
+from .told import threshold_for as _threshold_for
 
 THRESHOLDS = (90, 60, 30, 7)
-ReminderKey = tuple[str, str, str]  # (subject id, reason, marker): what makes an item "told"
+ReminderKey = tuple[str, str, str]  # (subject id, reason, marker): an over-use told
 # How soon each section's items need the partner: things that already happened first, then
 # terms and care by days left (their `urgency`), then renewals, which need nothing.
 NOW_URGENT, INFORMATIONAL = 0, 1000
@@ -28,64 +36,43 @@ LOCKED_TOO_LONG = timedelta(days=14)
 DIGEST_EMAIL = "digest"
 LOOKBACK = timedelta(days=30)
 SECTIONS = ("terms_ending", "renewed", "expired", "overuse", "stale_servers", "locked_orders")
+TOPIC = ToldThrough.Topic.DIGEST
 
 # The e-mail lists this many items, the most urgent first; the rest are counted, and all of them
 # are on the renewals dashboard and in its CSV. So a digest stays small whatever the partner's
 # size (a few kilobytes), and its row with it.
 DIGEST_LISTED = 20
 
-# Only items new since the partner's last digest are looked for (a threshold crossed, a license
-# added, renewed or unlocked since); an hour of overlap covers changes committed while that
-# digest was built, the reminders keeping anything from being told twice.
-OVERLAP = timedelta(hours=1)
-
 
 @dataclass
 class Entry:
     section: str
     item: dict[str, Any]
-    reminder: ReminderKey
     urgency: int
 
 
 @dataclass
 class DigestDraft:
-    """What a partner's digest would say: items by section, each with the reminder that
-    records it was told."""
+    """What a partner's digest would say: per section, how many items are new (`counts`) and
+    the most urgent of them (`entries`, at most DIGEST_LISTED a section); with the over-use
+    reminders to record."""
 
     partner: Organization
     entries: list[Entry] = field(default_factory=list)
-    _reminders: set[ReminderKey] = field(default_factory=set, init=False, repr=False)
+    counts: dict[str, int] = field(default_factory=lambda: {name: 0 for name in SECTIONS})
+    reminders: list[ReminderKey] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._reminders = {entry.reminder for entry in self.entries}
-
-    def add(
-        self, section: str, item: dict[str, Any], reminder: ReminderKey, urgency: int = NOW_URGENT
-    ) -> None:
-        """Add an item, once: a second item with the same reminder is the same news (its
-        reminder is unique, and a repeated one would make the digest fail to record)."""
-        if reminder in self._reminders:
-            return
-        self._reminders.add(reminder)
-        self.entries.append(Entry(section, item, reminder, urgency))
-
-    def without(self, told: set[ReminderKey]) -> "DigestDraft":
-        kept = [entry for entry in self.entries if entry.reminder not in told]
-        return DigestDraft(partner=self.partner, entries=kept)
+    def add(self, section: str, item: dict[str, Any], urgency: int = NOW_URGENT) -> None:
+        self.entries.append(Entry(section, item, urgency))
 
     @property
     def empty(self) -> bool:
-        return not self.entries
+        return not any(self.counts.values())
 
     @property
     def sections(self) -> dict[str, list[dict[str, Any]]]:
-        """Every item, by section."""
+        """The items read, by section (each section's most urgent, at most DIGEST_LISTED)."""
         return self._grouped(self.entries)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {name: len(items) for name, items in self.sections.items()}
 
     @property
     def listed(self) -> dict[str, list[dict[str, Any]]]:
@@ -98,16 +85,16 @@ class DigestDraft:
         chosen = sorted(ranked[:DIGEST_LISTED])
         return self._grouped([self.entries[n] for n in chosen])
 
-    @property
-    def reminders(self) -> list[ReminderKey]:
-        return [entry.reminder for entry in self.entries]
-
     @staticmethod
     def _grouped(entries: list[Entry]) -> dict[str, list[dict[str, Any]]]:
         grouped: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
         for entry in entries:
             grouped[entry.section].append(entry.item)
         return grouped
+
+
+def threshold_for(days_left: int, thresholds: tuple[int, ...] = THRESHOLDS) -> int | None:
+    return _threshold_for(days_left, thresholds)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -124,127 +111,83 @@ def _licenses_ordered_by(partner: Organization) -> QuerySet[License]:
     )
 
 
-def threshold_for(days_left: int, thresholds: tuple[int, ...] = THRESHOLDS) -> int | None:
-    crossed = [t for t in thresholds if days_left <= t]
-    return min(crossed) if crossed else None
-
-
-def last_digest_at(partner: Organization, now: datetime) -> datetime | None:
-    """When the partner's last digest before `now` was built (None: never, or pruned)."""
-    return (
-        Digest.objects.filter(partner=partner, created_at__lt=now)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
-
-
 def build_digest(partner: Organization, now: datetime) -> DigestDraft:
     """A reseller hears about its customers' accounts; a distributor about the licenses of the
-    orders it placed (the reseller it placed them for hears too)."""
+    orders it placed (the reseller it placed them for hears too). Only what is new since the
+    partner's watermarks."""
     draft = DigestDraft(partner=partner)
-    last = last_digest_at(partner, now)
-    since = last - OVERLAP if last is not None else None
+    marks = marks_of([partner.pk], TOPIC).get(str(partner.pk), {})
+    told_at = marks[EVENTS].told_at if EVENTS in marks else None
     if partner.kind == Organization.Kind.RESELLER:
         accounts = _accounts_served_by(partner)
         licenses = License.objects.filter(account__in=accounts)
-        _termsending_within(draft, licenses, now, since)
-        _renewed_and_expired(draft, licenses, now)
+        _terms_ending(draft, licenses, now, marks)
+        _renewed_and_expired(draft, licenses, now, told_at)
         _overuse(draft, accounts)
-        _stale(draft, accounts)
+        _stale(draft, accounts, told_at)
     elif partner.kind == Organization.Kind.DISTRIBUTOR:
         licenses = _licenses_ordered_by(partner)
-        _termsending_within(draft, licenses, now, since)
-        _renewed_and_expired(draft, licenses, now)
-    _locked_orders(draft, partner, now)
-    told = set(
-        Reminder.objects.filter(
-            partner=partner, subject_id__in={subject for subject, _, _ in draft.reminders}
-        ).values_list("subject_id", "reason", "marker")
-    )
-    return draft.without(told)
+        _terms_ending(draft, licenses, now, marks)
+        _renewed_and_expired(draft, licenses, now, told_at)
+    _locked_orders(draft, partner, now, told_at)
+    return draft
 
 
-def ending_within(
-    licenses: QuerySet[License], now: datetime, thresholds: tuple[int, ...]
-) -> Iterator[tuple[License, str, datetime, int, int]]:
-    """(license, "term" or "care", end, days left, threshold) for active licenses whose term or
-    care ends within the largest threshold."""
-    horizon = now + timedelta(days=max(thresholds))
-    ending = (
-        licenses.filter(state=License.State.ACTIVE)
-        .filter(
-            Q(ends_at__gt=now, ends_at__lte=horizon)
-            | Q(care_ends_at__gt=now, care_ends_at__lte=horizon)
-        )
-        .select_related("product", "account")
-        .order_by("ends_at", "care_ends_at", "pk")
-    )
-    for lic in ending:
-        ends = []
-        if lic.ends_at and now < lic.ends_at <= horizon:
-            ends.append(("term", lic.ends_at))
-        if (
-            lic.care_ends_at
-            and now < lic.care_ends_at <= horizon
-            and lic.care_ends_at != lic.ends_at  # a subscription's care ends with its term
-        ):
-            ends.append(("care", lic.care_ends_at))
-        for reason, end in ends:
-            days_left = math.ceil((end - now).total_seconds() / 86400)
-            threshold = threshold_for(days_left, thresholds)
-            if threshold is not None:
-                yield lic, reason, end, days_left, threshold
+def _counted(draft: DigestDraft, section: str, queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """Count the section's new items in SQL; the caller reads only the first DIGEST_LISTED."""
+    draft.counts[section] += queryset.count()
+    return queryset[:DIGEST_LISTED] if draft.counts[section] else queryset.none()
 
 
-def _new_since(since: datetime, now: datetime, thresholds: tuple[int, ...]) -> Q:
-    """Licenses that may have something new to tell since `since`: a term or care end that
-    crossed a threshold since (an indexed range on each end per threshold), or a license added,
-    renewed or unlocked since (its ends and state may have changed)."""
-    crossed = Q()
-    for days in thresholds:
-        step = timedelta(days=days)
-        crossed |= Q(ends_at__gt=since + step, ends_at__lte=now + step)
-        crossed |= Q(care_ends_at__gt=since + step, care_ends_at__lte=now + step)
-    changed = (
-        Q(created_at__gt=since)
-        | Q(pk__in=LicenseRenewal.objects.filter(created_at__gt=since).values("license"))
-        | Q(pk__in=OrderLine.objects.filter(order__unlocked_at__gt=since).values("license"))
-    )
-    return crossed | changed
-
-
-def _termsending_within(
-    draft: DigestDraft, licenses: QuerySet[License], now: datetime, since: datetime | None
+def _terms_ending(
+    draft: DigestDraft, licenses: QuerySet[License], now: datetime, marks: Marks
 ) -> None:
-    if since is not None:
-        licenses = licenses.filter(_new_since(since, now, THRESHOLDS))
-    for lic, reason, end, days_left, threshold in ending_within(licenses, now, THRESHOLDS):
-        draft.add(
-            "terms_ending",
-            {
-                "what": reason,
-                "customer": lic.account.name,
-                "product": lic.product.name,
-                "quantity": lic.quantity,
-                "kind": lic.kind,
-                "ends_at": _iso(end),
-                "days_left": days_left,
-                "threshold": threshold,
-                "renews_itself": reason == "term" and lic.auto_renew,
-            },
-            (str(lic.pk), reason, f"{end.date()}:{threshold}"),
-            urgency=days_left,
-        )
+    active = licenses.filter(state=License.State.ACTIVE).select_related("product", "account")
+    ends = {
+        "term": active.filter(new_ends("ends_at", now, THRESHOLDS, marks)),
+        # A subscription's care ends with its term: told once, as the term.
+        "care": active.filter(new_ends("care_ends_at", now, THRESHOLDS, marks)).filter(
+            Q(ends_at__isnull=True) | ~Q(care_ends_at=F("ends_at"))
+        ),
+    }
+    found: list[Entry] = []
+    for reason, queryset in ends.items():
+        end_field = "ends_at" if reason == "term" else "care_ends_at"
+        for lic in _counted(draft, "terms_ending", queryset.order_by(end_field, "pk")):
+            end = getattr(lic, end_field)
+            left = days_left(end, now)
+            found.append(
+                Entry(
+                    "terms_ending",
+                    {
+                        "what": reason,
+                        "customer": lic.account.name,
+                        "product": lic.product.name,
+                        "quantity": lic.quantity,
+                        "kind": lic.kind,
+                        "ends_at": _iso(end),
+                        "days_left": left,
+                        "threshold": threshold_for(left),
+                        "renews_itself": reason == "term" and lic.auto_renew,
+                    },
+                    left,
+                )
+            )
+    # Nearest end first, terms and care together.
+    draft.entries.extend(sorted(found, key=lambda entry: entry.item["ends_at"]))
 
 
-def _renewed_and_expired(draft: DigestDraft, licenses: QuerySet[License], now: datetime) -> None:
+def _renewed_and_expired(
+    draft: DigestDraft, licenses: QuerySet[License], now: datetime, told_at: datetime | None
+) -> None:
+    since = max(told_at, now - LOOKBACK) if told_at else now - LOOKBACK
     renewals = LicenseRenewal.objects.filter(
-        license__in=licenses,
-        source=LicenseRenewal.Source.AUTOMATIC,
-        created_at__gte=now - LOOKBACK,
+        license__in=licenses, source=LicenseRenewal.Source.AUTOMATIC
     ).select_related("license__product", "license__account")
-    for renewal in renewals:
+    renewals = (
+        renewals.filter(created_at__gt=since) if told_at else renewals.filter(created_at__gte=since)
+    )
+    for renewal in _counted(draft, "renewed", renewals.order_by("created_at", "pk")):
         lic = renewal.license
         draft.add(
             "renewed",
@@ -254,14 +197,13 @@ def _renewed_and_expired(draft: DigestDraft, licenses: QuerySet[License], now: d
                 "quantity": lic.quantity,
                 "new_ends_at": _iso(renewal.new_ends_at),
             },
-            (str(lic.pk), "renewed", renewal.new_ends_at.date().isoformat()),
             urgency=INFORMATIONAL,
         )
-    expired = licenses.filter(
-        state=License.State.EXPIRED, ends_at__gte=now - LOOKBACK
-    ).select_related("product", "account")
-    for lic in expired:
-        assert lic.ends_at is not None  # selected by ends_at__gte
+    expired = licenses.filter(state=License.State.EXPIRED, ends_at__lte=now).select_related(
+        "product", "account"
+    )
+    expired = expired.filter(ends_at__gt=since) if told_at else expired.filter(ends_at__gte=since)
+    for lic in _counted(draft, "expired", expired.order_by("ends_at", "pk")):
         draft.add(
             "expired",
             {
@@ -270,12 +212,27 @@ def _renewed_and_expired(draft: DigestDraft, licenses: QuerySet[License], now: d
                 "quantity": lic.quantity,
                 "ended_at": _iso(lic.ends_at),
             },
-            (str(lic.pk), "expired", lic.ends_at.date().isoformat()),
         )
 
 
 def _overuse(draft: DigestDraft, accounts: QuerySet[SmartAccount]) -> None:
-    for over in overused_servers_in(accounts):
+    """The flagged few servers; each told again only once what it holds changes."""
+    found = [
+        (over, (str(over.server.pk), "overuse", f"{over.held}:{over.product.code}"[:64]))
+        for over in overused_servers_in(accounts)
+    ]
+    told = set(
+        Reminder.objects.filter(
+            partner=draft.partner,
+            reason="overuse",
+            subject_id__in={key[0] for _, key in found},
+        ).values_list("subject_id", "reason", "marker")
+    )
+    for over, key in found:
+        if key in told or key in draft.reminders:
+            continue
+        draft.reminders.append(key)
+        draft.counts["overuse"] += 1
         draft.add(
             "overuse",
             {
@@ -286,15 +243,18 @@ def _overuse(draft: DigestDraft, accounts: QuerySet[SmartAccount]) -> None:
                 "used": over.used,
                 "held": over.held,
             },
-            # Told again only once what the server holds changes and it is still over.
-            (str(over.server.pk), "overuse", f"{over.held}:{over.product.code}"[:64]),
         )
 
 
-def _stale(draft: DigestDraft, accounts: QuerySet[SmartAccount]) -> None:
-    for server in Server.objects.filter(
-        account__in=accounts, state=Server.State.STALE
-    ).select_related("account"):
+def _stale(draft: DigestDraft, accounts: QuerySet[SmartAccount], told_at: datetime | None) -> None:
+    """Servers gone stale since the last digest: silent since before its time less the stale
+    delay (the stale job marks them in the same run, before the digests)."""
+    stale = Server.objects.filter(account__in=accounts, state=Server.State.STALE)
+    if told_at is not None:
+        stale = stale.filter(last_sync_at__gte=told_at - stale_after())
+    for server in _counted(
+        draft, "stale_servers", stale.select_related("account").order_by("last_sync_at", "pk")
+    ):
         draft.add(
             "stale_servers",
             {
@@ -302,17 +262,22 @@ def _stale(draft: DigestDraft, accounts: QuerySet[SmartAccount]) -> None:
                 "server": server.name,
                 "last_sync_at": _iso(server.last_sync_at),
             },
-            (str(server.pk), "stale", _iso(server.last_sync_at) or ""),
         )
 
 
-def _locked_orders(draft: DigestDraft, partner: Organization, now: datetime) -> None:
+def _locked_orders(
+    draft: DigestDraft, partner: Organization, now: datetime, told_at: datetime | None
+) -> None:
     orders = Order.objects.filter(
         Q(placed_by=partner) | Q(reseller=partner),
         state=Order.State.LOCKED,
         created_at__lte=now - LOCKED_TOO_LONG,
-    ).select_related("customer")
-    for order in orders:
+    )
+    if told_at is not None:
+        orders = orders.filter(created_at__gt=told_at - LOCKED_TOO_LONG)
+    for order in _counted(
+        draft, "locked_orders", orders.select_related("customer").order_by("created_at", "pk")
+    ):
         draft.add(
             "locked_orders",
             {
@@ -321,7 +286,6 @@ def _locked_orders(draft: DigestDraft, partner: Organization, now: datetime) -> 
                 "placed_at": _iso(order.created_at),
                 "days": (now - order.created_at).days,
             },
-            (str(order.pk), "locked", "14d"),
         )
 
 
@@ -350,6 +314,7 @@ def send_digest(*, partner: Organization, now: datetime) -> Digest | None:
                     for s, r, m in draft.reminders
                 ]
             )
+            told_now([partner.pk], TOPIC, (*THRESHOLDS, EVENTS), now)
             enqueue_email(
                 kind=DIGEST_EMAIL, object_id=str(digest.pk), to=partner_recipients(partner)
             )

@@ -1,6 +1,9 @@
 """The partner's daily digest and the customer's expiry reminder e-mails."""
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -10,6 +13,7 @@ from django.utils.dateparse import parse_datetime
 
 from notifications.models import OutboundEmail
 from notifications.renderers import register
+from smartaccounts.models import License
 from smartaccounts.selectors import partners_of
 
 from .digests import DIGEST_EMAIL, SECTIONS
@@ -63,6 +67,14 @@ def render_digest_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
     return message
 
 
+@dataclass(frozen=True)
+class ReminderLine:
+    license: License
+    what: str
+    ends_at: datetime | None
+    days_left: int
+
+
 @register(EXPIRY_REMINDER_EMAIL)
 def render_expiry_reminder_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
     notice = (
@@ -73,10 +85,25 @@ def render_expiry_reminder_email(row: OutboundEmail) -> EmailMultiAlternatives |
     if notice is None:
         return None
     account = notice.customer.smart_account
+    listed = notice.content.get("lines", [])
+    licenses = License.objects.select_related("product").in_bulk(
+        [line["license"] for line in listed]
+    )
+    lines = [
+        ReminderLine(
+            license=licenses[UUID(line["license"])],
+            what=line["what"],
+            ends_at=parse_datetime(line["ends_at"]),
+            days_left=line["days_left"],
+        )
+        for line in listed
+        if UUID(line["license"]) in licenses  # a license deleted since is not listed
+    ]
     context = {
         "notice": notice,
         "customer": notice.customer,
-        "lines": list(notice.lines.select_related("license__product").order_by("ends_at", "pk")),
+        "lines": lines,
+        "more": notice.content.get("more", 0),
         "partners": partners_of(notice.customer),
         "licenses_url": settings.SITE_URL
         + reverse("smartaccounts:account", kwargs={"account_id": account.pk}),

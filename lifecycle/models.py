@@ -3,7 +3,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from smartaccounts.models import License, Organization
+from smartaccounts.models import Organization
 
 
 class Digest(models.Model):
@@ -26,8 +26,9 @@ class Digest(models.Model):
 
 
 class Reminder(models.Model):
-    """That a partner was told about something once: a term crossing a threshold, an expiry,
-    a server going stale, an order locked too long. Nothing is reported twice."""
+    """That a partner was told of a server's over-use at what it holds (the few flagged
+    servers): told again only once that changes. Ends, renewals, expiries, stale servers and
+    locked orders are told once through the partner's `ToldThrough` rows instead."""
 
     partner = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     subject_id = models.CharField(max_length=64)
@@ -56,6 +57,9 @@ class ExpiryNotice(models.Model):
         Organization, on_delete=models.CASCADE, related_name="expiry_notices"
     )
     day = models.DateField()
+    # What the e-mail lists (the most urgent ends, each license's id, what ends, when, days
+    # left and threshold) and how many more it counts: bounded whatever the customer's size.
+    content = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -70,27 +74,33 @@ class ExpiryNotice(models.Model):
         return f"Expiry reminder for {self.customer} on {self.day}"
 
 
-class ExpiryNoticeLine(models.Model):
-    """One term or care end a customer was told about at one threshold: told once, ever."""
+class ToldThrough(models.Model):
+    """How far an organization has been told of ends at one threshold: one row per partner's
+    digest (or customer's reminders) and threshold, instead of one row per item told.
 
-    class What(models.TextChoices):
-        TERM = "term", "Subscription term"
-        CARE = "care", "Care"
+    A run at `told_at` tells every end then within `threshold` days and sets `through` to
+    `told_at` + `threshold` days. An end at or before `through` was told at this threshold, unless
+    its license changed after `told_at` (added, renewed or unlocked since): then it is told
+    again at its current threshold. Threshold 0 is the partner's other news (renewals, expiries,
+    stale servers, locked orders): told up to `told_at`.
+    """
 
-    notice = models.ForeignKey(ExpiryNotice, on_delete=models.CASCADE, related_name="lines")
-    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="+")
-    what = models.CharField(max_length=8, choices=What.choices)
-    ends_at = models.DateTimeField()
+    class Topic(models.TextChoices):
+        DIGEST = "digest", "Partner's digest"
+        REMINDER = "reminder", "Customer's expiry reminders"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    topic = models.CharField(max_length=16, choices=Topic.choices)
     threshold = models.PositiveSmallIntegerField()
-    days_left = models.PositiveSmallIntegerField()
+    through = models.DateTimeField()
+    told_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["ends_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["license", "what", "ends_at", "threshold"], name="expiry_notice_line_once"
+                fields=["organization", "topic", "threshold"], name="told_through_once"
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.what} of {self.license_id} ends {self.ends_at:%Y-%m-%d} ({self.threshold}d)"
+        return f"{self.topic} of {self.organization_id} at {self.threshold}d: {self.through}"

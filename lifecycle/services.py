@@ -17,10 +17,10 @@ from django.utils import timezone
 from kernel.metrics import run_job
 from smartaccounts.actors import Actor
 from smartaccounts.renewals import expire_due_licenses, renew_due_subscriptions
-from tokens.services import mark_stale_servers
+from tokens.services import mark_stale_servers, refresh_over_use_of_licenses
 
 from .digests import send_partner_digests
-from .models import Digest, ExpiryNotice, ExpiryNoticeLine, Reminder
+from .models import Digest, ExpiryNotice, Reminder
 from .reminders import send_customer_reminders
 
 
@@ -30,7 +30,10 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
     actor = Actor.system("daily jobs")
     jobs: dict[str, Callable[[], int]] = {
         "renewed": lambda: renew_due_subscriptions(now=now, actor=actor),
-        "expired": lambda: expire_due_licenses(now=now, actor=actor),
+        # The servers holding what expired: their over-use flag refreshed in the same batch.
+        "expired": lambda: expire_due_licenses(
+            now=now, actor=actor, then=refresh_over_use_of_licenses
+        ),
         "stale": lambda: mark_stale_servers(now=now, actor=actor),
         "digests": lambda: send_partner_digests(now=now),
         "reminders": lambda: send_customer_reminders(now=now),
@@ -40,9 +43,6 @@ def run_daily_jobs(*, now: datetime | None = None) -> dict[str, int]:
 
 
 # --- Retention ---------------------------------------------------------------------------------
-
-# Reminders whose marker starts with the day the thing told of ended ("2031-06-03:30").
-DATED_REASONS = ("term", "care", "expired")
 
 
 def _delete_in_batches(queryset: QuerySet[Any], delete: Callable[[list[Any]], int]) -> int:
@@ -62,35 +62,24 @@ def _delete_in_batches(queryset: QuerySet[Any], delete: Callable[[list[Any]], in
 def prune_told_records(*, now: datetime) -> int:
     """Forget what no digest or reminder will look at again; returns how many rows went.
 
-    - a partner's reminders of a term, care or expiry that ended more than REMINDER_RETENTION
-      ago (a digest only looks at ends still ahead, or expiries of the last 30 days);
-    - digests older than DIGEST_RETENTION, with the reminders they recorded: a lasting condition
-      (a server still stale, an order still locked, over-use) is told again after that long;
-    - customers' reminder e-mails older than REMINDER_RETENTION, with their lines (each told of
-      an end at most 30 days after it was sent, so long past).
+    - digests older than DIGEST_RETENTION, with the over-use reminders they recorded: an
+      over-use still there is told again after that long;
+    - customers' reminder e-mails older than REMINDER_RETENTION.
 
-    Audit events are never pruned.
+    What was told of ends, renewals, expiries, stale servers and locked orders is one
+    watermark per organization and threshold (`ToldThrough`): nothing to prune. Audit events
+    are never pruned.
     """
-    ended_before = (now - settings.REMINDER_RETENTION).date().isoformat()
     digests_before = (now - settings.DIGEST_RETENTION).date()
     notices_before = (now - settings.REMINDER_RETENTION).date()
-
-    def reminders(ids: list[Any]) -> int:
-        return Reminder.objects.filter(pk__in=ids).delete()[0]
 
     def digests(ids: list[Any]) -> int:
         told = Reminder.objects.filter(digest__in=ids).delete()[0]
         return told + Digest.objects.filter(pk__in=ids).delete()[0]
 
     def notices(ids: list[Any]) -> int:
-        lines = ExpiryNoticeLine.objects.filter(notice__in=ids).delete()[0]
-        return lines + ExpiryNotice.objects.filter(pk__in=ids).delete()[0]
+        return ExpiryNotice.objects.filter(pk__in=ids).delete()[0]
 
-    return (
-        # The marker's date comes first, so text order is date order.
-        _delete_in_batches(
-            Reminder.objects.filter(reason__in=DATED_REASONS, marker__lt=ended_before), reminders
-        )
-        + _delete_in_batches(Digest.objects.filter(day__lt=digests_before), digests)
-        + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)
-    )
+    return _delete_in_batches(
+        Digest.objects.filter(day__lt=digests_before), digests
+    ) + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)

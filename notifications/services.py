@@ -80,6 +80,26 @@ def record_email(
     )
 
 
+def record_emails(emails: list[tuple[str, str, list[str]]]) -> list[OutboundEmail]:
+    """The outbox rows of many e-mails, (kind, object id, recipients) each, written in the
+    caller's transaction in one INSERT (a daily job's batch). The caller hands them to a worker
+    once that commits (`tasks.send_email`); the sweep sends any it could not."""
+    now = timezone.now()
+    return OutboundEmail.objects.bulk_create(
+        [
+            OutboundEmail(
+                kind=kind,
+                object_id=str(object_id),
+                to=to,
+                context={},
+                created_at=now,
+                next_attempt_at=now,
+            )
+            for kind, object_id, to in emails
+        ]
+    )
+
+
 def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the `attempts`-th failed attempt: doubling from
     OUTBOX_RETRY_BASE up to OUTBOX_RETRY_MAX, drawn between half of that and all of it."""

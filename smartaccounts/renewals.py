@@ -2,6 +2,7 @@
 time or the daily jobs' batches."""
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -186,11 +187,25 @@ def renew_due_subscriptions(*, now: datetime, actor: Actor) -> int:
     return in_locked_batches(due, settings.DAILY_JOBS_BATCH_SIZE, renew)
 
 
-def expire_due_licenses(*, now: datetime, actor: Actor) -> int:
+def expire_due_licenses(
+    *,
+    now: datetime,
+    actor: Actor,
+    then: Callable[[list[uuid.UUID]], None] | None = None,
+) -> int:
     """The daily job's expiry, `DAILY_JOBS_BATCH_SIZE` licenses per transaction: one
-    conditional UPDATE and one insert of their events per batch. Returns how many expired."""
+    conditional UPDATE and one insert of their events per batch. Returns how many expired.
+
+    `then` is called with each batch's licenses, in its transaction, once they expired (the
+    daily jobs refresh the over-use flag of the servers holding them)."""
 
     def expire(batch: list[License]) -> int:
+        changed = _expire(batch)
+        if then is not None and changed:
+            then([lic.pk for lic in batch])
+        return changed
+
+    def _expire(batch: list[License]) -> int:
         try:
             with transaction.atomic():
                 changed = License.objects.filter(

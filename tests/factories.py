@@ -11,7 +11,7 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from lifecycle.models import Digest, ExpiryNotice, ExpiryNoticeLine, Reminder
+from lifecycle.models import Digest, ExpiryNotice, Reminder, ToldThrough
 from notifications.models import OutboundEmail
 from orders.models import Order, OrderLine
 from smartaccounts.models import (
@@ -243,8 +243,8 @@ class ReminderFactory(factory.django.DjangoModelFactory):
     digest = factory.SubFactory(DigestFactory)
     partner = factory.SelfAttribute("digest.partner")
     subject_id = factory.Faker("uuid4")
-    reason = "stale"
-    marker = factory.LazyAttribute(lambda o: o.digest.day.isoformat())
+    reason = "overuse"
+    marker = "10:CALL_RECORDING"
 
 
 class ExpiryNoticeFactory(factory.django.DjangoModelFactory):
@@ -255,15 +255,12 @@ class ExpiryNoticeFactory(factory.django.DjangoModelFactory):
     day = factory.LazyFunction(lambda: timezone.now().date())
 
 
-class ExpiryNoticeLineFactory(factory.django.DjangoModelFactory):
+class ToldThroughFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = ExpiryNoticeLine
+        model = ToldThrough
 
-    notice = factory.SubFactory(ExpiryNoticeFactory)
-    license = factory.SubFactory(
-        LicenseFactory, account=factory.SelfAttribute("..notice.customer.smart_account")
-    )
-    what = ExpiryNoticeLine.What.CARE
-    ends_at = factory.SelfAttribute("license.care_ends_at")
+    organization = factory.SubFactory(CustomerFactory)
+    topic = ToldThrough.Topic.REMINDER
     threshold = 30
-    days_left = 30
+    told_at = factory.LazyFunction(timezone.now)
+    through = factory.LazyAttribute(lambda o: o.told_at + timedelta(days=o.threshold))

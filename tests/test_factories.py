@@ -1,5 +1,7 @@
 """Every factory makes a valid row that agrees with itself."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import models
 
@@ -31,14 +33,14 @@ def test_rows_hang_together():
     assignment = factories.AssignmentFactory()
     line = factories.OrderLineFactory()
     reminder = factories.ReminderFactory()
-    notice_line = factories.ExpiryNoticeLineFactory()
+    told = factories.ToldThroughFactory()
 
     assert assignment.license.account == assignment.server.account
     assert line.license.account == line.order.account
     assert line.order.customer == line.order.account.organization
     assert line.product == line.license.product
     assert reminder.partner == reminder.digest.partner
-    assert notice_line.license.account.organization == notice_line.notice.customer
+    assert told.through - told.told_at == timedelta(days=told.threshold)
 
 
 def test_an_api_key_factory_row_authenticates(client):

@@ -272,6 +272,8 @@ def _release(
 def refresh_over_use(server_ids: Collection[uuid.UUID]) -> None:
     """Set the servers' over-use flag from what they report and hold now (after a change of
     what they hold; a sync keeps it for a change of what they report)."""
+    if not server_ids:
+        return
     servers = list(Server.objects.filter(pk__in=server_ids).only("state", "reported_usage"))
     held = held_per_product(server_ids)
     over = [server.pk for server in servers if server.over_use(held.get(server.pk, {}))]
@@ -279,6 +281,19 @@ def refresh_over_use(server_ids: Collection[uuid.UUID]) -> None:
         overused=False
     )
     Server.objects.filter(pk__in=over, overused=False).update(overused=True)
+
+
+def refresh_over_use_of_licenses(license_ids: Collection[uuid.UUID]) -> None:
+    """Refresh the over-use flag of every server holding capacity of these licenses (after
+    they expired, say): what a server holds on active licenses may have fallen below what it
+    reports. A few queries, whatever the number of licenses and servers."""
+    refresh_over_use(
+        list(
+            Assignment.objects.filter(license__in=list(license_ids))
+            .values_list("server_id", flat=True)
+            .distinct()
+        )
+    )
 
 
 def _has_usable_token(server: Server, now: datetime) -> bool:
@@ -375,7 +390,7 @@ def stale_after() -> timedelta:
 def mark_stale_servers(*, now: datetime, actor: Actor) -> int:
     """Online servers silent for 3 refresh periods become stale (a later sync revives them):
     `DAILY_JOBS_BATCH_SIZE` servers per transaction, one conditional UPDATE and one insert of
-    their events each. Returns how many went stale."""
+    their events each, and their over-use flag refreshed. Returns how many went stale."""
     cutoff = now - stale_after()
 
     def silent(queryset: QuerySet[Server]) -> QuerySet[Server]:
@@ -391,10 +406,16 @@ def mark_stale_servers(*, now: datetime, actor: Actor) -> int:
                     raise Raced
                 record_events([_stale_event(server, actor) for server in batch])
         except Raced:
-            return sum(_mark_stale(server, cutoff, actor) for server in batch)
+            changed = sum(_mark_stale(server, cutoff, actor) for server in batch)
+        # The servers it touched: their over-use flag as their holdings say today, so the
+        # account's Overview and the partner's dashboard and digest agree. One reporting no
+        # use and not flagged is right as it is: not read again.
+        refresh_over_use([s.pk for s in batch if s.overused or s.reported_usage])
         return changed
 
-    candidates = silent(Server.objects.all()).only("pk", "account_id", "last_sync_at")
+    candidates = silent(Server.objects.all()).only(
+        "pk", "account_id", "last_sync_at", "overused", "reported_usage"
+    )
     return in_locked_batches(candidates, settings.DAILY_JOBS_BATCH_SIZE, mark)
 
 

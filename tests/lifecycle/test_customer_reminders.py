@@ -7,13 +7,13 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from lifecycle.models import ExpiryNotice, ExpiryNoticeLine
-from lifecycle.reminders import send_customer_reminders
+from lifecycle.models import ExpiryNotice, ToldThrough
+from lifecycle.reminders import REMINDER_LISTED, send_customer_reminders
 from lifecycle.services import run_daily_jobs
 from notifications.models import OutboundEmail
 from smartaccounts.models import AuditEvent, User
 
-from ..factories import LicenseFactory, UserFactory
+from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory, UserFactory
 from .conftest import at, subscription
 
 pytestmark = pytest.mark.django_db
@@ -48,12 +48,21 @@ def test_each_end_is_told_once_at_30_and_once_at_7_days(
     to = "carol@carol.example,viewer@carol.example"
     assert sent == {5: [(to, 1)], 10: [(to, 1)], 28: [(to, 1)], 33: [(to, 1)]}
     told = sorted(
-        (line.license_id, line.what, line.threshold) for line in ExpiryNoticeLine.objects.all()
+        (line["license"], line["what"], line["threshold"])
+        for notice in ExpiryNotice.objects.all()
+        for line in notice.content["lines"]
     )
     assert told == sorted(
-        [(term.pk, "term", 30), (care.pk, "care", 30), (term.pk, "term", 7), (care.pk, "care", 7)]
+        [
+            (str(term.pk), "term", 30),
+            (str(care.pk), "care", 30),
+            (str(term.pk), "term", 7),
+            (str(care.pk), "care", 7),
+        ]
     )
     assert ExpiryNotice.objects.filter(customer=cast.carol_customer).count() == 4
+    # What was told: one watermark per threshold, not a row per end.
+    assert ToldThrough.objects.filter(organization=cast.carol_customer).count() == 2
     assert AuditEvent.objects.filter(action="reminder.sent", account=carol_account).count() == 4
 
 
@@ -154,16 +163,85 @@ def test_the_notifications_page_for_partners_anonymous_and_wrong_methods(cast, c
     assert client.delete(SETTINGS).status_code == 405
 
 
-def test_customers_reminders_take_a_bounded_number_of_queries(
-    cast, carol_account, clock, django_assert_max_num_queries
+def customers_with_ends(cast, count: int, per_customer: int) -> None:
+    for n in range(count):
+        customer = CustomerFactory(name=f"Customer {n:03d}")
+        PartnerLinkFactory(customer=customer, reseller=cast.alice_reseller)
+        UserFactory(email=f"it@c{n:03d}.example", organization=customer)
+        for days in range(per_customer):
+            LicenseFactory(
+                account=customer.smart_account,
+                product=cast.recording,
+                care_ends_at=at(days=3 + days % 25),
+            )
+
+
+@pytest.mark.parametrize("customers, per_customer", [(3, 2), (40, 12)])
+def test_customers_reminders_take_queries_per_batch_not_per_customer_or_end(
+    cast, clock, settings, django_assert_max_num_queries, customers, per_customer
 ):
-    for product in (cast.recording, cast.console, cast.billing):
-        for days in (3, 10, 25):
-            LicenseFactory(account=carol_account, product=product, care_ends_at=at(days=days))
+    """A batch of customers costs the same queries for 3 customers with 2 ends each or 40 with
+    12: the ends read at once, notices, outbox rows, events and watermarks inserted in one
+    statement each."""
+    settings.DAILY_JOBS_BATCH_SIZE = 50
+    customers_with_ends(cast, customers, per_customer)
 
     with django_assert_max_num_queries(12):
+        assert send_customer_reminders(now=timezone.now()) == customers
+    assert OutboundEmail.objects.filter(kind="expiry_reminder").count() == customers
+    assert ToldThrough.objects.filter(topic="reminder").count() == customers * 2
+
+    with django_assert_max_num_queries(3):  # the next hour: nothing new, a few reads
+        assert send_customer_reminders(now=at(hours=1)) == 0
+
+
+def test_more_customers_than_a_batch_cost_queries_per_batch(
+    cast, clock, settings, django_assert_max_num_queries
+):
+    settings.DAILY_JOBS_BATCH_SIZE = 10
+    customers_with_ends(cast, 35, 2)
+
+    with django_assert_max_num_queries(1 + 4 * 11):  # 4 batches
+        assert send_customer_reminders(now=timezone.now()) == 35
+
+
+def test_a_long_list_of_ends_lists_the_nearest_and_counts_the_rest(
+    cast, carol_account, clock, django_capture_on_commit_callbacks
+):
+    for n in range(REMINDER_LISTED + 7):
+        LicenseFactory(
+            account=carol_account, product=cast.recording, care_ends_at=at(days=3 + n % 20)
+        )
+
+    with django_capture_on_commit_callbacks(execute=True):
         assert send_customer_reminders(now=timezone.now()) == 1
-    assert ExpiryNoticeLine.objects.count() == 9
+
+    notice = ExpiryNotice.objects.get()
+    assert notice.content["count"] == REMINDER_LISTED + 7 and notice.content["more"] == 7
+    (message,) = mail.outbox
+    assert message.body.count("\n- Call Recording") == REMINDER_LISTED
+    assert "- and 7 more: see your licenses." in message.body
+    assert "and 7 more" in message.alternatives[0][0]
+
+
+def test_a_license_added_after_the_reminder_is_told_at_its_threshold(
+    cast, carol_account, clock, django_capture_on_commit_callbacks
+):
+    LicenseFactory(account=carol_account, product=cast.recording, care_ends_at=at(days=20))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 1
+
+    # Added the next day, ending before what the watermark covers: still news.
+    clock.move_to(at(days=1))
+    late = LicenseFactory(account=carol_account, product=cast.console, care_ends_at=at(days=15))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 1
+    (notice,) = ExpiryNotice.objects.filter(day=at(days=1).date())
+    assert [line["license"] for line in notice.content["lines"]] == [str(late.pk)]
+
+    clock.move_to(at(days=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_customer_reminders(now=timezone.now()) == 0
 
 
 def test_a_line_break_in_the_customers_name_does_not_stick_the_reminder(

@@ -10,10 +10,10 @@ from django.core import mail
 from django.db.models.signals import post_init
 from django.utils import timezone
 
-from lifecycle.digests import DigestDraft, send_partner_digests
-from lifecycle.models import Digest, Reminder
+from lifecycle.digests import DIGEST_LISTED, send_partner_digests
+from lifecycle.models import Digest, Reminder, ToldThrough
 from orders.models import Order
-from smartaccounts.models import License, Organization
+from smartaccounts.models import License
 
 from ..conftest import api_client_for
 from ..orders.payloads import URL, order_body
@@ -66,9 +66,11 @@ def test_500_items_make_one_small_digest_listing_the_20_most_urgent(
     care_ending(carol_account, cast.recording, [40 + n / 50 for n in range(500)])
     care_ending(carol_account, cast.console, [3, 5, 6])  # the most urgent
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True), LicensesLoaded() as loaded:
         assert send_partner_digests(now=timezone.now()) == 1
 
+    # Counted in SQL; only what it may list is read (the first 20 terms and the first 20 care).
+    assert loaded.count <= 2 * DIGEST_LISTED
     (message,) = mail.outbox
     assert message.to == ["orders@alice.example"]
     assert len(message.message().as_bytes()) < 100_000
@@ -85,8 +87,12 @@ def test_500_items_make_one_small_digest_listing_the_20_most_urgent(
     assert f"{DASHBOARD}?format=csv" in message.body
     html = message.alternatives[0][0]
     assert f'href="{DASHBOARD}?format=csv"' in html and "and 483 more" in html
-    # Every item is recorded as told, listed or not: none comes back tomorrow.
-    assert Reminder.objects.filter(partner=cast.alice_reseller).count() == 503
+    # Every item is told, listed or not, by one watermark per threshold: none comes back
+    # tomorrow, and no row per item is written.
+    assert ToldThrough.objects.filter(organization=cast.alice_reseller).count() == 5
+    assert not Reminder.objects.exists()
+    clock.move_to(at(days=1))
+    assert send_partner_digests(now=timezone.now()) == 0
 
 
 def test_a_day_without_new_items_reads_and_writes_nothing_more(
@@ -94,14 +100,14 @@ def test_a_day_without_new_items_reads_and_writes_nothing_more(
 ):
     care_ending(carol_account, cast.recording, [40 + n / 500 for n in range(500)])
     assert send_partner_digests(now=timezone.now()) == 1
-    told = Reminder.objects.count()
+    told = ToldThrough.objects.count()
 
     clock.move_to(at(days=1))
     with LicensesLoaded() as loaded:
         assert send_partner_digests(now=timezone.now()) == 0
 
     assert loaded.count == 0  # not one of the 500 in the window was read again
-    assert Reminder.objects.count() == told
+    assert ToldThrough.objects.count() == told and not Reminder.objects.exists()
     assert Digest.objects.count() == 1
 
     # One new license: the next digest reads and records it alone.
@@ -113,13 +119,17 @@ def test_a_day_without_new_items_reads_and_writes_nothing_more(
     assert loaded.count == 1
     (item,) = digest_today(cast.alice_reseller).content["terms_ending"]
     assert (item["product"], item["threshold"], item["days_left"]) == ("Attendant Console", 60, 43)
-    assert Reminder.objects.count() == told + 1
+    assert ToldThrough.objects.count() == told and not Reminder.objects.exists()
 
     # Ten days on, the 500 cross 30 days left over two days: each told once more, then quiet.
+    counted = 0
     for day, expected in [(9, 0), (10, 1), (11, 1), (12, 0)]:
         clock.move_to(at(days=day))
         assert send_partner_digests(now=timezone.now()) == expected
-    assert Reminder.objects.count() == told + 1 + 500
+        if expected:
+            counted += digest_today(cast.alice_reseller).content["counts"]["terms_ending"]
+    assert counted == 500
+    assert ToldThrough.objects.count() == told and not Reminder.objects.exists()
 
 
 def test_a_license_unlocked_after_its_threshold_is_told_at_its_current_one(
@@ -150,12 +160,16 @@ def test_a_license_unlocked_after_its_threshold_is_told_at_its_current_one(
     assert (item["product"], item["threshold"], item["days_left"]) == ("Call Recording", 60, 46)
 
 
-def test_an_item_reported_twice_with_the_same_reminder_is_told_once():
-    draft = DigestDraft(partner=Organization(name="P"))
-    reminder = ("license-1", "renewed", "2031-06-03")
-    draft.add("renewed", {"license": "license-1"}, reminder)
-    draft.add("renewed", {"license": "license-1", "again": True}, reminder)
+@pytest.mark.parametrize("items", [3, 300])
+def test_sending_the_digest_takes_the_same_queries_for_3_or_300_items(
+    cast, carol_account, clock, django_assert_max_num_queries, items
+):
+    """Counted by section in SQL, only the listed items read, one watermark row per threshold
+    written: the queries do not grow with the items."""
+    care_ending(carol_account, cast.recording, [20 + n / 20 for n in range(items)])
+    care_ending(carol_account, cast.console, [10 + n / 20 for n in range(items)])
 
-    assert draft.counts["renewed"] == 1
-    assert draft.reminders == [reminder]
-    assert draft.without(set()).reminders == [reminder]
+    # Three partners looked at (each about 14 queries), one digest written.
+    with django_assert_max_num_queries(45):
+        assert send_partner_digests(now=timezone.now()) == 1
+    assert digest_today(cast.alice_reseller).content["counts"]["terms_ending"] == 2 * items

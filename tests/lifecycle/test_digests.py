@@ -8,7 +8,7 @@ from django.core import mail
 from django.utils import timezone
 
 from lifecycle.digests import send_partner_digests, threshold_for
-from lifecycle.models import Digest, Reminder
+from lifecycle.models import Digest, Reminder, ToldThrough
 from lifecycle.services import run_daily_jobs
 from notifications.models import OutboundEmail
 
@@ -52,7 +52,7 @@ def test_threshold_for(days_left, threshold):
 
 
 def test_care_ending_is_reported_once_at_each_threshold(cast, carol_account, clock):
-    lic = LicenseFactory(
+    LicenseFactory(
         account=carol_account, product=cast.recording, kind="perpetual", care_ends_at=at(days=85)
     )
 
@@ -66,7 +66,9 @@ def test_care_ending_is_reported_once_at_each_threshold(cast, carol_account, clo
         assert (item["customer"], item["product"]) == ("Carol Corp", "Call Recording")
         assert item["ends_at"] == at(days=85).isoformat()
         assert not any(sent[day][s] for s in ("renewed", "expired", "stale_servers"))
-    assert Reminder.objects.filter(subject_id=str(lic.pk)).count() == 4
+    # Told: one watermark per threshold (and one for the other news), not a row per item.
+    assert ToldThrough.objects.filter(organization=cast.alice_reseller).count() == 5
+    assert not Reminder.objects.exists()
     assert Digest.objects.count() == 4  # nobody else had anything to say
 
 
@@ -124,8 +126,8 @@ def test_running_twice_the_same_day_sends_one_digest(
     with django_capture_on_commit_callbacks(execute=True):
         assert send_partner_digests(now=timezone.now()) == 1
         # Something new the same day waits for tomorrow's digest.
-        LicenseFactory(account=carol_account, product=cast.console, care_ends_at=at(days=30))
         clock.move_to(at(hours=6))
+        LicenseFactory(account=carol_account, product=cast.console, care_ends_at=at(days=30))
         assert send_partner_digests(now=timezone.now()) == 0
 
     assert Digest.objects.count() == 1

@@ -6,7 +6,7 @@ from django.core import mail
 from django.utils import timezone
 
 from lifecycle.digests import send_partner_digests
-from lifecycle.models import Digest, Reminder
+from lifecycle.models import Digest, Reminder, ToldThrough
 from orders.models import Order
 from smartaccounts.models import License
 
@@ -60,8 +60,9 @@ def test_the_distributor_hears_about_licenses_from_its_orders_once_per_threshold
     # The reseller hears about both licenses, each threshold once.
     alice = [threshold for items in sent["Alice Reseller"].values() for _, threshold in items]
     assert sorted(alice) == sorted([90, 60, 30, 7] + [60, 30, 7])
-    told_dist = Reminder.objects.filter(partner=cast.distributor, reason="care")
-    assert {r.subject_id for r in told_dist} == {str(from_distributor.pk)}
+    told_dist = ToldThrough.objects.filter(organization=cast.distributor)
+    assert sorted(told.threshold for told in told_dist) == [0, 7, 30, 60, 90]
+    assert not Reminder.objects.exists()
     to_distributor = [m for m in mail.outbox if m.to == ["orders@dist.example"]]
     assert to_distributor
     assert "Carol Corp: Call Recording (40, perpetual) — care ends" in to_distributor[0].body

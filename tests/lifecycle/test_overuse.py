@@ -7,12 +7,13 @@ from django.utils import timezone
 
 from lifecycle.digests import build_digest, send_partner_digests
 from lifecycle.models import Digest
+from lifecycle.services import run_daily_jobs
 from smartaccounts.actors import Actor
 from tokens import services
 from tokens.models import Server
 
 from ..factories import CustomerFactory, LicenseFactory, PartnerLinkFactory
-from .conftest import START, at
+from .conftest import START, at, subscription
 
 pytestmark = pytest.mark.django_db
 
@@ -135,7 +136,8 @@ def test_the_resellers_digest_takes_a_constant_number_of_queries(
         server_using(account, f"pbx-{n}", {cast.recording: 5}, {"CALL_RECORDING": 6 + n})
         server_using(account, f"stale-{n}", {}, {}, state="stale")
 
-    with django_assert_max_num_queries(10):
+    # Its watermarks, a count and a bounded read per section, over-use's three and its told.
+    with django_assert_max_num_queries(17):
         draft = build_digest(cast.alice_reseller, timezone.now())
 
     sections = draft.sections
@@ -152,3 +154,56 @@ def test_the_renewals_page_lists_overuse_across_customers(cast, client, overused
     client.force_login(cast.bob_admin)
     page = client.get("/renewals/").content.decode()
     assert "PBX-1" not in page and "Carol Corp" not in page
+
+
+def partner_sees(client, cast) -> tuple[list[str], list[str]]:
+    """The servers over-used on the reseller's dashboard, and in its digest: today's if the
+    daily jobs sent one, else one built now."""
+    client.force_login(cast.alice_member)
+    dashboard = [over.server.name for over in client.get("/renewals/").context["overused"]]
+    sent = Digest.objects.filter(partner=cast.alice_reseller, day=timezone.now().date()).first()
+    content = sent.content if sent else build_digest(cast.alice_reseller, timezone.now()).sections
+    return dashboard, [item["server"] for item in content["overuse"]]
+
+
+def account_shows(client, cast, account) -> list[str]:
+    client.force_login(cast.alice_member)
+    overview = client.get(f"/accounts/{account.pk}/overview/").context["overview"]
+    return sorted({over.server.name for over in overview.overused})
+
+
+def test_after_a_subscription_expires_the_overview_and_the_partner_agree(
+    cast, carol_account, client, clock
+):
+    """The expiry job refreshes the over-use flag of the servers holding what expired: the
+    account's Overview and the partner's dashboard and digest name the same servers."""
+    term = subscription(carol_account, cast.recording, at(days=1), auto_renew=False, quantity=50)
+    LicenseFactory(account=carol_account, product=cast.recording, quantity=10, care_ends_at=at(300))
+    server = server_using(carol_account, "PBX-7", {term.product: 40}, {"CALL_RECORDING": 40})
+    assert account_shows(client, cast, carol_account) == []
+    assert partner_sees(client, cast) == ([], [])
+
+    clock.move_to(at(days=2))
+    assert run_daily_jobs()["expired"] == 1
+
+    assert Server.objects.get(pk=server.pk).overused
+    assert account_shows(client, cast, carol_account) == ["PBX-7"]
+    assert partner_sees(client, cast) == (["PBX-7"], ["PBX-7"])
+
+
+def test_the_stale_job_refreshes_the_over_use_of_the_servers_it_marks(
+    cast, carol_account, client, clock
+):
+    """A flag out of step with the holdings (an expiry before the expiry job refreshed flags)
+    is put right when the server goes stale: the partner then sees what the account shows."""
+    lic = LicenseFactory(account=carol_account, product=cast.recording, quantity=50)
+    server = server_using(carol_account, "PBX-8", {lic.product: 40}, {"CALL_RECORDING": 45})
+    Server.objects.filter(pk=server.pk).update(overused=False)  # out of step
+    assert account_shows(client, cast, carol_account) == ["PBX-8"]
+    assert partner_sees(client, cast) == ([], [])
+
+    clock.move_to(at(days=5))
+    assert run_daily_jobs()["stale"] == 1
+
+    assert account_shows(client, cast, carol_account) == ["PBX-8"]
+    assert partner_sees(client, cast) == (["PBX-8"], ["PBX-8"])
