@@ -19,8 +19,9 @@ from django.test.utils import CaptureQueriesContext
 from kernel.keyset import Key, capped_count, seek
 from lifecycle.digests import build_digest
 from lifecycle.selectors import history_for, renewal_opportunities, renewal_page_source
+from orders.api import ORDER_LIST_KEYS
 from orders.models import Order
-from orders.selectors import orders_for
+from orders.selectors import order_summaries_for, orders_for
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, SmartAccount
 from smartaccounts.renewals import expire_due_licenses, renew_due_subscriptions
@@ -163,17 +164,21 @@ def rows_read(work: Callable[[], object]) -> int:
 
 def test_a_tenants_lists_read_its_own_rows(cast):
     """The customer of account 28 has 200 invitation events among 4,000: its Team page reads
-    those, not every tenant's invitations kept or thrown away one by one."""
+    those, not every tenant's invitations kept or thrown away one by one. Alice holds one order
+    in 25: page 1 of her orders reads about its 51 rows on each of her two indexes (placed by
+    her, placed for her), not 25 times as many along the orders' time index."""
     accounts = seed(cast)
     customer = Actor(label="tests", organization=accounts[28].organization)
     partner = Actor.for_user(cast.alice_admin)
 
-    read = {
-        "team page of a customer": rows_read(lambda: invitations_for(customer)),
-        "team page of a partner": rows_read(lambda: invitations_for(partner)),
+    team = {
+        "of a customer": rows_read(lambda: invitations_for(customer)),
+        "of a partner": rows_read(lambda: invitations_for(partner)),
     }
+    orders_page = rows_read(lambda: seek(order_summaries_for(partner), ORDER_LIST_KEYS, size=50))
 
-    assert read == {"team page of a customer": 200, "team page of a partner": 0}
+    assert team == {"of a customer": 200, "of a partner": 0}
+    assert orders_page <= 5 * 51
 
 
 def test_the_hot_queries_use_indexes(cast):
