@@ -159,7 +159,65 @@ class Merged:
     parts: tuple[QuerySet[Any], ...]
 
 
-Source = QuerySet[Any] | Merged
+@dataclass(frozen=True)
+class AnyOf:
+    """The rows of `queryset` that meet any of `conditions`, each of which an index walks in the
+    sort's order (orders a partner placed, orders placed for it): an OR of them would have the
+    planner read every such row, or walk the sort's index filtering every tenant's rows. A page
+    reads at most size + 1 ids on each condition's index, then those rows once, with what
+    `queryset` joins and prefetches, merged and ordered by the database (its collation, each
+    key's direction). The conditions may overlap: a row meeting two is listed once. Two queries
+    per page whatever the number of rows: the ids, then their rows."""
+
+    queryset: QuerySet[Any]
+    conditions: tuple[Q, ...]
+
+    def filter(self, *args: Any, **kwargs: Any) -> "AnyOf":
+        return AnyOf(self.queryset.filter(*args, **kwargs), self.conditions)
+
+    def parts(self) -> list[QuerySet[Any]]:
+        return [self.queryset.filter(condition) for condition in self.conditions]
+
+    def disjoint_parts(self) -> list[QuerySet[Any]]:
+        """The parts with the rows of earlier parts left out, to count each row once."""
+        parts = []
+        for n, condition in enumerate(self.conditions):
+            part = self.queryset.filter(condition)
+            for earlier in self.conditions[:n]:
+                part = part.exclude(earlier)
+            parts.append(part)
+        return parts
+
+
+Source = QuerySet[Any] | Merged | AnyOf
+
+
+def _read_any_of(
+    source: AnyOf,
+    keys: Sequence[Key],
+    *,
+    size: int,
+    start: int,
+    values: Sequence[Any] | None,
+    backwards: bool,
+) -> list[Any]:
+    order = [key.reverse_order if backwards else key.order for key in keys]
+    wanted = start + size + 1
+    model = source.queryset.model
+    found = []
+    for part in source.parts():
+        if values is not None:
+            part = part.filter(_beyond(keys, values, backwards=backwards))
+        # The first rows on this condition's index, as a plain subquery of ids: a compound
+        # statement may not hold LIMIT itself on every database (SQLite).
+        first = part.order_by(*order).values("pk")[:wanted]
+        found.append(model._default_manager.filter(pk__in=first).order_by().values("pk"))
+    union = found[0].union(*found[1:]) if len(found) > 1 else found[0]
+    # The ids as values, not as a subquery: with a subquery the planner may hash it against a
+    # scan of the whole table rather than look each row up.
+    ids = list(union.values_list("pk", flat=True))
+    rows = source.queryset.filter(pk__in=ids).order_by(*order)
+    return _fetch(rows, size, start)
 
 
 def _read(
@@ -179,6 +237,10 @@ def _read(
             queryset = queryset.filter(_beyond(keys, values, backwards=backwards))
         order = [key.reverse_order if backwards else key.order for key in keys]
         return _fetch(queryset.order_by(*order), size, start)
+    if isinstance(source, AnyOf):
+        return _read_any_of(
+            source, keys, size=size, start=start, values=values, backwards=backwards
+        )
     descending = {key.descending for key in keys}
     if len(descending) != 1:
         raise ValueError("a merged list sorts every key in one direction")
@@ -230,7 +292,12 @@ def _fetch(queryset: QuerySet[Any], size: int, start: int = 0) -> list[Any]:
 
 
 def _prefetched(source: Source, rows: list[Any]) -> list[Any]:
-    queryset = source if isinstance(source, QuerySet) else source.parts[0]
+    if isinstance(source, QuerySet):
+        queryset = source
+    elif isinstance(source, AnyOf):
+        queryset = source.queryset
+    else:
+        queryset = source.parts[0]
     lookups = queryset._prefetch_related_lookups  # type: ignore[attr-defined]  # not in the stubs
     if lookups and rows:
         prefetch_related_objects(rows, *lookups)
@@ -239,8 +306,9 @@ def _prefetched(source: Source, rows: list[Any]) -> list[Any]:
 
 def capped_count(source: Source, cap: int = COUNT_CAP) -> int:
     """How many rows, counting no further than cap + 1 (more than `cap` answers cap + 1)."""
-    if isinstance(source, Merged):  # one query: the parts' rows, appended, up to cap + 1
-        first, *others = (part.order_by().values("pk") for part in source.parts)
+    if isinstance(source, Merged | AnyOf):  # one query: the parts' rows, appended, up to cap + 1
+        parts = source.parts if isinstance(source, Merged) else source.disjoint_parts()
+        first, *others = (part.order_by().values("pk") for part in parts)
         return first.union(*others, all=True)[: cap + 1].count()
     return source.order_by().values("pk")[: cap + 1].count()
 
@@ -404,7 +472,7 @@ API_MAX_PAGE_SIZE = 200
 
 def api_page(
     request: Request,
-    queryset: QuerySet[Any],
+    queryset: Source,
     keys: Sequence[Key],
     render: Callable[[list[Any]], Any],
     *,

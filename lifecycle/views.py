@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods, require_safe
 
-from kernel.exports import csv_response
+from kernel.exports import csv_export
 from kernel.keyset import Key, portal_page
 from smartaccounts.actors import PortalRequest, actor_for
 from smartaccounts.models import Organization
@@ -61,6 +61,13 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
 HISTORY_KEYS = (Key("created_at", descending=True), Key("pk", descending=True))
 
 
+def _without_format(request: HttpRequest) -> str:
+    """The list a CSV export came from: the same filters, as a page."""
+    params = request.GET.copy()
+    params.pop("format", None)
+    return f"{request.path}?{params.urlencode()}"
+
+
 @login_required
 @require_safe
 def account_history(request: HttpRequest, account_id: str) -> HttpResponse | StreamingHttpResponse:
@@ -79,10 +86,13 @@ def account_history(request: HttpRequest, account_id: str) -> HttpResponse | Str
         known_actions=history.ACTION_LABELS,
     )
     if request.GET.get("format") == "csv":
-        return csv_response(
+        return csv_export(
+            request,
             f"history-{account.pk}.csv",
             history.CSV_HEADER,
             history.csv_rows(events.iterator(chunk_size=500), actor),
+            counted=events,
+            back=_without_format(request),
         )
     page = portal_page(request, events, HISTORY_KEYS, size=50, tag="history")
     return render(
@@ -115,7 +125,9 @@ def renewals(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     sort = request.GET.get("sort", "ends")
     sort = sort if sort in SORTS else "ends"
     if request.GET.get("format") == "csv":
-        return csv_response(
+        opportunities = renewal_opportunities(actor, now, sort)
+        return csv_export(
+            request,
             "renewal-opportunities.csv",
             [
                 "customer",
@@ -140,8 +152,10 @@ def renewals(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
                     lic.auto_renew if lic.kind == "subscription" else "",
                     lic.pk,
                 )
-                for lic in renewal_opportunities(actor, now, sort).iterator(chunk_size=500)
+                for lic in opportunities.iterator(chunk_size=500)
             ),
+            counted=opportunities,
+            back=_without_format(request),
         )
     context = {
         "page": portal_page(

@@ -1,9 +1,14 @@
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,7 +30,7 @@ from smartaccounts.validators import CONTROL_CHARACTERS_MESSAGE, has_control_cha
 
 from . import intake, services
 from .models import TERMS_END_BEFORE, Order, OrderLine
-from .selectors import get_order_for, get_order_to_release_for, orders_with_lines_for
+from .selectors import LIST_LINES, get_order_for, get_order_to_release_for, order_summaries_for
 
 
 class OrgRefSerializer(serializers.Serializer[Any]):
@@ -84,6 +89,35 @@ class OrderOutputSerializer(serializers.Serializer[Any]):
         for line in obj.lines.all():
             seen.setdefault(line.license_id, line.license)
         return LicenseOutputSerializer(list(seen.values()), many=True, context=self.context).data  # type: ignore[return-value]  # a list (many=True)
+
+
+class OrderSummarySerializer(serializers.Serializer[Any]):
+    """A row of the orders list: the order with its line count and totals. Its licenses come
+    with the order itself (GET /api/v1/orders/{id}); its first lines with `?expand=lines`."""
+
+    id = serializers.UUIDField()
+    reference = serializers.CharField()
+    state = serializers.ChoiceField(choices=Order.State.choices)
+    created_at = serializers.DateTimeField()
+    unlocked_at = serializers.DateTimeField(allow_null=True)
+    placed_by = OrgRefSerializer()
+    reseller = OrgRefSerializer()
+    customer = CustomerRefSerializer()
+    account = OrgRefSerializer()
+    line_count = serializers.IntegerField(help_text="How many lines the order has.")
+    total_quantity = serializers.IntegerField(
+        help_text="The capacity its new and expansion lines order, summed (renewal lines "
+        "extend terms and add none)."
+    )
+    # Absent unless asked for: the attribute is there only when the list prefetched it.
+    lines = OrderLineOutputSerializer(
+        many=True,
+        source="first_lines",
+        required=False,
+        help_text=f"With `?expand=lines` only: the order's first {LIST_LINES} lines by "
+        "position (`line_count` says whether there are more; the order itself carries them "
+        "all).",
+    )
 
 
 def _order_body(order_id: object, request: Request) -> dict[str, Any]:
@@ -164,20 +198,36 @@ class OrderListCreateApi(APIView):
     @extend_schema(
         operation_id="orders_list",
         summary="Orders placed by the caller (or for it, as reseller)",
-        parameters=CURSOR_PAGE_PARAMETERS,
+        description=(
+            "Newest first. Each row carries the order's line count and totals, not its lines "
+            "and licenses: a page costs the same whatever the orders hold. "
+            f"`?expand=lines` adds each order's first {LIST_LINES} lines; the order itself "
+            "(`GET /api/v1/orders/{id}`) carries all its lines and licenses."
+        ),
+        parameters=[
+            *CURSOR_PAGE_PARAMETERS,
+            OpenApiParameter(
+                "expand",
+                str,
+                enum=["lines"],
+                description=f"`lines`: each row carries its first {LIST_LINES} lines.",
+            ),
+        ],
         responses={
-            200: cursor_paginated("OrderList", OrderOutputSerializer(many=True)),
+            200: cursor_paginated("OrderList", OrderSummarySerializer(many=True)),
             **problem_responses(400, 401, 403, 404),
         },
     )
     def get(self, request: Request) -> Response:
-        orders = orders_with_lines_for(actor_for(request))
-        context = {"now": timezone.now()}
+        expand = request.query_params.get("expand", "")
+        if expand not in ("", "lines"):
+            raise ValidationError({"expand": ['Only "lines" can be expanded.']})
+        orders = order_summaries_for(actor_for(request), lines=LIST_LINES if expand else 0)
         return api_page(
             request,
             orders,
             ORDER_LIST_KEYS,
-            lambda page: OrderOutputSerializer(page, many=True, context=context).data,
+            lambda page: OrderSummarySerializer(page, many=True).data,
             tag="api:orders",
         )
 

@@ -1,5 +1,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import reduce
+from operator import or_
 
 from django.conf import settings
 from django.db import models
@@ -14,13 +16,22 @@ from smartaccounts.models import License, Organization, Product, SmartAccount
 TERMS_END_BEFORE = datetime(2101, 1, 1, tzinfo=UTC)
 
 
+def visibility(actor: Actor) -> tuple[Q, ...]:
+    """What makes an order visible to the actor, any one of these: its organization placed it,
+    or it was placed for it as reseller. None for anyone else (no order is visible)."""
+    org = actor.organization
+    if org is None or not org.is_partner:
+        return ()
+    return (Q(placed_by=org), Q(reseller=org))
+
+
 class OrderQuerySet(models.QuerySet["Order"]):
     def visible_to(self, actor: Actor) -> "OrderQuerySet":
         """Orders the actor's organization placed, or that were placed for it as reseller."""
-        org = actor.organization
-        if org is None or not org.is_partner:
+        conditions = visibility(actor)
+        if not conditions:
             return self.none()
-        return self.filter(Q(placed_by=org) | Q(reseller=org))
+        return self.filter(reduce(or_, conditions))
 
 
 class Order(models.Model):

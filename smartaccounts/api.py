@@ -9,9 +9,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kernel.keyset import InvalidCursor, Key, decode_cursor, encode_cursor, seek
+from kernel.keyset import InvalidCursor, Key, api_page, decode_cursor, encode_cursor, seek
 from kernel.pagination import paginated_response
-from kernel.schema import PAGE_PARAMETERS, paginated, problem_responses
+from kernel.schema import (
+    CURSOR_PAGE_PARAMETERS,
+    PAGE_PARAMETERS,
+    cursor_paginated,
+    paginated,
+    problem_responses,
+)
 
 from .access import can_manage_accounts
 from .actors import actor_for
@@ -24,6 +30,9 @@ from .selectors import (
     license_pool,
     licenses_of_row,
 )
+
+# By name; the pk breaks ties between accounts of the same name.
+ACCOUNT_LIST_KEYS = (Key("name"), Key("pk"))
 
 
 class AccountListApi(APIView):
@@ -44,21 +53,25 @@ class AccountListApi(APIView):
     @extend_schema(
         operation_id="accounts_list",
         summary="Smart Accounts the caller may see (a customer: its own)",
-        parameters=PAGE_PARAMETERS,
+        description="By name. A partner may serve tens of thousands of customers: pages are "
+        "found by cursor (`next`, `previous`) and `count` stops at 10,001.",
+        parameters=CURSOR_PAGE_PARAMETERS,
         responses={
-            200: paginated("AccountList", OutputSerializer(many=True)),
-            **problem_responses(401, 404),
+            200: cursor_paginated("AccountList", OutputSerializer(many=True)),
+            **problem_responses(400, 401, 404),
         },
     )
     def get(self, request: Request) -> Response:
         actor = actor_for(request)
-        accounts = accounts_for(actor).select_related("organization").order_by("name")
         context = {"can_manage": can_manage_accounts(actor)}
-        return paginated_response(
+        # Seek on the name index (smartaccount_name_idx) and a capped count: an OFFSET page and
+        # a count of every account grew with the number of customers.
+        return api_page(
             request,
-            self,
-            accounts,
+            accounts_for(actor).select_related("organization"),
+            ACCOUNT_LIST_KEYS,
             lambda page: self.OutputSerializer(page, many=True, context=context).data,
+            tag="api:accounts",
         )
 
 

@@ -352,6 +352,13 @@ class AuditEvent(models.Model):
             models.Index(
                 fields=["account", "action", "created_at"], name="audit_account_action_idx"
             ),
+            # An organization's own events, recorded with no account (the invitations into a
+            # partner, read by its Team page), by action.
+            models.Index(
+                fields=["organization", "action", "created_at"],
+                condition=Q(account__isnull=True),
+                name="audit_org_action_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -317,17 +317,23 @@ def invitations_for(actor: Actor) -> list[Invitation]:
     in another organization (nobody joins, nothing is created) is listed exactly like a new one
     (S27). An invitation into a customer is recorded with its Smart Account (a partner's order
     may invite the customer's first person); into a partner, with the partner and no account.
-    Two queries, whatever the number of invitations.
+    Three queries at most, whatever the number of invitations or of other tenants' events.
     """
     organization = actor.organization
     if organization is None:
         return []
+    # Each half on an index of its own: the account's events by action
+    # (audit_account_action_idx), the organization's own by action (audit_org_action_idx). A
+    # join to the account's organization instead made PostgreSQL read every tenant's
+    # invitations and keep this organization's.
+    actions = [INVITED, INVITATION_CANCELLED]
+    recorded = Q(organization=organization, account__isnull=True, action__in=actions)
+    # The account's id itself (a subquery PostgreSQL would test row by row, not seek).
+    account = SmartAccount.objects.filter(organization=organization).values("pk").first()
+    if account is not None:
+        recorded |= Q(account=account["pk"], action__in=actions)
     events = (
-        AuditEvent.objects.filter(action__in=[INVITED, INVITATION_CANCELLED])
-        .filter(
-            Q(account__organization=organization)
-            | Q(organization=organization, account__isnull=True)
-        )
+        AuditEvent.objects.filter(recorded)
         .select_related("actor_user", "organization")
         .order_by("-created_at", "-pk")
     )

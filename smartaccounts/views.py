@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from kernel.exports import csv_response
+from kernel.exports import csv_export
 from kernel.pages import refusal
 from kernel.sorting import Sorting
 
@@ -117,11 +117,16 @@ def _care_filters(request: HttpRequest, current: str) -> list[tuple[str, str, bo
 
 @login_required
 @require_safe
-def account_licenses_csv(request: HttpRequest, account_id: str) -> StreamingHttpResponse:
-    """Every license of the account, one flat row each (times in UTC, ISO 8601)."""
+def account_licenses_csv(
+    request: HttpRequest, account_id: str
+) -> HttpResponse | StreamingHttpResponse:
+    """Every license of the account, one flat row each (times in UTC, ISO 8601); at most
+    EXPORT_MAX_ROWS of them (kernel/exports.py)."""
     account = get_account_for(actor_for(request), account_id)
     now = timezone.now()
-    return csv_response(
+    licenses = licenses_for_export(account)
+    return csv_export(
+        request,
         f"licenses-{slugify(account.name) or 'account'}.csv",
         [
             "application",
@@ -148,8 +153,10 @@ def account_licenses_csv(request: HttpRequest, account_id: str) -> StreamingHttp
                 lic.care_status(now),
                 lic.source,
             )
-            for lic in licenses_for_export(account).iterator(chunk_size=500)
+            for lic in licenses.iterator(chunk_size=500)
         ),
+        counted=licenses,
+        back=reverse("smartaccounts:account", args=[account.pk]),
     )
 
 

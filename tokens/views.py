@@ -9,11 +9,12 @@ from django.core.paginator import Paginator
 from django.forms.utils import ErrorList
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from kernel.exports import csv_response
+from kernel.exports import csv_export
 from kernel.keyset import Key, portal_page
 from kernel.pages import refusal
 from kernel.sorting import Sorting
@@ -276,12 +277,14 @@ def _csv_rows(listed: Any) -> Iterator[list[Any]]:
 
 @login_required
 @require_safe
-def servers_csv(request: HttpRequest, account_id: str) -> StreamingHttpResponse:
-    """The servers list as it is filtered and sorted, as CSV (every cell inert, S25)."""
+def servers_csv(request: HttpRequest, account_id: str) -> HttpResponse | StreamingHttpResponse:
+    """The servers list as it is filtered and sorted, as CSV (every cell inert, S25); at most
+    EXPORT_MAX_ROWS servers (kernel/exports.py)."""
     account = get_account_for(actor_for(request), account_id)
     listed, _ = _listed_servers(request, account)
     filename = f"servers-{slugify(account.name) or 'account'}.csv"
-    return csv_response(filename, CSV_COLUMNS, _csv_rows(listed))
+    back = f"{reverse('tokens:servers', args=[account.pk])}?{request.GET.urlencode()}"
+    return csv_export(request, filename, CSV_COLUMNS, _csv_rows(listed), counted=listed, back=back)
 
 
 def _server_page(

@@ -119,7 +119,7 @@ def test_database_outage_in_the_api_is_a_clean_503(cast, monkeypatch):
         raise OperationalError("server closed the connection unexpectedly")
 
     client = api_client_for(cast.alice_reseller)
-    monkeypatch.setattr(orders_api, "orders_with_lines_for", db_gone)
+    monkeypatch.setattr(orders_api, "order_summaries_for", db_gone)
     response = client.get("/api/v1/orders")
 
     assert response.status_code == 503

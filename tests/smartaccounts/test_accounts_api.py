@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from smartaccounts.models import License
+from smartaccounts.models import License, SmartAccount
 
 from ..conftest import api_client_for
 from ..factories import (
@@ -110,6 +110,35 @@ def test_a_viewer_sees_the_accounts_but_may_not_manage(cast, carol_account):
         assert response.json()["results"][0]["can_manage"] is False
     member = session_for(cast.alice_member).get(ACCOUNTS)
     assert member.json()["results"][0]["can_manage"] is True
+
+
+def test_the_accounts_list_pages_by_name_in_constant_queries(cast, django_assert_max_num_queries):
+    """A partner may serve tens of thousands of customers: every page, the first or one found by
+    its cursor, costs the same few queries (the key, the page, a capped count), and the pages
+    together list each account once, by name."""
+    for n in range(7):
+        PartnerLinkFactory(reseller=cast.alice_reseller, customer=CustomerFactory(name=f"C{n}"))
+    client = api_client_for(cast.alice_reseller)
+    expected = sorted(
+        SmartAccount.objects.filter(
+            organization__reseller_links__reseller=cast.alice_reseller
+        ).values_list("name", "pk")
+    )
+
+    listed, url, pages = [], f"{ACCOUNTS}?page_size=3", 0
+    while url:
+        with django_assert_max_num_queries(4):
+            response = client.get(url)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["count"] == len(expected)
+        listed += [(row["name"], uuid.UUID(row["id"])) for row in body["results"]]
+        url, pages = body["next"], pages + 1
+
+    assert listed == expected and pages == 3
+    previous = client.get(response.json()["previous"]).json()
+    assert [row["name"] for row in previous["results"]] == [name for name, _ in expected[3:6]]
+    assert_problem(client.get(f"{ACCOUNTS}?cursor=forged"), 400, "validation_error")
 
 
 def test_accounts_list_is_401_without_credentials(cast):
