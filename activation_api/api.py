@@ -1,14 +1,14 @@
 """The endpoints AppSuite servers call: keys, activation, sync; and the offline exchange."""
 
-import functools
-import json
+import io
 import time
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseNotModified, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseNotModified, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -16,15 +16,16 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.views import APIView
 
 from kernel.metrics import observe_sync
-from kernel.parsers import has_surrogate
+from kernel.parsers import JSONParser, has_surrogate
 from kernel.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from kernel.schema import problem_responses
 from kernel.serializers import StrictSerializer
@@ -222,41 +223,6 @@ class ActivationApi(APIView):
         )
 
 
-def _well_formed_sync(body: Any) -> dict[str, Any] | None:
-    """The body of an ordinary sync, accepted without building a serializer (the fleet's hot
-    path); None sends the request through SyncApi.InputSerializer, which holds the same rules
-    and reports what is wrong."""
-    if not isinstance(body, dict) or not body.keys() <= {"fingerprint", "version", "usage"}:
-        return None
-    fingerprint, version = body.get("fingerprint"), body.get("version", "")
-    usage = body.get("usage", {})
-    if not (
-        isinstance(fingerprint, str)
-        and 0 < len(fingerprint) <= FINGERPRINT_MAX
-        and fingerprint.strip()
-    ):
-        return None
-    if not (isinstance(version, str) and len(version) <= VERSION_MAX) or not isinstance(
-        usage, dict
-    ):
-        return None
-    if len(usage) > USAGE_MAX_PRODUCTS or not all(
-        type(k) is str
-        and 0 < len(k) <= PRODUCT_CODE_LENGTH
-        and "\x00" not in k
-        and type(v) is int
-        and 0 <= v < USAGE_LIMIT
-        for k, v in usage.items()
-    ):
-        return None
-    if "\x00" in fingerprint or "\x00" in version:
-        return None
-    # A lone surrogate is no text (the serializer names it); the codes are checked in one go.
-    if has_surrogate(fingerprint) or has_surrogate(version) or has_surrogate("".join(usage)):
-        return None
-    return {"fingerprint": fingerprint.strip(), "version": version.strip(), "usage": usage}
-
-
 @extend_schema_field(
     {
         "type": "object",
@@ -282,53 +248,74 @@ class UsageField(serializers.DictField):
         return value
 
 
-# What an ordinary sync asks to be answered in; any other Accept goes through DRF's negotiation.
-PLAIN_ACCEPT = frozenset({"", "*/*", "application/json", "application/*", PROBLEM_CONTENT_TYPE})
-COMPACT_JSON = {"separators": (",", ":"), "ensure_ascii": False}
+# The methods the sync answers (its `Allow`, on every answer as DRF's views send it).
+SYNC_ALLOW = "POST, OPTIONS"
+JSON_MEDIA_TYPE = "application/json"
+COMPACT_JSON = {"separators": (",", ":"), "ensure_ascii": False}  # as DRF's JSONRenderer
 
 
-def _plain_sync(request: HttpRequest) -> HttpResponseBase | None:
-    """An ordinary sync, answered without DRF's request machinery.
+# The one validator of a sync's body: the view runs it, the schema documents it (no docstring
+# of its own: the schema shows StrictSerializer's, as before).
+class SyncInput(StrictSerializer):
+    fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
+    version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
+    usage = UsageField(
+        required=False,
+        default=dict,
+        help_text="Use per product code of the catalog (a code outside it: 400 "
+        "`validation_error`), each a count from 0 to 999,999,999.",
+    )
+    usage_report = serializers.DictField(
+        required=False,
+        help_text="A usage report signed by the server, with its `sequence`. Accepted; "
+        "not yet verified nor acknowledged (no `usage_ack` in the answer).",
+    )
 
-    Thousands of servers sync every hour; for them DRF's request wrapper, content negotiation
-    and renderer cost as much as the sync itself. A POST of a well-formed JSON body asking for
-    JSON is answered here by the same service, with the same status codes, headers and
-    problem documents. Everything else (another method or media type, an unusual Accept, a
-    body the serializer must explain) returns None and goes through SyncApi as before."""
-    if (
-        request.method != "POST"
-        or request.content_type != "application/json"
-        or (request.content_params or {}).get("charset", "utf-8").lower() != "utf-8"
-        or request.META.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT
-    ):
-        return None
-    try:
-        data = _well_formed_sync(json.loads(request.body))
-    except (ValueError, RecursionError):
-        return None
-    if data is None:
-        return None
-    try:
-        result = exchange.sync_server(
-            credential=bearer_token(request) or "",
-            fingerprint=data["fingerprint"],
-            version=data["version"],
-            usage=data["usage"],
-            address=client_address(request),
-            if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
-        )
-    except Exception as exc:
-        found = problem_for(exc, {"request": request})
-        if found is None:
-            raise
-        body, headers = found
+
+def _answers_json(request: HttpRequest) -> bool:
+    """The Accept header admits JSON, by DRF's matching (kernel.parsers.ContentNegotiation:
+    asking for problem documents is asking for JSON)."""
+    accept = request.META.get("HTTP_ACCEPT", "*/*")
+    if PROBLEM_CONTENT_TYPE in accept:
+        return True
+    return any(media_type_matches(JSON_MEDIA_TYPE, token.strip()) for token in accept.split(","))
+
+
+def _sync_body(request: HttpRequest) -> Any:
+    """The parsed body, as DRF's request would parse it: none is {}, a body that is not JSON is
+    415, JSON is read by the API's parser (depth and surrogate checks, 400 on a bad one)."""
+    body = request.body
+    if not body:
+        return {}
+    content_type = request.META.get("CONTENT_TYPE", "")
+    if not media_type_matches(JSON_MEDIA_TYPE, content_type):
+        raise exceptions.UnsupportedMediaType(content_type)
+    context = {"encoding": request.encoding or settings.DEFAULT_CHARSET}
+    return JSONParser().parse(io.BytesIO(body), content_type, context)
+
+
+def _answer_sync(request: HttpRequest) -> HttpResponseBase:
+    if request.GET.get("format", "json") != "json":  # DRF's ?format= override: none but JSON
+        raise Http404
+    if not _answers_json(request):
+        raise exceptions.NotAcceptable()
+    if request.method == "OPTIONS":
         return JsonResponse(
-            body,
-            status=body["status"],
-            headers=headers,
-            content_type=PROBLEM_CONTENT_TYPE,
-            json_dumps_params=COMPACT_JSON,
+            {"name": "Sync", "renders": [JSON_MEDIA_TYPE], "parses": [JSON_MEDIA_TYPE]}
         )
+    if request.method != "POST":
+        raise exceptions.MethodNotAllowed(request.method or "")
+    serializer = SyncInput(data=_sync_body(request))
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    result = exchange.sync_server(
+        credential=bearer_token(request) or "",
+        fingerprint=data["fingerprint"],
+        version=data.get("version", ""),
+        usage=data["usage"],
+        address=client_address(request),
+        if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
+    )
     if result.document is None:
         return HttpResponseNotModified(headers={"ETag": result.etag})
     return JsonResponse(
@@ -338,54 +325,55 @@ def _plain_sync(request: HttpRequest) -> HttpResponseBase | None:
     )
 
 
-def _sync_outcome(response: HttpResponseBase) -> str:
-    """The problem's code of a refused sync (for the metrics), else ""."""
-    if response.status_code < 400:
-        return ""
-    data = getattr(response, "data", None)
-    if data is None and response.get("Content-Type") == PROBLEM_CONTENT_TYPE:
-        data = json.loads(response.content)  # type: ignore[attr-defined]  # a JsonResponse
-    return str(data.get("code", "")) if isinstance(data, dict) else ""
+@csrf_exempt  # a bearer credential, never a cookie
+def sync(request: HttpRequest) -> HttpResponseBase:
+    """POST /api/v1/activation/sync: a plain Django view, the sync's one way through.
+
+    Thousands of servers sync every hour; DRF's request wrapper, negotiation and renderer cost
+    a third of a sync (docs/sync-path.md), so the view does what they did for this one
+    operation: Accept (406), method (405 with Allow), media type (415), the API's JSON parser,
+    SyncInput (400), the service, and problem documents for every refusal. SyncApi documents
+    it in the schema."""
+    started = time.perf_counter()
+    code = ""
+    try:
+        response = _answer_sync(request)
+    except Exception as exc:
+        found = problem_for(exc, {"request": request})
+        if found is None:
+            raise
+        body, headers = found
+        code = body["code"]
+        response = JsonResponse(
+            body,
+            status=body["status"],
+            headers=headers,
+            content_type=PROBLEM_CONTENT_TYPE,
+            json_dumps_params=COMPACT_JSON,
+        )
+    response["Allow"] = SYNC_ALLOW
+    observe_sync(response.status_code, code, time.perf_counter() - started)
+    return response
 
 
 class SyncApi(APIView):
+    """The sync in the schema: as_view() gives the plain view `sync`, which answers every
+    request; drf-spectacular reads the operation from here (the view carries `cls`)."""
+
     # No permission class: the service admits a sync by its credential, and the schema then
     # lists the credential as required (AllowAny would add an anonymous alternative).
     authentication_classes = [ServerCredentialAuthentication]
     permission_classes = []
+    InputSerializer = SyncInput
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> "AsView[GenericView]":
-        """DRF's view behind the plain path: the URL, the schema and CSRF exemption see
-        SyncApi (the wrapper carries the view's attributes), while an ordinary sync is
-        answered by _plain_sync."""
-        drf_view = super().as_view(**initkwargs)
+        def view(request: HttpRequest) -> HttpResponseBase:
+            return sync(request)
 
-        @functools.wraps(drf_view)
-        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            started = time.perf_counter()
-            response = _plain_sync(request) or drf_view(request, *args, **kwargs)
-            observe_sync(
-                response.status_code, _sync_outcome(response), time.perf_counter() - started
-            )
-            return response
-
-        return cast("AsView[GenericView]", view)
-
-    class InputSerializer(StrictSerializer):
-        fingerprint = serializers.CharField(max_length=FINGERPRINT_MAX)
-        version = serializers.CharField(max_length=VERSION_MAX, required=False, allow_blank=True)
-        usage = UsageField(
-            required=False,
-            default=dict,
-            help_text="Use per product code of the catalog (a code outside it: 400 "
-            "`validation_error`), each a count from 0 to 999,999,999.",
-        )
-        usage_report = serializers.DictField(
-            required=False,
-            help_text="A usage report signed by the server, with its `sequence`. Accepted; "
-            "not yet verified nor acknowledged (no `usage_ack` in the answer).",
-        )
+        view.cls = cls  # type: ignore[attr-defined]  # what DRF's schema generators look for
+        view.initkwargs = initkwargs  # type: ignore[attr-defined]
+        return cast("AsView[GenericView]", csrf_exempt(view))
 
     class OutputSerializer(serializers.Serializer[Any]):
         license = serializers.CharField()
@@ -420,22 +408,7 @@ class SyncApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _well_formed_sync(request.data)
-        if data is None:  # anything unusual gets the serializer's full checks and messages
-            serializer = self.InputSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
-        result = exchange.sync_server(
-            credential=bearer_token(request) or "",
-            fingerprint=data["fingerprint"],
-            version=data.get("version", ""),
-            usage=data["usage"],
-            address=client_address(request),
-            if_none_match=request.headers.get("If-None-Match"),
-        )
-        if result.document is None:
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": result.etag})
-        return Response({"license": result.document.token}, headers={"ETag": result.etag})
+        raise AssertionError("never routed: SyncApi.as_view() answers with sync()")
 
 
 class OfflineActivationApi(APIView):

@@ -24,9 +24,22 @@ current_request_id: ContextVar[str] = ContextVar("current_request_id", default="
 Handler = Callable[[HttpRequest], HttpResponse]
 
 
+def is_under(path: str, prefix: str) -> bool:
+    """The path is the prefix or lies below it: "/api/v1/sync/x" is under "/api/v1/sync",
+    "/api/v1/syncx" is not."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def is_machine_path(path: str) -> bool:
-    """Paths whose callers are programs: they get problem+json, never an HTML page."""
-    return path.startswith(("/api/", "/internal/")) or path in ("/healthz", "/readyz")
+    """The device endpoints and the probes (settings.MACHINE_PATHS): served by the lean handler
+    (licensing_portal/wsgi.py), with MACHINE_MIDDLEWARE only."""
+    return any(is_under(path, prefix) for prefix in settings.MACHINE_PATHS)
+
+
+def wants_problem_json(path: str) -> bool:
+    """Paths whose callers are programs: the whole API and the machine paths. Their errors are
+    problem+json, never an HTML page."""
+    return is_under(path, "/api") or is_machine_path(path)
 
 
 class RequestIdMiddleware:
@@ -89,10 +102,10 @@ class EdgeMiddleware:
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "%00" in query or "\x00" in query:
             detail = "The request's path or query holds a NUL character."
-            if is_machine_path(request.path):
+            if wants_problem_json(request.path):
                 return problem_response(request, 400, "validation_error", detail)
             return HttpResponseBadRequest(detail, content_type="text/plain")
-        if is_machine_path(request.path):
+        if wants_problem_json(request.path):
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:

@@ -8,7 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from kernel.metrics import set_readiness_degraded
-from kernel.middleware import is_machine_path
+from kernel.middleware import wants_problem_json
 from kernel.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response
 
 from . import health
@@ -54,7 +54,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
 
 
 def _wants_problem(request: HttpRequest) -> bool:
-    return is_machine_path(request.path)
+    return wants_problem_json(request.path)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -1,11 +1,11 @@
 """The WSGI entry point: one gunicorn serves two Django handlers.
 
-The device endpoints AppSuite servers call (activation, sync, the public keys) and the probes
-(health, readiness, metrics) are answered by a lean handler whose middleware is
-MACHINE_MIDDLEWARE: request ids, the security headers, the edge refusals and caching default,
-and nothing of the portal's (sessions, CSRF, login, messages, htmx, CSP, login lockouts,
-static files). Every other path goes through the full MIDDLEWARE. Both share the settings,
-the URLs and the error pages, so a path answers the same whichever handler serves it."""
+The machine paths (settings.MACHINE_PATHS, matched by kernel.middleware.is_machine_path: the
+device endpoints AppSuite servers call and the probes) are answered by a lean handler whose
+middleware is MACHINE_MIDDLEWARE: request ids, the security headers, the edge refusals and
+caching default, and nothing of the portal's (sessions, CSRF, login, messages, htmx, CSP, login
+lockouts, static files). Every other path goes through the full MIDDLEWARE. Both share the
+settings, the URLs and the error pages, so a path answers the same whichever handler serves it."""
 
 import os
 from collections.abc import Callable, Iterable
@@ -57,17 +57,15 @@ class MachineHandler(WSGIHandler):
             settings.MIDDLEWARE = portal_middleware
 
 
-def is_lean_path(path: str) -> bool:
-    return path.startswith(tuple(settings.MACHINE_PATH_PREFIXES))
-
-
 def build_application() -> WSGIApp:
     django.setup(set_prefix=False)
+    from kernel.middleware import is_machine_path  # needs the apps loaded
+
     portal = WSGIHandler()
     machine = MachineHandler()
 
     def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        handler = machine if is_lean_path(environ.get("PATH_INFO", "")) else portal
+        handler = machine if is_machine_path(environ.get("PATH_INFO", "")) else portal
         return handler(environ, start_response)
 
     return dispatch

@@ -1,17 +1,16 @@
 import functools
 import json
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Lower
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from kernel.identifiers import uuid_or_404
@@ -408,7 +407,6 @@ def last_offline_file(
 class SyncSnapshot:
     """Everything a sync needs, read in one query."""
 
-    credential_id: str
     credential_hash: str
     revoked: bool
     server_id: str
@@ -430,86 +428,6 @@ class SyncSnapshot:
         return Subject(self.server_id, self.fingerprint, self.account_id, self.account_name)
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _when(value: object) -> datetime | None:
-    # PostgreSQL: microseconds since the epoch (see _snapshot_sql); SQLite (the embedded
-    # default): its text, naive, in UTC.
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return EPOCH + timedelta(microseconds=value)
-    moment = value if isinstance(value, datetime) else parse_datetime(str(value))
-    if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
-def _id(value: object) -> str:
-    # PostgreSQL: the uuid as text already; SQLite: 32 hex digits.
-    text = str(value)
-    return text if len(text) == 36 else str(uuid.UUID(text))
-
-
-def _usage(value: object) -> dict[str, Any]:
-    # A JSON column read with a raw cursor: text on SQLite and through Django's psycopg
-    # loaders, already decoded by a bare psycopg connection.
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str | bytes) and value:
-        decoded = json.loads(value)
-        return decoded if isinstance(decoded, dict) else {}
-    return {}
-
-
-def _run(db: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """Run a statement whose plan PostgreSQL may keep: Django's cursors bind parameters on the
-    client, so every statement is planned anew, and planning the sync join costs several times
-    running it. This cursor binds on the server (psycopg prepares a statement after
-    `prepare_threshold` uses, see settings) and is wrapped like Django's own: execute wrappers,
-    query logging and error translation all apply."""
-    db.ensure_connection()
-    with db.wrap_database_errors:
-        raw = psycopg.Cursor(db.connection)
-    # make_cursor wraps a driver cursor; the stubs want it wrapped already.
-    make = db.make_debug_cursor if db.queries_logged else db.make_cursor
-    with make(raw) as cursor:  # type: ignore[arg-type]
-        cursor.execute(sql, params)
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
-    return rows
-
-
-def _hot_rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """The rows of the sync's one read.
-
-    With CONN_HEALTH_CHECKS Django pings a reused connection before its first statement in a
-    request: a round trip on every sync. Here the read itself is that check: when a connection
-    the database dropped since the last request fails it, it is closed and the read runs again
-    on a new one (it writes nothing, so running it twice is harmless). Inside a transaction,
-    or on a connection already used in this request, a failure is an error as before."""
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql":
-        with db.cursor() as cursor:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
-    first_use = (
-        db.connection is not None
-        and db.health_check_enabled  # type: ignore[attr-defined]  # not in the stubs
-        and not db.health_check_done  # type: ignore[attr-defined]  # not in the stubs
-        and not db.in_atomic_block
-    )
-    if first_use:
-        db.health_check_done = True  # type: ignore[attr-defined]
-    try:
-        return _run(db, sql, params)
-    except OperationalError:
-        if not first_use or db.is_usable():
-            raise
-        db.close()
-        return _run(db, sql, params)
-
-
 def unknown_products(codes: Iterable[str]) -> set[str]:
     """Those of the codes that name no product in the catalog (one query; none when empty)."""
     wanted = set(codes)
@@ -519,17 +437,10 @@ def unknown_products(codes: Iterable[str]) -> set[str]:
 
 
 @functools.cache
-def _snapshot_sql(vendor: str) -> str:
-    """The sync's one read. On PostgreSQL it hands back plain integers and text: decoding five
-    timestamps and three uuids a row through the driver's loaders cost more than the query."""
-    pg = vendor == "postgresql"
-
-    def when(column: str) -> str:
-        return f"(extract(epoch FROM {column}) * 1000000)::bigint" if pg else column
-
-    def text(column: str) -> str:
-        return f"{column}::text" if pg else column
-
+def _snapshot_sql() -> str:
+    """The sync's one read: the credential, its server and account, and one row per assignment
+    on an active license (a server with none: one row whose assignment columns are NULL). Each
+    column is named after the SyncSnapshot or Held member it fills."""
     credential, server, account = (
         ServerCredential._meta.db_table,
         Server._meta.db_table,
@@ -541,11 +452,15 @@ def _snapshot_sql(vendor: str) -> str:
         Product._meta.db_table,
     )
     return f"""
-        SELECT c.id, c.revoked_at IS NOT NULL, c.credential_hash, {text("s.id")}, s.name,
-               s.state, s.fingerprint, s.reported_version, {when("s.last_sync_at")},
-               {when("s.first_sync_at")}, {when("s.clone_suspected_at")}, {text("a.id")},
-               a.name, asg.quantity, {text("l.id")}, l.kind, {when("l.ends_at")},
-               {when("l.care_ends_at")}, p.code, p.name, p.unit, s.reported_usage, s.overused
+        SELECT c.credential_hash AS credential_hash, c.revoked_at AS revoked_at,
+               s.id AS server_id, s.name AS server_name, s.state AS state,
+               s.fingerprint AS fingerprint, s.reported_version AS reported_version,
+               s.reported_usage AS reported_usage, s.overused AS overused,
+               s.last_sync_at AS last_sync_at, s.first_sync_at AS first_sync_at,
+               s.clone_suspected_at AS clone_suspected_at, a.id AS account_id,
+               a.name AS account_name, asg.quantity AS quantity, l.id AS license_id,
+               l.kind AS kind, l.ends_at AS ends_at, l.care_ends_at AS care_ends_at,
+               p.code AS product, p.name AS name, p.unit AS unit
           FROM {credential} c
           JOIN {server} s ON s.id = c.server_id
           JOIN {account} a ON a.id = s.account_id
@@ -557,48 +472,98 @@ def _snapshot_sql(vendor: str) -> str:
     """  # noqa: S608 - table names come from the models, values are parameters
 
 
-def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
-    """The credential, its server and account and what the server holds, in one query.
+# Each column's model field: its to_python() turns what either database's driver returns
+# (a uuid or its hex digits, a datetime or its text) into the field's Python value.
+_UUID = Server._meta.get_field("id")
+_WHEN = Server._meta.get_field("last_sync_at")
 
-    Thousands of servers call sync every hour; written as one SQL statement because building
-    and compiling the equivalent ORM queries cost more than running them.
-    """
-    rows = _hot_rows(
-        _snapshot_sql(connections[DEFAULT_DB_ALIAS].vendor),
-        [License.State.ACTIVE, credential_hash],
-    )
+
+def _uuid(value: Any) -> str:
+    return str(_UUID.to_python(value))
+
+
+def _when(value: Any) -> datetime | None:
+    moment: datetime | None = _WHEN.to_python(value)
+    # SQLite stores UTC without its zone; PostgreSQL's timestamptz comes with it.
+    if moment is not None and timezone.is_naive(moment):
+        return timezone.make_aware(moment, UTC)
+    return moment
+
+
+def _usage(value: Any) -> dict[str, Any]:
+    # Django's backends hand a JSON column to the field as text (JSONField.from_db_value).
+    decoded = json.loads(value) if isinstance(value, str | bytes) else value
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _read(sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    """The rows of a read, each by column name.
+
+    On PostgreSQL the statement is bound on the server, so psycopg prepares it after
+    `prepare_threshold` uses (settings: DATABASE_PREPARE_THRESHOLD) and PostgreSQL keeps its
+    plan: Django's own cursors bind on the client, and planning the sync's join costs several
+    times running it (docs/sync-path.md). The driver's cursor is wrapped as Django wraps its
+    own (execute wrappers, query logging, error translation); the connection comes from
+    Django's cursor, with Django's health check of a reused connection."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        if db.vendor != "postgresql":
+            cursor.execute(sql, params)
+            return _named(cursor)
+        with db.wrap_database_errors:
+            bound_on_server = psycopg.Cursor(db.connection)
+    # make_cursor wraps a driver cursor; the stubs want it wrapped already.
+    wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
+    with wrap(bound_on_server) as cursor:  # type: ignore[arg-type]
+        cursor.execute(sql, params)
+        return _named(cursor)
+
+
+def _named(cursor: Any) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
+    """The credential, its server and account and what the server holds on its active
+    licenses, in one query, read by column name.
+
+    Thousands of servers call sync every hour. One SQL statement, kept prepared: the same
+    read as a QuerySet (`.values()` over the five joins) is bound on the client, planned anew
+    each time and costs more to build and compile than the rest of the sync (docs/sync-path.md
+    has the figures)."""
+    rows = _read(_snapshot_sql(), [License.State.ACTIVE, credential_hash])
     if not rows:
         return None
-    first = rows[0]
     held = [
         Held(
-            product=row[18],
-            name=row[19],
-            unit=row[20],
-            quantity=row[13],
-            kind=row[15],
-            license_id=_id(row[14]),
-            ends_at=_when(row[16]),
-            care_ends_at=_when(row[17]),
+            product=row["product"],
+            name=row["name"],
+            unit=row["unit"],
+            quantity=row["quantity"],
+            kind=row["kind"],
+            license_id=_uuid(row["license_id"]),
+            ends_at=_when(row["ends_at"]),
+            care_ends_at=_when(row["care_ends_at"]),
         )
         for row in rows
-        if row[14] is not None
+        if row["license_id"] is not None
     ]
+    first = rows[0]
     return SyncSnapshot(
-        credential_id=str(first[0]),
-        credential_hash=first[2],
-        revoked=bool(first[1]),
-        server_id=_id(first[3]),
-        server_name=first[4],
-        state=first[5],
-        fingerprint=first[6],
-        reported_version=first[7],
-        reported_usage=_usage(first[21]),
-        overused=bool(first[22]),
-        last_sync_at=_when(first[8]),
-        first_sync_at=_when(first[9]),
-        clone_suspected_at=_when(first[10]),
-        account_id=_id(first[11]),
-        account_name=first[12],
+        credential_hash=first["credential_hash"],
+        revoked=first["revoked_at"] is not None,
+        server_id=_uuid(first["server_id"]),
+        server_name=first["server_name"],
+        state=first["state"],
+        fingerprint=first["fingerprint"],
+        reported_version=first["reported_version"],
+        reported_usage=_usage(first["reported_usage"]),
+        overused=bool(first["overused"]),
+        last_sync_at=_when(first["last_sync_at"]),
+        first_sync_at=_when(first["first_sync_at"]),
+        clone_suspected_at=_when(first["clone_suspected_at"]),
+        account_id=_uuid(first["account_id"]),
+        account_name=first["account_name"],
         held=held,
     )

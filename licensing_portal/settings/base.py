@@ -80,12 +80,14 @@ MIDDLEWARE = [
 # The device endpoints and the probes are served by a lean handler (licensing_portal/wsgi.py)
 # with only this middleware: request ids, the security headers, the edge refusals and caching
 # default, host validation. Their callers are programs: no session, CSRF, login or CSP.
-MACHINE_PATH_PREFIXES = [
+# Each entry covers itself and what lies below it on a "/" boundary (kernel.middleware.
+# is_machine_path): "/api/v1/keys" and "/api/v1/keys/x", never "/api/v1/keysx".
+MACHINE_PATHS = [
     "/api/v1/activation",
     "/api/v1/keys",
     "/healthz",
     "/readyz",
-    "/internal/",
+    "/internal",
 ]
 MACHINE_MIDDLEWARE = [
     "kernel.middleware.RequestIdMiddleware",

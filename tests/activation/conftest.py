@@ -3,13 +3,13 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from smartaccounts.actors import Actor
 from tokens import services
 from tokens.signing import _cache
 
 from ..factories import LicenseFactory
+from ..wsgi_app import WsgiClient
 
 
 @pytest.fixture(autouse=True)
@@ -76,8 +76,10 @@ def token_for(system):
 
 
 @pytest.fixture
-def device():
-    return APIClient()
+def device() -> WsgiClient:
+    """An AppSuite server: its requests go through the production WSGI callable (the lean
+    handler and its middleware), as gunicorn serves them."""
+    return WsgiClient()
 
 
 @pytest.fixture

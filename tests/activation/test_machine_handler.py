@@ -14,7 +14,8 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from django.test import override_settings
 
-from licensing_portal.wsgi import build_application, is_lean_path
+from kernel.middleware import is_machine_path, wants_problem_json
+from licensing_portal.wsgi import build_application
 
 from ..wsgi_app import WsgiResponse, call
 
@@ -73,10 +74,46 @@ def sync(credential: str, **extra: Any) -> WsgiResponse:
 
 
 def test_the_device_paths_and_probes_are_lean_and_nothing_else_is() -> None:
-    for path in ("/api/v1/activation", "/api/v1/activation/sync", "/api/v1/keys", "/healthz"):
-        assert is_lean_path(path), path
+    for path in (
+        "/api/v1/activation",
+        "/api/v1/activation/sync",
+        "/api/v1/keys",
+        "/healthz",
+        "/readyz",
+        "/internal/metrics",
+    ):
+        assert is_machine_path(path), path
     for path in ("/", "/login/", "/api/v1/orders", "/api/v1/servers/x/offline-activation"):
-        assert not is_lean_path(path), path
+        assert not is_machine_path(path), path
+
+
+def test_a_machine_path_ends_on_a_slash_boundary() -> None:
+    for path in (
+        "/api/v1/activationx",
+        "/api/v1/activation-sync",
+        "/api/v1/keysx",
+        "/healthzz",
+        "/readyz.json",
+        "/internals",
+    ):
+        assert not is_machine_path(path), path
+    assert is_machine_path("/api/v1/activation/sync/")
+    # Only the whole API answers problem+json beside them, on the same boundary.
+    assert wants_problem_json("/api/v1/orders") and wants_problem_json("/api")
+    assert not wants_problem_json("/apidocs") and not wants_problem_json("/healthzz")
+
+
+def test_a_lookalike_path_is_served_by_the_portal_handler(portal_hooks):
+    """ "/api/v1/keysx" is no machine path: the full middleware runs (and it is an API 404)."""
+    response = call("/api/v1/keysx")
+
+    assert response.status == 404
+    assert response.header("Content-Type") == "application/problem+json"
+    assert "SessionMiddleware" in ran(portal_hooks)
+    for spy in portal_hooks.values():
+        spy.reset_mock()
+    assert call("/api/v1/keys").status == 200
+    assert ran(portal_hooks) == set()
 
 
 def test_activation_and_sync_run_none_of_the_portal_middleware(

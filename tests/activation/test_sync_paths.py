@@ -1,13 +1,14 @@
-"""An ordinary sync is answered without DRF's request machinery (the fleet's hot path); any
-other request goes through SyncApi. Both must answer alike: same statuses, tags, challenges
-and problem documents."""
+"""A sync has one way through: the plain view activation_api.api.sync, whatever the request
+(no DRF request, negotiation or renderer), with SyncInput as its one validator. It answers
+what DRF's view answered: the same statuses, tags, challenges, `Allow` and problem documents.
+The requests go through the production WSGI callable (the `device` fixture)."""
 
 from typing import Any
 from unittest import mock
 
 import pytest
+from rest_framework.views import APIView
 
-from activation_api.api import SyncApi
 from smartaccounts.models import AuditEvent
 from tokens import services
 from tokens.models import Server
@@ -17,8 +18,9 @@ from ..orders.payloads import assert_problem
 pytestmark = pytest.mark.django_db
 
 SYNC = "/api/v1/activation/sync"
-# Not one of the Accept values the plain path answers: DRF negotiates it (JSON all the same).
+# An Accept a client may send that needs negotiating: JSON all the same.
 NEGOTIATED = "application/json; q=0.9, text/plain; q=0.1"
+PROBLEM_JSON = "application/problem+json"
 
 
 def post(device, credential: str | None, body: dict[str, Any], accept: str = "", etag: str = ""):
@@ -33,9 +35,9 @@ def post(device, credential: str | None, body: dict[str, Any], accept: str = "",
 
 
 def through_drf(device, *args: Any, **kwargs: Any):
-    """The same request, counted through SyncApi's DRF request wrapper."""
+    """The same request, counting the DRF requests built on the way."""
     with mock.patch.object(
-        SyncApi, "initialize_request", autospec=True, side_effect=SyncApi.initialize_request
+        APIView, "initialize_request", autospec=True, side_effect=APIView.initialize_request
     ) as wrapped:
         response = post(device, *args, **kwargs)
     return response, wrapped.call_count
@@ -54,14 +56,57 @@ def answer(response) -> dict[str, Any]:
     }
 
 
-def test_an_ordinary_sync_never_builds_drfs_request_and_an_unusual_one_does(activated, device):
+def test_no_sync_builds_a_drf_request(activated, device):
     ordinary = {"fingerprint": "fp-1", "version": "W26", "usage": {}}
 
-    response, wrapped = through_drf(device, activated["credential"], ordinary)
-    assert response.status_code == 200 and wrapped == 0
+    for accept in ("", NEGOTIATED):
+        response, wrapped = through_drf(device, activated["credential"], ordinary, accept)
+        assert response.status_code == 200 and wrapped == 0
+    response, wrapped = through_drf(
+        device, activated["credential"], {"fingerprint": []}, NEGOTIATED
+    )
+    assert response.status_code == 400 and wrapped == 0
 
-    response, wrapped = through_drf(device, activated["credential"], ordinary, NEGOTIATED)
-    assert response.status_code == 200 and wrapped == 1
+
+def test_every_answer_names_the_allowed_methods(activated, device):
+    """As DRF's views did: `Allow` on every answer, the 405 included."""
+    body = {"fingerprint": "fp-1", "version": "W26", "usage": {}}
+    ok = post(device, activated["credential"], body)
+    answers = [
+        ok,
+        post(device, activated["credential"], body, etag=ok["ETag"]),
+        post(device, None, body),
+        post(device, activated["credential"], {"fingerprint": ""}),
+        device.get(SYNC),
+        device.request("HEAD", SYNC),
+        device.options(SYNC),
+    ]
+
+    assert [a.status_code for a in answers] == [200, 304, 401, 400, 405, 405, 200]
+    assert {a["Allow"] for a in answers} == {"POST, OPTIONS"}
+    assert_problem(answers[4], 405, "method_not_allowed")
+
+
+def test_what_drf_negotiated_is_answered_alike(activated, device):
+    body = {"fingerprint": "fp-1", "version": "W26", "usage": {}}
+    credential = activated["credential"]
+
+    assert_problem(post(device, credential, body, accept="text/html"), 406, "not_acceptable")
+    assert post(device, credential, body, accept=PROBLEM_JSON).status_code == 200
+    assert post(device, credential, body, accept="application/*").status_code == 200
+    as_text = device.post(SYNC, b"{}", content_type="text/plain")
+    assert_problem(as_text, 415, "unsupported_media_type")
+    latin = device.post(
+        SYNC,
+        '{"fingerprint": "fp-1", "version": "W\u00e926"}'.encode("latin-1"),
+        content_type="application/json; charset=latin-1",
+        HTTP_AUTHORIZATION=f"Bearer {credential}",
+    )
+    assert latin.status_code == 200, latin.content
+    assert Server.objects.get(pk=activated["server_id"]).reported_version == "W\u00e926"
+    not_json = device.post(SYNC, b"{nope", HTTP_AUTHORIZATION=f"Bearer {credential}")
+    assert_problem(not_json, 400, "validation_error")
+    assert_problem(device.post(SYNC + "?format=xml", body), 404, "not_found")
 
 
 def _cases(cast, activated) -> dict[str, tuple[str | None, dict[str, Any], int, str]]:
@@ -100,7 +145,7 @@ def _cases(cast, activated) -> dict[str, tuple[str | None, dict[str, Any], int, 
         "bad usage",
     ],
 )
-def test_both_paths_answer_alike(cast, activated, device, case):
+def test_any_accept_gets_the_same_answer(cast, activated, device, case):
     credential, body, status, code = _cases(cast, activated)[case]
     etag = ""
     if status == 304:
@@ -139,7 +184,7 @@ def test_a_nul_character_anywhere_in_a_sync_is_refused_and_changes_nothing(cast,
     assert AuditEvent.objects.count() == events
 
 
-def test_a_revoked_server_is_told_so_on_the_plain_path(cast, activated, device, system):
+def test_a_revoked_server_is_told_so_whatever_it_accepts(cast, activated, device, system):
     server = Server.objects.get(pk=activated["server_id"])
     services.deactivate_server(server=server, actor=system)
 
