@@ -107,6 +107,31 @@ def test_a_connection_dropped_between_syncs_is_replaced_by_itself(online_server)
     assert server_row(server_id)["reported_version"] == "W28"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_dropped_just_before_the_syncs_read_is_replaced_and_the_read_retried(
+    online_server,
+):
+    server_id, credential = online_server
+    device = APIClient()
+    matches = _first_query("reading")
+    backends = []
+
+    def drop_first(execute, sql, params, many, context):
+        if matches(sql):
+            backends.append(context["connection"].connection.info.backend_pid)
+            if len(backends) == 1:
+                terminate_backend(backends[0])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(drop_first):
+        response = sync(device, credential, version="W28")
+
+    assert response.status_code == 200, response.content
+    # Read twice: on the dropped connection, then on a new one.
+    assert len(backends) == 2 and backends[0] != backends[1]
+    assert server_row(server_id)["reported_version"] == "W28"
+
+
 @pytest.mark.parametrize("moment", ["reading", "writing"])
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_dropped_during_a_sync_answers_503_and_the_next_sync_works(
@@ -118,9 +143,9 @@ def test_a_connection_dropped_during_a_sync_answers_503_and_the_next_sync_works(
     events_before = AuditEvent.objects.count()
     assert before["first_sync_at"] is None  # this first sync has something to write
     matches = _first_query(moment)
-    # Django's health check (CONN_HEALTH_CHECKS) found the connection alive before the read;
-    # a drop after it fails the request, whichever statement it hits.
-    drops = 1
+    # The read is the request's first statement, and doubles as the connection's health check:
+    # it is retried once on a new connection, so only a second drop makes it fail.
+    drops = 2 if moment == "reading" else 1
     fired = []
 
     def drop_connection(execute, sql, params, many, context):
