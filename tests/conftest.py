@@ -151,7 +151,7 @@ def later():
 @pytest.fixture(scope="session", autouse=True)
 def vendor_root(tmp_path_factory) -> str:
     """The vendor's root key for this test run: the service endorses its signing keys with it,
-    and the agent trusts it through APPSUITE_ROOT_KEY, as the README's route does."""
+    and the agent trusts it through APPSUITE_ROOT_KEY, as docs/agent.md does."""
     from django.conf import settings
 
     from tokens.trust import create_root_key
