@@ -602,9 +602,11 @@ def build_machine(cast):
         @invariant()
         def expired_and_revoked_licenses_are_in_no_document(self):
             now = timezone.now()
-            for server in Server.objects.filter(account_id__in=account_ids).select_related(
-                "account"
-            ):
+            # A server that holds nothing has nothing its document could grant.
+            holding = Server.objects.filter(
+                account_id__in=account_ids, pk__in=Assignment.objects.values("server_id")
+            ).select_related("account")
+            for server in holding:
                 document = build_document(server, mode=ONLINE, now=now)
                 self._check_document(server, document.claims)
 
@@ -634,13 +636,13 @@ def build_machine(cast):
 
 def test_services_keep_every_invariant(cast):
     # Hypothesis enables a random subset of the rules per example ("swarm testing"); with a
-    # fixed seed (derandomize) the same 20 short examples run every time and reach every rule
+    # fixed seed (derandomize) the same 15 short examples run every time and reach every rule
     # (`--hypothesis-show-statistics` lists how often). Each step checks every invariant.
     machine = build_machine(cast)
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=20,
+            max_examples=15,
             stateful_step_count=20,
             deadline=None,
             derandomize=True,
