@@ -10,6 +10,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from smartaccounts.models import Organization, Product, User
@@ -24,6 +25,13 @@ from .factories import (
     ProductFactory,
     UserFactory,
 )
+
+# Every Hypothesis test runs the same examples on every run and machine (a fixed seed, no
+# example database, no per-example deadline a loaded machine would trip); a test narrows its
+# own max_examples. HYPOTHESIS_PROFILE=explore draws new examples, for a search by hand.
+hypothesis_settings.register_profile("suite", derandomize=True, database=None, deadline=None)
+hypothesis_settings.register_profile("explore", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 requires_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql",
