@@ -98,7 +98,7 @@ def _rate_limited(retry_after: int) -> Response:
     return response
 
 
-# What a verifier checks, in order (README: "What the agent trusts" states the same rules).
+# What a verifier checks, in order (docs/device-protocol.md states the same rules).
 VERIFYING_A_DOCUMENT = """\
 A license document is trusted through a chain: the vendor's **root key** (Ed25519, pinned by the
 verifier out of band; `manage.py root_public_key` prints it as `ed25519:<base64url x>`)

@@ -7,7 +7,7 @@ next port with the same workers, the true floor (bench/floor.py: a bare Django a
 BENCH_REPEATS times in rounds, each round starting with the floor. Then the daily jobs run as
 `manage.py run_daily_jobs` would, once with work due and once with nothing to do.
 
-It prints a markdown table per tier (the README's) and writes bench/results.json;
+It prints a markdown table per tier (docs/benchmarks.md's) and writes bench/results.json;
 `python -m bench.run --table` prints the tables of the last results again.
 """
 
@@ -750,7 +750,7 @@ def machine_note(machine: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    if "--table" in sys.argv:  # the last results, as the README's markdown
+    if "--table" in sys.argv:  # the last results, as docs/benchmarks.md's markdown
         results = json.loads(RESULTS_FILE.read_text())
         print(f"{results['machine']['date']}; {machine_note(results['machine'])}\n")
         for tier, data in results["tiers"].items():

@@ -1,13 +1,14 @@
 """The base of every app's domain exception. Services raise these; front doors translate them.
 
-Each error code of API.md has one HTTP status, in one table: the API's problem+json answers and
-the portal's pages both read it from the error (``DomainError.status``)."""
+Each error code of the contract (docs/api-contract.md) has one HTTP status, in one table: the
+API's problem+json answers and the portal's pages both read it from the error
+(``DomainError.status``)."""
 
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 
-# API.md's error codes and the HTTP status each is answered with.
+# The contract's error codes (docs/api-contract.md) and the HTTP status each is answered with.
 STATUS_FOR_CODE: dict[str, int] = {
     "validation_error": 400,
     "not_authenticated": 401,
@@ -41,7 +42,7 @@ STATUS_FOR_CODE: dict[str, int] = {
 
 
 class DomainError(Exception):
-    """A business rule refused an operation. `code` is one of API.md's error codes; `status`
+    """A business rule refused an operation. `code` is one of the contract's error codes; `status`
     the HTTP status it is answered with."""
 
     def __init__(

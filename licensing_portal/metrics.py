@@ -5,7 +5,7 @@ connects from. Without it, answered only to a caller connected from METRICS_ALLO
 (loopback by default; the direct peer's address, never a forwarded one), and in production
 never to a request carrying forwarded headers: it came through a proxy, so its peer address
 is the proxy's and says nothing of the caller. Anyone else gets 404, as for a path that does
-not exist. The TLS proxy must never route /internal/ (docker-compose.yml, README: Metrics);
+not exist. The TLS proxy must never route /internal/ (docker-compose.yml, docs/operations.md);
 `check --deploy` warns when METRICS_TOKEN is unset in production (licensing_portal.checks)."""
 
 import hmac

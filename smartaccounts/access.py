@@ -49,7 +49,7 @@ def access_org_admin(actor: Actor, organization: Organization | None) -> Organiz
 
 def access_api_keys(actor: Actor, organization: Organization | None) -> Organization:
     """An organization's API keys are created and revoked by its admins in the portal, and by
-    the system (``manage.py create_api_key``); not by an API key or anyone else (README, API.md).
+    the system (``manage.py create_api_key``); not by an API key or anyone else.
     Returns the organization."""
     return access_org_admin(actor, organization)
 

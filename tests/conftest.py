@@ -10,6 +10,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from smartaccounts.models import Organization, Product, User
@@ -24,6 +25,13 @@ from .factories import (
     ProductFactory,
     UserFactory,
 )
+
+# Every Hypothesis test runs the same examples on every run and machine (a fixed seed, no
+# example database, no per-example deadline a loaded machine would trip); a test narrows its
+# own max_examples. HYPOTHESIS_PROFILE=explore draws new examples, for a search by hand.
+hypothesis_settings.register_profile("suite", derandomize=True, database=None, deadline=None)
+hypothesis_settings.register_profile("explore", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 requires_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql",
@@ -151,7 +159,7 @@ def later():
 @pytest.fixture(scope="session", autouse=True)
 def vendor_root(tmp_path_factory) -> str:
     """The vendor's root key for this test run: the service endorses its signing keys with it,
-    and the agent trusts it through APPSUITE_ROOT_KEY, as the README's route does."""
+    and the agent trusts it through APPSUITE_ROOT_KEY, as docs/agent.md does."""
     from django.conf import settings
 
     from tokens.trust import create_root_key

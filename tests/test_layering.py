@@ -1,4 +1,4 @@
-"""The house: every import between the project's packages points down (STYLE.md 17).
+"""The house: every import between the project's packages points down (docs/layout.md).
 
 Read from the source (ast), so an import inside a function counts like one at the top:
 

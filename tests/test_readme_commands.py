@@ -1,10 +1,11 @@
-"""Every command the README shows works as written, the way a developer meets them: in a copy
-of the repository with no settings in the environment, `make run` serving, then each fenced
-`sh` block run in order in one shell (so `KEY=...` carries over), and each inline
-`.venv/bin/python manage.py ...` command.
+"""Every command the README and the documents it sends a reader to (the agent's walk-through,
+operations) show works as written, the way a developer meets them: in a copy of the repository
+with no settings in the environment, `make run` serving, then each fenced `sh` block of the
+README and then of those documents run in order in one shell (so `KEY=...` carries over), and
+each inline `.venv/bin/python manage.py ...` command.
 
 Only the port differs: the README's 127.0.0.1:8000 becomes a free port (`PORT=... make run`,
-which the README documents). What the README asks the reader to copy from the portal
+which the README documents). What the walk-through asks the reader to copy from the portal
 (`TOKEN`, `OFFLINE_TOKEN`, `OFFLINE_SERVER`) the test takes from the services the portal
 calls. `make run` and `make test` are not run again inside the suite (the first is already
 serving; the second is the suite itself)."""
@@ -26,6 +27,13 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"
+# Read in this order, as the README sends the reader on: the agent's walk-through uses its KEY.
+DOCUMENTS = (README, REPO_ROOT / "docs" / "agent.md", REPO_ROOT / "docs" / "operations.md")
+
+
+def documents_text() -> str:
+    return "\n".join(document.read_text() for document in DOCUMENTS)
+
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
@@ -59,20 +67,14 @@ def runnable_script(block: str, port: int) -> str:
 
 
 def test_the_readme_shows_its_commands_in_sh_blocks():
-    text = README.read_text()
-    blocks = readme_blocks(text)
-    commands = "\n".join(blocks)
-    expected_commands = (
-        "make run",
-        "make test",
-        "make api-key",
-        "curl",
-        "appsuite-agent",
-        "make daily",
-    )
-    for expected in expected_commands:
-        assert expected in commands, expected
-    assert readme_inline_commands(text)
+    readme = "\n".join(readme_blocks(README.read_text()))
+    for expected in ("make run", "make test", "make api-key", "curl", "make daily"):
+        assert expected in readme, expected
+    agent = "\n".join(readme_blocks((REPO_ROOT / "docs" / "agent.md").read_text()))
+    assert "appsuite-agent" in agent and "offline-activation" in agent
+    inline = readme_inline_commands(documents_text())
+    for expected in ("demo_data", "root_public_key", "rotate_signing_key"):
+        assert any(expected in command for command in inline), expected
 
 
 @pytest.fixture
@@ -161,7 +163,7 @@ def test_every_readme_command_works_as_written_after_make_run(checkout: Path):
         token, offline_token, offline_server = copied[-3:]
         assert token.startswith("act_") and offline_token.startswith("act_")
 
-        text = README.read_text()
+        text = documents_text()
         script = "\n".join(
             ["set -euo pipefail"] + [runnable_script(block, port) for block in readme_blocks(text)]
         )
@@ -191,7 +193,7 @@ def test_every_readme_command_works_as_written_after_make_run(checkout: Path):
 
 
 # Run in the checkout through manage.py shell: what a reseller does on the server pages
-# before the agent section (give capacity, copy the token shown).
+# before the agent's walk-through (give capacity, copy the token shown).
 PORTAL_STEPS = """
 from smartaccounts.actors import Actor
 from smartaccounts.models import Product, SmartAccount

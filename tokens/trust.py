@@ -122,7 +122,7 @@ def root_public_key() -> Ed25519PublicKey:
 def endorsement_claims(key: SigningKey, root: Ed25519PublicKey) -> dict[str, int] | None:
     """The window (``nbf``, ``exp``) of the key's endorsement when the root signed it for this
     very key (its ``kid``, ``x`` and ``crv``); None otherwise. The rules a verifier applies
-    (the keys endpoint's schema and the README state them)."""
+    (the keys endpoint's schema and docs/device-protocol.md state them)."""
     if not key.endorsement:
         return None
     try:

@@ -128,7 +128,7 @@ DATABASES = {
 # DATABASE_POOLER=pgbouncer: DATABASE_URL names a PgBouncer in transaction pooling, where a
 # session outlives no transaction: no server-side cursors, and no server-side prepared
 # statements unless DATABASE_PREPARE_THRESHOLD is set (PgBouncer >= 1.21 with
-# max_prepared_statements keeps them across its server connections). README: Production.
+# max_prepared_statements keeps them across its server connections). docs/operations.md: PgBouncer.
 DATABASE_POOLER = env_str("DATABASE_POOLER", "") or ""
 if DATABASE_POOLER not in ("", "pgbouncer"):
     raise ImproperlyConfigured("DATABASE_POOLER is empty or pgbouncer.")

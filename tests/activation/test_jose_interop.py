@@ -22,7 +22,7 @@ from tokens.models import Server
 
 pytestmark = [
     pytest.mark.django_db,
-    # joserfc warns that RFC 9864 deprecates "EdDSA" for "Ed25519"; API.md fixes "EdDSA".
+    # joserfc warns that RFC 9864 deprecates "EdDSA" for "Ed25519"; the contract fixes "EdDSA".
     pytest.mark.filterwarnings("ignore:EdDSA is deprecated:joserfc.errors.SecurityWarning"),
 ]
 

@@ -39,7 +39,7 @@ VENDOR = "vendor@example.com"
 
 
 def agent(site, *args: str) -> subprocess.CompletedProcess:
-    """`appsuite-agent` on the AppSuite server, trusting the site's root key (the README's
+    """`appsuite-agent` on the AppSuite server, trusting the site's root key (docs/agent.md's
     route: APPSUITE_ROOT_KEY from `manage.py root_public_key`)."""
     return site.agent(*args, check=False)
 

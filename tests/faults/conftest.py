@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -57,6 +59,25 @@ def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+@contextmanager
+def connections_to(port: int) -> Iterator[list[tuple[str, int]]]:
+    """The TCP connections this process opens to `port` during the block: how much a request
+    tried a dead broker, counted instead of timed (a loaded machine slows the rest)."""
+    opened: list[tuple[str, int]] = []
+    real = socket.socket.connect
+
+    def counting(sock: socket.socket, address: object) -> None:
+        if isinstance(address, tuple) and address[1] == port:
+            opened.append(address)
+        real(sock, address)
+
+    socket.socket.connect = counting  # type: ignore[method-assign]
+    try:
+        yield opened
+    finally:
+        socket.socket.connect = real  # type: ignore[method-assign]
 
 
 def free_port() -> int:

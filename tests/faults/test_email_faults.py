@@ -1,7 +1,6 @@
 """Fault tests (S12, S13): Redis down while an order arrives, a worker killed mid-send."""
 
 import os
-import time
 from datetime import timedelta
 
 import pytest
@@ -19,6 +18,7 @@ from ..orders.payloads import URL, order_body
 from .conftest import (
     FAULT_TEST_MARKS,
     _reset_broker_pools,
+    connections_to,
     finished_tasks,
     free_port,
     is_sent,
@@ -37,12 +37,12 @@ def test_redis_down_while_an_order_arrives_the_mail_goes_out_once_it_is_back(cas
     client = api_client_for(cast.alice_reseller)
     broker.stop()
 
-    started = time.monotonic()
-    response = client.post(URL, order_body("PO-REDIS-DOWN"), format="json")
-    elapsed = time.monotonic() - started
+    with connections_to(broker.port) as tried:
+        response = client.post(URL, order_body("PO-REDIS-DOWN"), format="json")
 
     assert response.status_code == 201, response.content
-    assert elapsed < 10, f"placing the order waited {elapsed:.1f} s on the dead broker"
+    # Publishing tried the dead broker once and gave up: no retries for the request to wait on.
+    assert len(tried) == 1, tried
     order = Order.objects.get(pk=response.json()["id"])
     assert License.objects.filter(order_lines__order=order).count() == 2
     row = OutboundEmail.objects.get(object_id=str(order.pk))
@@ -74,19 +74,21 @@ def test_an_order_does_not_wait_on_a_dead_broker(cast, tmp_path):
     conf = celery_app.conf
     saved = conf.broker_url, conf.task_always_eager
     # Nothing listens on this port: every connection is refused at once.
-    conf.broker_url, conf.task_always_eager = f"redis://127.0.0.1:{free_port()}/0", False
+    port = free_port()
+    conf.broker_url, conf.task_always_eager = f"redis://127.0.0.1:{port}/0", False
     _reset_broker_pools()
     try:
         client = api_client_for(cast.alice_reseller)
-        started = time.monotonic()
-        response = client.post(URL, order_body("PO-FAST"), format="json")
-        elapsed = time.monotonic() - started
+        with connections_to(port) as tried:
+            response = client.post(URL, order_body("PO-FAST"), format="json")
     finally:
         conf.broker_url, conf.task_always_eager = saved
         _reset_broker_pools()
     assert response.status_code == 201, response.content
     assert not OutboundEmail.objects.get(object_id=response.json()["id"]).sent_at
-    assert elapsed < 2, f"placing the order waited {elapsed:.1f} s on the dead broker"
+    # One refused connection and the publish gave up: no retry loop, no back-off to sleep
+    # through (the outbox sweep sends the row later).
+    assert len(tried) == 1, tried
 
 
 @needs_redis_server

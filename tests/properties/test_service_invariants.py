@@ -15,6 +15,7 @@ Each example runs inside a savepoint that is rolled back, under a clock of its o
 (time-machine), so every example starts from the shared cast only.
 """
 
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -546,18 +547,32 @@ def build_machine(cast):
 
         @invariant()
         def capacity_is_never_over_assigned(self):
-            for account_id in account_ids:
-                for attr in PRODUCTS:
-                    active = License.objects.filter(
-                        account_id=account_id,
-                        product=getattr(cast, attr),
-                        state=License.State.ACTIVE,
-                    )
-                    held = _sum(Assignment.objects.filter(license__in=active))
-                    assert held <= _sum(active), (account_id, attr)
+            # A few aggregate reads per step (not a query per license): the invariants run
+            # after every rule of every example.
+            owned: dict = defaultdict(int)
+            for row in (
+                License.objects.filter(account_id__in=account_ids, state=License.State.ACTIVE)
+                .values("account_id", "product_id")
+                .annotate(total=Sum("quantity"))
+            ):
+                owned[row["account_id"], row["product_id"]] = row["total"]
+            for row in (
+                Assignment.objects.filter(
+                    license__account_id__in=account_ids, license__state=License.State.ACTIVE
+                )
+                .values("license__account_id", "license__product_id")
+                .annotate(total=Sum("quantity"))
+            ):
+                key = row["license__account_id"], row["license__product_id"]
+                assert row["total"] <= owned[key], key
+            held = dict(
+                Assignment.objects.filter(license__account_id__in=account_ids)
+                .values("license_id")
+                .annotate(total=Sum("quantity"))
+                .values_list("license_id", "total")
+            )
             for lic in License.objects.filter(account_id__in=account_ids):
-                total = _sum(Assignment.objects.filter(license=lic))
-                assert lic.assigned == total, lic
+                assert lic.assigned == held.get(lic.pk, 0), lic
                 assert lic.assigned <= lic.quantity, lic
             for assignment in Assignment.objects.select_related("server", "license"):
                 assert assignment.server.account_id == assignment.license.account_id
@@ -567,28 +582,41 @@ def build_machine(cast):
         @invariant()
         def one_credential_per_online_server(self):
             now = timezone.now()
+            live = Counter(
+                ServerCredential.objects.filter(
+                    server__account_id__in=account_ids, revoked_at__isnull=True
+                ).values_list("server_id", flat=True)
+            )
+            usable = Counter(
+                ActivationToken.objects.filter(
+                    server__account_id__in=account_ids,
+                    used_at__isnull=True,
+                    revoked_at__isnull=True,
+                    expires_at__gt=now,
+                ).values_list("server_id", flat=True)
+            )
             for server in Server.objects.filter(account_id__in=account_ids):
-                live = ServerCredential.objects.filter(server=server, revoked_at__isnull=True)
-                assert live.count() == (1 if server.state in ONLINE_STATES else 0), server.state
-                usable = ActivationToken.objects.filter(
-                    server=server, used_at__isnull=True, revoked_at__isnull=True
-                ).filter(expires_at__gt=now)
-                assert usable.count() <= (1 if server.is_pending else 0), server.state
+                assert live[server.pk] == (1 if server.state in ONLINE_STATES else 0), server.state
+                assert usable[server.pk] <= (1 if server.is_pending else 0), server.state
 
         @invariant()
         def expired_and_revoked_licenses_are_in_no_document(self):
             now = timezone.now()
-            for server in Server.objects.filter(account_id__in=account_ids).select_related(
-                "account"
-            ):
+            # A server that holds nothing has nothing its document could grant.
+            holding = Server.objects.filter(
+                account_id__in=account_ids, pk__in=Assignment.objects.values("server_id")
+            ).select_related("account")
+            for server in holding:
                 document = build_document(server, mode=ONLINE, now=now)
                 self._check_document(server, document.claims)
 
         def _check_document(self, server, claims):
             now = timezone.now()
             granted = {}
+            ids = [item["license"] for item in claims["entitlements"]]
+            listed = {str(lic.pk): lic for lic in License.objects.filter(pk__in=ids)}
             for item in claims["entitlements"]:
-                lic = License.objects.get(pk=item["license"])
+                lic = listed[item["license"]]
                 assert lic.state == License.State.ACTIVE, (lic.state, item)
                 assert lic.ends_at is None or lic.ends_at > now, item
                 assert lic.account_id == server.account_id
@@ -607,13 +635,14 @@ def build_machine(cast):
 
 
 def test_services_keep_every_invariant(cast):
-    # Hypothesis enables a random subset of the rules per example ("swarm testing"): 50 short
-    # examples reach every rule often enough (about 16 s on SQLite, 30 s on PostgreSQL).
+    # Hypothesis enables a random subset of the rules per example ("swarm testing"); with a
+    # fixed seed (derandomize) the same 15 short examples run every time and reach every rule
+    # (`--hypothesis-show-statistics` lists how often). Each step checks every invariant.
     machine = build_machine(cast)
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=50,
+            max_examples=15,
             stateful_step_count=20,
             deadline=None,
             derandomize=True,

@@ -1,7 +1,7 @@
-"""HTTP at the edge (S24, S28, API.md's general rules): every response carries a request id,
-private answers keep shared caches out, machine paths answer problem+json whatever went wrong,
-and input no view should see (deep nesting, NUL bytes, oversized bodies) is refused with a
-clear 4xx instead of a 500."""
+"""HTTP at the edge (S24, S28, the general rules of docs/api-contract.md): every response
+carries a request id, private answers keep shared caches out, machine paths answer problem+json
+whatever went wrong, and input no view should see (deep nesting, NUL bytes, oversized bodies)
+is refused with a clear 4xx instead of a 500."""
 
 import json
 import logging

@@ -69,7 +69,7 @@ SKIPPED = {
     "logout/": "ends a session, touches no tenant data",
     "password-reset/": "password reset, for whoever holds the mailbox (Django's token)",
     "invitation/": "capability link for one invited user (Django's signed token)",
-    "unlock/": "capability link for one order (S8: tests/orders/test_unlock_page.py)",
+    "unlock/": "capability link for one order (S8: tests/orders/unlock_page/)",
 }
 # API endpoints AppSuite servers call: no id, their own secrets instead of an API key.
 DEVICE_ROUTES = {"api/v1/keys", "api/v1/activation", "api/v1/activation/sync"}

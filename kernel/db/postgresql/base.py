@@ -7,7 +7,7 @@ transaction pooling without max_prepared_statements (before 1.21, or with it set
 next transaction may run on another server connection, where that name does not exist (or,
 prepared there by another client, already exists). Such a refusal is not the caller's fault:
 the statement is run again unprepared, this connection prepares nothing more, and a warning is
-logged once per process so the operator can fix the pooler (README: Production).
+logged once per process so the operator can fix the pooler (docs/operations.md: PgBouncer).
 
 Only a statement run outside a transaction can be run again: inside one, the refusal aborted
 the transaction, and the error is raised as an OperationalError (503 with Retry-After for the

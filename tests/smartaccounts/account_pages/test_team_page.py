@@ -77,7 +77,7 @@ def test_an_admin_invites_by_email(cast, client, django_capture_on_commit_callba
         ({"email": "x@alice.example", "role": "owner"}, "role"),
         ({"email": "x@alice.example"}, "role"),
         # Someone already in the team. (Another organization's address is answered like a
-        # new one: tests/smartaccounts/test_invite_enumeration.py, S27.)
+        # new one: tests/smartaccounts/invite_enumeration/, S27.)
         ({"email": "member@alice.example", "role": "admin"}, "email"),
     ],
 )
