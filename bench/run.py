@@ -1,6 +1,6 @@
 """`make bench`: the fleet benchmark, an instrument rather than a test.
 
-For each tier (BENCH_TIER: `small`, `large` or both, comma-separated) it builds or reuses a
+For each tier (BENCH_TIER: `small`, `medium`, `large`, comma-separated) it builds or reuses a
 fleet on PostgreSQL (bench/fleet.py), serves the portal with gunicorn and, beside it on the
 next port with the same workers, the true floor (bench/floor.py: a bare Django app doing
 `SELECT 1`). wrk drives both from loopback (bench/wrk/*.lua), 16 connections, every scenario
@@ -490,7 +490,9 @@ def make_work_due(db_url: str) -> None:
     four days (stale), the subscriptions of 1 customer in 100 at their term's end (renewed) and
     of another 1 in 100 without auto-renewal (expired), and the digests not yet sent today."""
     with psycopg.connect(db_url, autocommit=True) as conn:
-        for table in ("lifecycle_reminder", "lifecycle_expirynoticeline"):
+        # What was told already (per-item reminders, and each partner's and customer's
+        # watermark per threshold): every measured run is a first day.
+        for table in ("lifecycle_reminder", "lifecycle_toldthrough"):
             if _table_exists(conn, table):
                 conn.execute(f'DELETE FROM "{table}"')
         for table in ("lifecycle_digest", "lifecycle_expirynotice"):
@@ -762,8 +764,8 @@ def main() -> None:
         sys.exit("make bench drives load with wrk: install it (Debian: apt-get install wrk)")
     VAR.mkdir(exist_ok=True)
     tiers = [t.strip() for t in os.environ.get("BENCH_TIER", "small,large").split(",") if t]
-    if set(tiers) - {"small", "large"}:
-        sys.exit("BENCH_TIER is small, large or small,large")
+    if set(tiers) - {"small", "medium", "large"}:
+        sys.exit("BENCH_TIER is small, medium or large, or several comma-separated")
     results = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
     results.setdefault("tiers", {})
     results["machine"] = {

@@ -20,7 +20,7 @@ KEYS = "/api/v1/keys"
 PROBLEM = "application/problem+json"
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-# API.md, "Error codes": the codes a problem document may carry.
+# docs/api-contract.md, "Error codes": the codes a problem document may carry.
 DOCUMENTED_CODES = {
     "validation_error",
     "not_found",
