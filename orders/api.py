@@ -69,7 +69,9 @@ class OrderLineOutputSerializer(serializers.Serializer[Any]):
     license = serializers.UUIDField(source="license_id")
 
 
-class OrderOutputSerializer(serializers.Serializer[Any]):
+class OrderHeadSerializer(serializers.Serializer[Any]):
+    """What an order is, in the list and on its own: who placed it, for whom, its state."""
+
     id = serializers.UUIDField()
     reference = serializers.CharField()
     state = serializers.ChoiceField(choices=Order.State.choices)
@@ -79,6 +81,11 @@ class OrderOutputSerializer(serializers.Serializer[Any]):
     reseller = OrgRefSerializer()
     customer = CustomerRefSerializer()
     account = OrgRefSerializer()
+
+
+class OrderOutputSerializer(OrderHeadSerializer):
+    """An order with its lines and the licenses it created or renewed."""
+
     lines = OrderLineOutputSerializer(many=True, source="lines.all")
     licenses = serializers.SerializerMethodField()
 
@@ -91,19 +98,10 @@ class OrderOutputSerializer(serializers.Serializer[Any]):
         return LicenseOutputSerializer(list(seen.values()), many=True, context=self.context).data  # type: ignore[return-value]  # a list (many=True)
 
 
-class OrderSummarySerializer(serializers.Serializer[Any]):
+class OrderSummarySerializer(OrderHeadSerializer):
     """A row of the orders list: the order with its line count and totals. Its licenses come
     with the order itself (GET /api/v1/orders/{id}); its first lines with `?expand=lines`."""
 
-    id = serializers.UUIDField()
-    reference = serializers.CharField()
-    state = serializers.ChoiceField(choices=Order.State.choices)
-    created_at = serializers.DateTimeField()
-    unlocked_at = serializers.DateTimeField(allow_null=True)
-    placed_by = OrgRefSerializer()
-    reseller = OrgRefSerializer()
-    customer = CustomerRefSerializer()
-    account = OrgRefSerializer()
     line_count = serializers.IntegerField(help_text="How many lines the order has.")
     total_quantity = serializers.IntegerField(
         help_text="The capacity its new and expansion lines order, summed (renewal lines "
