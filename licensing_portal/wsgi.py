@@ -32,18 +32,18 @@ class MachineHandler(WSGIHandler):
     RESOLVED_MAX = 64  # far more than the machine paths; arbitrary paths never fill it
 
     def __init__(self) -> None:
-        self._resolved: dict[str, ResolverMatch] = {}
+        self.resolved_paths: dict[str, ResolverMatch] = {}
         super().__init__()
 
     def resolve_request(self, request: HttpRequest) -> ResolverMatch:
-        match = self._resolved.get(request.path_info)
+        match = self.resolved_paths.get(request.path_info)
         if match is not None and not hasattr(request, "urlconf"):
             request.resolver_match = match
             return match
         match = super().resolve_request(request)
         fixed = not match.args and not match.kwargs and not hasattr(request, "urlconf")
-        if fixed and len(self._resolved) < self.RESOLVED_MAX:
-            self._resolved[request.path_info] = match
+        if fixed and len(self.resolved_paths) < self.RESOLVED_MAX:
+            self.resolved_paths[request.path_info] = match
         return match
 
     def load_middleware(self, is_async: bool = False) -> None:
