@@ -11,6 +11,7 @@ It prints a markdown table per tier (docs/benchmarks.md's) and writes bench/resu
 `python -m bench.run --table` prints the tables of the last results again.
 """
 
+import base64
 import concurrent.futures
 import http.cookiejar
 import json
@@ -340,7 +341,11 @@ def collect_etags(fleet: dict[str, Any], tier: str) -> Path:
             headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as reply:
-            return f"{credential}\t{fingerprint}\t{reply.headers['ETag']}\n"
+            etag, document = reply.headers["ETag"], json.loads(reply.read())["license"]
+        # One application the server holds, for the scenario whose usage moves.
+        claims = json.loads(base64.urlsafe_b64decode(document.split(".")[1] + "=="))
+        product = claims["entitlements"][0]["product"] if claims["entitlements"] else ""
+        return f"{credential}\t{fingerprint}\t{etag}\t{product}\n"
 
     log(f"{tier}: fetching the current document of {len(lines)} servers")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -571,6 +576,11 @@ def tier_scenarios(
                 script="sync.lua",
                 args=(str(sync_file), "loop"),
             ),
+        ),
+        Scenario(
+            "sync_usage",
+            f"sync, usage moving by 1 on every sync (ETag current, {pool:,} servers)",
+            sync_run("usage", "1 minute"),
         ),
         Scenario(
             "sync_hourly",

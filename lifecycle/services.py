@@ -6,7 +6,7 @@ day with its reminders unique per subject and threshold.
 """
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +17,7 @@ from django.utils import timezone
 from kernel.metrics import run_job
 from smartaccounts.actors import Actor
 from smartaccounts.renewals import expire_due_licenses, renew_due_subscriptions
+from tokens.models import UsageDay
 from tokens.services import mark_stale_servers, refresh_over_use_of_licenses
 
 from .digests import send_partner_digests
@@ -64,7 +65,8 @@ def prune_told_records(*, now: datetime) -> int:
 
     - digests older than DIGEST_RETENTION, with the over-use reminders they recorded: an
       over-use still there is told again after that long;
-    - customers' reminder e-mails older than REMINDER_RETENTION.
+    - customers' reminder e-mails older than REMINDER_RETENTION;
+    - servers' recorded use per day older than USAGE_HISTORY_DAYS (their pages' chart).
 
     What was told of ends, renewals, expiries, stale servers and locked orders is one
     watermark per organization and threshold (`ToldThrough`): nothing to prune. Audit events
@@ -80,6 +82,13 @@ def prune_told_records(*, now: datetime) -> int:
     def notices(ids: list[Any]) -> int:
         return ExpiryNotice.objects.filter(pk__in=ids).delete()[0]
 
-    return _delete_in_batches(
-        Digest.objects.filter(day__lt=digests_before), digests
-    ) + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)
+    usage_before = (now - timedelta(days=settings.USAGE_HISTORY_DAYS)).date()
+
+    def usage_days(ids: list[Any]) -> int:
+        return UsageDay.objects.filter(pk__in=ids).delete()[0]
+
+    return (
+        _delete_in_batches(Digest.objects.filter(day__lt=digests_before), digests)
+        + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)
+        + _delete_in_batches(UsageDay.objects.filter(day__lt=usage_before), usage_days)
+    )

@@ -31,7 +31,7 @@ from .documents import (
 )
 from .errors import TokenError
 from .limits import FINGERPRINT_MAX, HOSTNAME_MAX, NONCE_MAX, VERSION_MAX
-from .models import ActivationToken, Assignment, Server, ServerCredential, over_use
+from .models import ActivationToken, Assignment, Server, ServerCredential, UsageDay, over_use
 from .secrets import normalize_token, token_checksum_ok
 from .selectors import SyncSnapshot, sync_snapshot, unknown_products
 
@@ -278,14 +278,15 @@ def _check_usage(snapshot: SyncSnapshot, usage: dict[str, int]) -> None:
 def _record_sync(
     snapshot: SyncSnapshot, version: str, usage: dict[str, int], address: str | None, now: datetime
 ) -> None:
+    """Write what changed, and only that. A steady sync writes nothing; last-seen is refreshed
+    once SYNC_RECORD_INTERVAL has passed; a usage report is recorded at once when it is
+    material (`_material_usage`), otherwise with the next refresh. A usage-only write touches
+    no indexed column, so PostgreSQL updates the row in place (a HOT update)."""
     changes: dict[str, Any] = {}
     if snapshot.state == Server.State.STALE:
         changes["state"] = Server.State.ACTIVE
     if version != snapshot.reported_version:
         changes["reported_version"] = version
-    if usage != snapshot.reported_usage:
-        # What a server uses is what over-use is judged by: it reaches the portal at once.
-        changes["reported_usage"] = usage
     held: dict[str, int] = {}
     for h in snapshot.held:
         held[h.product] = held.get(h.product, 0) + h.quantity
@@ -295,11 +296,19 @@ def _record_sync(
     if snapshot.first_sync_at is None:
         changes["first_sync_at"] = now
     last = snapshot.last_sync_at
-    if not changes and last is not None and now - last < settings.SYNC_RECORD_INTERVAL:
+    due = last is None or now - last >= settings.SYNC_RECORD_INTERVAL
+    if usage != snapshot.reported_usage and (
+        due or changes or _material_usage(snapshot.reported_usage, usage)
+    ):
+        changes["reported_usage"] = usage
+    if not changes and not due:
         return
-    changes["last_sync_at"] = now
+    if due or set(changes) - {"reported_usage"}:
+        changes["last_sync_at"] = now
     with transaction.atomic():
         Server.objects.filter(pk=snapshot.server_id).update(**changes)
+        if "reported_usage" in changes:
+            _record_usage_day(snapshot.server_id, usage, now)
         events = [
             action
             for action, field_name in (
@@ -318,6 +327,38 @@ def _record_sync(
                     account=server.account,
                     data={"version": version},
                 )
+
+
+def _material_usage(recorded: dict[str, Any], reported: dict[str, int]) -> bool:
+    """Whether a report differs enough from the recorded one to be written at once: another set
+    of applications, or a count moved by more than USAGE_MATERIAL_PERCENT of the recorded one
+    and by more than 1. (A change of the over-use verdict is written at once by the caller.)"""
+    if recorded.keys() != reported.keys():
+        return True
+    share = settings.USAGE_MATERIAL_PERCENT
+    for code, used in reported.items():
+        before = recorded[code]
+        if not isinstance(before, int):
+            return True
+        moved = abs(used - before)
+        if moved > 1 and moved * 100 > before * share:
+            return True
+    return False
+
+
+def _record_usage_day(server_id: Any, usage: dict[str, int], now: datetime) -> None:
+    """Raise today's peaks of the server's recorded use (one read, one write)."""
+    day = now.date()
+    row = UsageDay.objects.filter(server_id=server_id, day=day).values_list("peaks", flat=True)
+    peaks = dict(row.first() or {})
+    for code, used in usage.items():
+        peaks[code] = max(used, peaks.get(code, 0))
+    UsageDay.objects.bulk_create(
+        [UsageDay(server_id=server_id, day=day, peaks=peaks)],
+        update_conflicts=True,
+        unique_fields=["server", "day"],
+        update_fields=["peaks"],
+    )
 
 
 CLONE_AUDIT_INTERVAL = timedelta(hours=1)

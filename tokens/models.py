@@ -141,6 +141,24 @@ class Assignment(models.Model):
         return f"{self.server} holds {self.quantity} of {self.license_id}"
 
 
+class UsageDay(models.Model):
+    """The most a server reported using of each application on one UTC day, among the reports
+    recorded that day (a steady server records none: its last recorded use goes on). Kept
+    USAGE_HISTORY_DAYS for the server page's chart."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="usage_days")
+    day = models.DateField()
+    peaks = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["server", "day"]
+        constraints = [models.UniqueConstraint(fields=["server", "day"], name="usage_day_unique")]
+        indexes = [models.Index(fields=["day"], name="usage_day_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.server_id} on {self.day}"
+
+
 class ActivationToken(models.Model):
     """A single-use secret that lets one pending server activate. Only its hash is kept."""
 

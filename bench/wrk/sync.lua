@@ -1,7 +1,9 @@
 -- POST /api/v1/activation/sync as the bench fleet's servers would, rotating through their
--- credentials. Arguments: the servers file (one "credential<TAB>fingerprint<TAB>etag" a line)
--- and a mode: "loop" goes round the thread's share of servers for the run's duration, "once"
--- sends each server of the share one sync and stops the thread (a sync an hour after the last).
+-- credentials. Arguments: the servers file (one "credential<TAB>fingerprint<TAB>etag<TAB>product"
+-- a line) and a mode: "loop" goes round the thread's share of servers for the run's duration,
+-- "once" sends each server of the share one sync and stops the thread (a sync an hour after the
+-- last), "usage" loops like "loop" with the server's use of one application it holds moving
+-- between 10 and 11 from one sync to the next (a change too small to be recorded at once).
 dofile(os.getenv("BENCH_WRK_DIR") .. "/report.lua")
 
 local requests, position, answered, mode = {}, 0, 0, "loop"
@@ -12,7 +14,8 @@ function init(args)
   local index = 0
   for line in io.lines(args[1]) do
     if index % threads == thread_index then
-      local credential, fingerprint, etag = line:match("^([^\t]*)\t([^\t]*)\t?([^\t]*)$")
+      local credential, fingerprint, etag, product =
+        line:match("^([^\t]*)\t([^\t]*)\t?([^\t]*)\t?([^\t]*)$")
       local headers = {
         ["Authorization"] = "Bearer " .. credential,
         ["Content-Type"] = "application/json",
@@ -20,9 +23,15 @@ function init(args)
       if etag ~= "" then
         headers["If-None-Match"] = etag
       end
-      local body = string.format('{"fingerprint": "%s", "version": "bench", "usage": {}}',
-        fingerprint)
-      table.insert(requests, wrk.format("POST", "/api/v1/activation/sync", headers, body))
+      local bodies = {'{}'}
+      if mode == "usage" and product ~= "" then
+        bodies = {string.format('{"%s": 10}', product), string.format('{"%s": 11}', product)}
+      end
+      for _, usage in ipairs(bodies) do
+        local body = string.format('{"fingerprint": "%s", "version": "bench", "usage": %s}',
+          fingerprint, usage)
+        table.insert(requests, wrk.format("POST", "/api/v1/activation/sync", headers, body))
+      end
     end
     index = index + 1
   end

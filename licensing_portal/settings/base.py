@@ -417,6 +417,12 @@ LICENSE_REFRESH_HINT = timedelta(hours=env_int("LICENSE_REFRESH_HOURS", 12))
 # recorded at most this often (a change is recorded at once). Servers go stale after 3 refresh
 # periods, which must exceed this by a refresh period (checked at start-up: tokens.E001).
 SYNC_RECORD_INTERVAL = timedelta(minutes=env_int("SYNC_RECORD_MINUTES", 6 * 60))
+# A changed usage report is recorded at once when it is material: it changes the over-use
+# verdict, names another set of applications, or moves a count by more than this share of the
+# recorded one (and by more than 1); a smaller change waits for the next SYNC_RECORD_INTERVAL.
+USAGE_MATERIAL_PERCENT = env_int("USAGE_MATERIAL_PERCENT", 10)
+# Days of recorded use per server and application kept for its page's chart.
+USAGE_HISTORY_DAYS = env_int("USAGE_HISTORY_DAYS", 31)
 # Cloud services offered to online servers with active care.
 CLOUD_SERVICES = env_list("CLOUD_SERVICES", ["enhanced_support", "proactive_support"])
 # Failed token / unlock-link attempts allowed per client address in a window, then 429.

@@ -1,6 +1,7 @@
 """The daily jobs forget what nothing will look at again: digests after DIGEST_RETENTION (with the
 over-use reminders they recorded), customers' reminder e-mails after REMINDER_RETENTION; the
-watermarks of what was told (one per organization and threshold) and audit events stay."""
+watermarks of what was told (one per organization and threshold) and audit events stay; a
+server's recorded use per day goes after USAGE_HISTORY_DAYS."""
 
 from datetime import timedelta
 from io import StringIO
@@ -13,8 +14,9 @@ from lifecycle import tasks
 from lifecycle.models import Digest, ExpiryNotice, Reminder, ToldThrough
 from lifecycle.services import prune_told_records
 from smartaccounts.models import AuditEvent
+from tokens.models import UsageDay
 
-from ..factories import ToldThroughFactory
+from ..factories import ServerFactory, ToldThroughFactory
 from .conftest import START
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +95,15 @@ def test_celery_beat_prunes_every_day_after_the_daily_jobs(history, clock):
 
     assert tasks.prune_told_records.delay().get() == 4
     assert tasks.prune_told_records.delay().get() == 0
+
+
+def test_a_servers_recorded_use_is_kept_for_its_chart_then_pruned(cast, carol_account, settings):
+    settings.USAGE_HISTORY_DAYS = 31
+    server = ServerFactory(account=carol_account)
+    for age in (40, 32, 30, 1):
+        UsageDay.objects.create(server=server, day=days_ago(age).date(), peaks={"X": age})
+
+    assert prune_told_records(now=START) == 2
+
+    kept = UsageDay.objects.order_by("day").values_list("peaks", flat=True)
+    assert list(kept) == [{"X": 30}, {"X": 1}]

@@ -71,9 +71,9 @@ def test_sync_reports_every_usage_given(activated, pending_server):
     reported = Server.objects.get(pk=pending_server.pk).reported_usage
     assert reported == {"CALL_RECORDING": 3, "ATTENDANT_CONSOLE": 1}
 
-    # Several after one --usage, as before.
-    run = activated("sync", "--usage", "CALL_RECORDING=4", "ATTENDANT_CONSOLE=2")
+    # Several after one --usage, as before (changes large enough to be recorded at once).
+    run = activated("sync", "--usage", "CALL_RECORDING=9", "ATTENDANT_CONSOLE=5")
 
     assert run.code == 0, run.err
     reported = Server.objects.get(pk=pending_server.pk).reported_usage
-    assert reported == {"CALL_RECORDING": 4, "ATTENDANT_CONSOLE": 2}
+    assert reported == {"CALL_RECORDING": 9, "ATTENDANT_CONSOLE": 5}
