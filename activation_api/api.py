@@ -28,7 +28,7 @@ from kernel.metrics import observe_sync
 from kernel.parsers import JSONParser, has_surrogate
 from kernel.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from kernel.schema import problem_responses
-from kernel.serializers import StrictSerializer
+from kernel.serializers import StrictSerializer, validate_once_built
 from kernel.throttling import activation_failures
 from smartaccounts.actors import actor_for, client_address
 from smartaccounts.authentication import bearer_token
@@ -272,6 +272,9 @@ class SyncInput(StrictSerializer):
     )
 
 
+SYNC_INPUT = SyncInput()  # built once: see validate_once_built
+
+
 def _answers_json(request: HttpRequest) -> bool:
     """The Accept header admits JSON, by DRF's matching (kernel.parsers.ContentNegotiation:
     asking for problem documents is asking for JSON)."""
@@ -305,9 +308,7 @@ def _answer_sync(request: HttpRequest) -> HttpResponseBase:
         )
     if request.method != "POST":
         raise exceptions.MethodNotAllowed(request.method or "")
-    serializer = SyncInput(data=_sync_body(request))
-    serializer.is_valid(raise_exception=True)
-    data = serializer.validated_data
+    data = validate_once_built(SYNC_INPUT, _sync_body(request))
     result = exchange.sync_server(
         credential=bearer_token(request) or "",
         fingerprint=data["fingerprint"],

@@ -581,6 +581,12 @@ def tier_scenarios(
             "sync_usage",
             f"sync, usage moving by 1 on every sync (ETag current, {pool:,} servers)",
             sync_run("usage", "1 minute"),
+            warm=lambda: wrk(
+                f"{base}/api/v1/activation/sync",
+                seconds=2,
+                script="sync.lua",
+                args=(str(sync_file), "loop"),
+            ),
         ),
         Scenario(
             "sync_hourly",

@@ -37,7 +37,7 @@ def problem(
     return body
 
 
-def _flatten_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error tree as {"lines.0.quantity": ["..."]}."""
     flat: dict[str, list[str]] = {}
     if isinstance(data, dict):
@@ -45,16 +45,14 @@ def _flatten_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
             name = key if not prefix else f"{prefix}.{key}"
             if key == "non_field_errors":
                 name = prefix or "non_field_errors"
-            flat.update(_flatten_errors(value, name))
+            flat.update(flatten_errors(value, name))
     elif isinstance(data, list):
         if all(not isinstance(item, dict | list) for item in data):
             flat.setdefault(prefix or "non_field_errors", []).extend(str(item) for item in data)
         else:
             for index, item in enumerate(data):
                 if item:
-                    flat.update(
-                        _flatten_errors(item, f"{prefix}.{index}" if prefix else str(index))
-                    )
+                    flat.update(flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)))
     else:
         flat.setdefault(prefix or "non_field_errors", []).append(str(data))
     return flat
@@ -91,7 +89,7 @@ def problem_for(
         if status == 401:
             headers["WWW-Authenticate"] = _bearer_challenge(exc.code, context)
     elif isinstance(exc, exceptions.ValidationError):
-        errors = _flatten_errors(exc.detail)
+        errors = flatten_errors(exc.detail)
         body = problem(400, "validation_error", _first_message(errors), errors=errors)
     elif isinstance(exc, Http404 | exceptions.NotFound):
         body = problem(404, "not_found", "Not found.")

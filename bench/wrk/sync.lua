@@ -3,7 +3,8 @@
 -- a line) and a mode: "loop" goes round the thread's share of servers for the run's duration,
 -- "once" sends each server of the share one sync and stops the thread (a sync an hour after the
 -- last), "usage" loops like "loop" with the server's use of one application it holds moving
--- between 10 and 11 from one sync to the next (a change too small to be recorded at once).
+-- between 10 and 11 from one sync to the next (a change too small to be recorded at once; the
+-- other modes report 10 every time).
 dofile(os.getenv("BENCH_WRK_DIR") .. "/report.lua")
 
 local requests, position, answered, mode = {}, 0, 0, "loop"
@@ -23,9 +24,14 @@ function init(args)
       if etag ~= "" then
         headers["If-None-Match"] = etag
       end
+      -- Every server reports using 10 of an application it holds; in "usage" mode 11 every
+      -- other time.
       local bodies = {'{}'}
-      if mode == "usage" and product ~= "" then
-        bodies = {string.format('{"%s": 10}', product), string.format('{"%s": 11}', product)}
+      if product ~= "" then
+        bodies = {string.format('{"%s": 10}', product)}
+        if mode == "usage" then
+          table.insert(bodies, string.format('{"%s": 11}', product))
+        end
       end
       for _, usage in ipairs(bodies) do
         local body = string.format('{"fingerprint": "%s", "version": "bench", "usage": %s}',

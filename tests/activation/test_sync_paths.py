@@ -3,12 +3,15 @@
 what DRF's view answered: the same statuses, tags, challenges, `Allow` and problem documents.
 The requests go through the production WSGI callable (the `device` fixture)."""
 
+import json
 from typing import Any
 from unittest import mock
 
 import pytest
 from rest_framework.views import APIView
 
+from activation_api.api import SyncInput
+from kernel.problems import flatten_errors
 from smartaccounts.models import AuditEvent
 from tokens import services
 from tokens.models import Server
@@ -212,3 +215,35 @@ def test_documented_members_pass_and_unknown_ones_are_named(cast, activated, dev
     assert assert_problem(refused, 400, "validation_error")["errors"] == {
         "usage_repot": ["Unknown field."]
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"null",
+        b"[]",
+        b'"fp-1"',
+        b'{"usage": {"CALL_RECORDING": -1}}',
+        b'{"fingerprint": "fp-1", "usage": {"CALL_RECORDING": "many"}, "extra": 1}',
+        b'{"fingerprint": null, "version": 7}',
+    ],
+    ids=["null", "list", "string", "no-fingerprint", "bad-usage-and-unknown", "wrong-types"],
+)
+def test_the_sync_refuses_a_body_as_its_serializer_does(activated, device, body):
+    """The view validates with one SyncInput built once (no deep copy of its fields per
+    request); its errors are those of a fresh SyncInput's is_valid, body for body."""
+    fresh = SyncInput(data=json.loads(body))
+    assert not fresh.is_valid()
+
+    refused = device.post(
+        SYNC,
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {activated['credential']}",
+    )
+
+    assert assert_problem(refused, 400, "validation_error")["errors"] == flatten_errors(
+        fresh.errors
+    )
+    # Validating left nothing on the shared instance for the next request.
+    assert post(device, activated["credential"], {"fingerprint": "fp-1"}).status_code == 200
