@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from smartaccounts.models import License
-from tokens import services
+from tokens import exchange, services
 from tokens.models import ActivationToken, Assignment, Server
 from tokens.qrcodes import token_qr_svg
 
@@ -261,3 +261,26 @@ def test_a_fresh_token_comes_with_the_agent_command_and_a_qr_code_drawn_here(cas
     # Shown once: the next view of the page has neither.
     later = client_for(cast.alice_member).get(f"/servers/{server.pk}/").content.decode()
     assert token not in later and "<svg" not in later.split('id="server-body"')[1]
+
+
+# --- Offline: what to do -----------------------------------------------------------------------
+
+
+def test_an_offline_server_says_when_its_license_file_needs_refreshing(cast, server):
+    token = services.assign_capacity(
+        server=server, product=cast.recording, quantity=2, actor=SYSTEM
+    ).token
+    request = exchange.OfflineRequest(
+        token=token.raw, fingerprint="fp-air", hostname="air.local", version="W26", nonce="n-1"
+    )
+    exchange.activate_offline(server=server, request=request, actor=SYSTEM)
+
+    step = section(page_of(cast.alice_member, server), "next-step")
+    assert "Activated offline: nothing to do" in step
+    assert "upload its request file again below" in step
+
+    services.assign_capacity(server=server, product=cast.recording, quantity=3, actor=SYSTEM)
+    step = section(page_of(cast.alice_member, server), "next-step")
+    assert "Next: refresh its license file" in step
+    assert "Upload its request file again below" in step
+    assert "can issue a new file" in section(page_of(cast.carol_viewer, server), "next-step")
