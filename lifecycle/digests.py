@@ -14,13 +14,14 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
+from django.urls import reverse
 
 from notifications.tasks import enqueue_email
 from orders.models import Order, OrderLine
 from orders.services import partner_recipients
 from smartaccounts.models import License, LicenseRenewal, Organization, SmartAccount
 from tokens.models import Server
-from tokens.selectors import overused_servers_in
+from tokens.selectors import new_same_machine_servers, overused_servers_in
 from tokens.services import stale_after
 
 from .models import Digest, Reminder, ToldThrough
@@ -35,7 +36,15 @@ NOW_URGENT, INFORMATIONAL = 0, 1000
 LOCKED_TOO_LONG = timedelta(days=14)
 DIGEST_EMAIL = "digest"
 LOOKBACK = timedelta(days=30)
-SECTIONS = ("terms_ending", "renewed", "expired", "overuse", "stale_servers", "locked_orders")
+SECTIONS = (
+    "terms_ending",
+    "renewed",
+    "expired",
+    "overuse",
+    "same_machine",
+    "stale_servers",
+    "locked_orders",
+)
 TOPIC = ToldThrough.Topic.DIGEST
 
 # The e-mail lists this many items, the most urgent first; the rest are counted, and all of them
@@ -124,6 +133,7 @@ def build_digest(partner: Organization, now: datetime) -> DigestDraft:
         _terms_ending(draft, licenses, now, marks)
         _renewed_and_expired(draft, licenses, now, told_at)
         _overuse(draft, accounts)
+        _same_machine(draft, accounts, now, told_at)
         _stale(draft, accounts, told_at)
     elif partner.kind == Organization.Kind.DISTRIBUTOR:
         licenses = _licenses_ordered_by(partner)
@@ -242,6 +252,27 @@ def _overuse(draft: DigestDraft, accounts: QuerySet[SmartAccount]) -> None:
                 "unit": over.product.unit,
                 "used": over.used,
                 "held": over.held,
+            },
+        )
+
+
+def _same_machine(
+    draft: DigestDraft, accounts: QuerySet[SmartAccount], now: datetime, told_at: datetime | None
+) -> None:
+    """Servers activated since the last digest on a machine another server in use of the same
+    account is bound to (the same fingerprint): possible clones. Each named with the server it
+    copies, once."""
+    since = max(told_at, now - LOOKBACK) if told_at else now - LOOKBACK
+    copies = new_same_machine_servers(accounts, since).select_related("account")
+    for server in _counted(draft, "same_machine", copies.order_by("activated_at", "pk")):
+        draft.add(
+            "same_machine",
+            {
+                "customer": server.account.name,
+                "server": server.name,
+                "twin": server.twin_name,
+                "activated_at": _iso(server.activated_at),
+                "path": reverse("tokens:server", args=[server.pk]),
             },
         )
 

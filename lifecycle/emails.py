@@ -21,7 +21,7 @@ from .models import Digest, ExpiryNotice
 from .reminders import EXPIRY_REMINDER_EMAIL
 
 # The digest keeps its moments as ISO text; the templates show them with |when and |day.
-MOMENTS = ("ends_at", "new_ends_at", "ended_at", "last_sync_at", "placed_at")
+MOMENTS = ("ends_at", "new_ends_at", "ended_at", "last_sync_at", "placed_at", "activated_at")
 
 
 def _with_moments(content: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +57,7 @@ def render_digest_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
         "dashboard_url": dashboard_url,
         "csv_url": f"{dashboard_url}?format=csv",
         "orders_url": settings.SITE_URL + reverse("orders:list"),
+        "site_url": settings.SITE_URL,
     }
     message = EmailMultiAlternatives(
         subject=f"Cloud Licensing: your daily summary for {digest.day:%d %b %Y}",

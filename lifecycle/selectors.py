@@ -2,7 +2,7 @@
 
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -15,7 +15,12 @@ from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, Organization, SmartAccount
 from smartaccounts.selectors import PoolRow, accounts_for, license_pool
 from tokens.models import Server
-from tokens.selectors import OverUse, overused_servers, server_counts_by_state
+from tokens.selectors import (
+    OverUse,
+    overused_servers,
+    same_machine_groups,
+    server_counts_by_state,
+)
 
 from .history import PARTNER_ONLY, PARTNER_ONLY_PREFIX
 
@@ -43,6 +48,8 @@ class AccountOverview:
     ending: list[License]
     overused: list[OverUse]
     capacity_more: int = 0  # applications left out of `capacity` (see CAPACITY_SHOWN)
+    # Servers in use bound to one machine (the same fingerprint), grouped by machine.
+    same_machine: list[list[Server]] = field(default_factory=list)
 
     @property
     def attention_count(self) -> int:
@@ -52,6 +59,7 @@ class AccountOverview:
             + len(self.locked_orders)
             + len(self.ending)
             + len(self.overused)
+            + sum(len(group) for group in self.same_machine)
         )
 
 
@@ -111,6 +119,7 @@ def account_overview(account: SmartAccount, now: datetime) -> AccountOverview:
         ),
         ending=list(ending),
         overused=overused_servers(account),
+        same_machine=same_machine_groups(account),
     )
 
 

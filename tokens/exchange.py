@@ -89,10 +89,24 @@ def _consume(token: ActivationToken, now: datetime) -> None:
             "token_expired",
             "This activation token has expired. Make a new one on the server's page.",
         )
-    raise TokenError(
-        "token_invalid",
-        "This activation token was replaced by a newer one.",
-        extra={"reason": "revoked"},
+    raise TokenError("token_invalid", _revoked_detail(token), extra={"reason": "revoked"})
+
+
+def _revoked_detail(token: ActivationToken) -> str:
+    """Why a revoked token no longer works: its server was deactivated (which revokes every
+    token it had), or a newer token replaced it."""
+    server = Server.objects.only("state", "deactivated_at").get(pk=token.server_id)
+    if server.is_deactivated:
+        when = server.deactivated_at or token.revoked_at
+        on = f" on {when:%Y-%m-%d %H:%M} UTC" if when else ""
+        return (
+            f"This server was deactivated in the portal{on}, so its activation token no longer "
+            "works. To license this machine again, add a new server in the portal and activate "
+            "with its token."
+        )
+    return (
+        "This activation token was replaced by a newer one. Use the newest token from the "
+        "server's page in the portal."
     )
 
 

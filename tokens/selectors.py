@@ -161,14 +161,31 @@ class Holding:
     held: int
     used: int | None
     pool: PoolRow
+    # What this server may draw on, when less than what the account has available: an offline
+    # server's license file carries perpetual capacity only. None: all of it.
+    usable: int | None = None
 
     @property
     def available(self) -> int:
         return self.pool.available
 
     @property
+    def usable_available(self) -> int:
+        return self.pool.available if self.usable is None else min(self.usable, self.available)
+
+    @property
+    def not_offered(self) -> int:
+        """Available capacity this server may not hold (subscriptions, for an offline server)."""
+        return self.available - self.usable_available
+
+    @property
+    def subscription_only(self) -> bool:
+        """Nothing here this server may hold: what is left needs online activation."""
+        return self.held == 0 and self.usable_available == 0 and self.not_offered > 0
+
+    @property
     def can_hold_up_to(self) -> int:
-        return self.held + self.pool.available
+        return self.held + self.usable_available
 
     @property
     def over_by(self) -> int:
@@ -185,16 +202,32 @@ def holdings(server: Server, now: datetime) -> list[Holding]:
         .values_list("license__product", "n")
     )
     usage = server.reported_usage or {}
+    offline = server.state == Server.State.OFFLINE
+    perpetual = perpetual_available(server.account) if offline else None
     return [
         Holding(
             product=row.product,
             held=held.get(row.product.pk, 0),
             used=usage.get(row.product.code),
             pool=row,
+            usable=None if perpetual is None else perpetual.get(row.product.pk, 0),
         )
         for row in license_pool(server.account, now)
         if row.total or held.get(row.product.pk)
     ]
+
+
+def perpetual_available(account: SmartAccount) -> dict[int, int]:
+    """{product pk: perpetual capacity of the account not yet assigned} (active licenses): what
+    an offline server may draw on. One query."""
+    return dict(
+        License.objects.filter(
+            account=account, state=License.State.ACTIVE, kind=License.Kind.PERPETUAL
+        )
+        .values("product")
+        .annotate(n=Sum(F("quantity") - F("assigned")))
+        .values_list("product", "n")
+    )
 
 
 # Applications a server's page lists before "and N more": an account may hold hundreds.
@@ -566,4 +599,82 @@ def sync_snapshot(credential_hash: str) -> SyncSnapshot | None:
         account_id=_uuid(first["account_id"]),
         account_name=first["account_name"],
         held=held,
+    )
+
+
+# --- Servers on one machine -------------------------------------------------------------------
+
+# A server in use has a fingerprint (bound at activation) and counts: pending servers have none
+# yet, deactivated ones no longer count.
+LIVE_STATES = (Server.State.ACTIVE, Server.State.STALE, Server.State.OFFLINE)
+# How many servers on the same machine a page names (a copied image may be many times over).
+TWINS_SHOWN = 10
+
+
+def _live_with_fingerprint() -> QuerySet[Server]:
+    return Server.objects.filter(state__in=LIVE_STATES).exclude(fingerprint="")
+
+
+def same_machine_as(server: Server) -> list[Server]:
+    """The account's other servers in use bound to this server's machine fingerprint: a copied
+    virtual machine activated again, or one machine activated twice. One query; none for a
+    server not in use."""
+    if server.state not in LIVE_STATES or not server.fingerprint:
+        return []
+    return list(
+        _live_with_fingerprint()
+        .filter(account_id=server.account_id, fingerprint=server.fingerprint)
+        .exclude(pk=server.pk)
+        .order_by(Lower("name"), "pk")[:TWINS_SHOWN]
+    )
+
+
+def _shared_fingerprints(account_ref: Any) -> QuerySet[Any]:
+    """Fingerprints bound to more than one server in use of the account `account_ref` names
+    (an account, or an OuterRef to one)."""
+    return (
+        _live_with_fingerprint()
+        .filter(account=account_ref)
+        .values("fingerprint")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+        .values("fingerprint")
+    )
+
+
+def same_machine_groups(account: SmartAccount, limit: int = 20) -> list[list[Server]]:
+    """The account's servers in use that share a machine fingerprint, grouped by machine (at
+    most `limit` servers read, in one query)."""
+    servers = (
+        _live_with_fingerprint()
+        .filter(account=account, fingerprint__in=_shared_fingerprints(account))
+        .order_by("fingerprint", Lower("name"), "pk")[:limit]
+    )
+    groups: dict[str, list[Server]] = {}
+    for server in servers:
+        groups.setdefault(server.fingerprint, []).append(server)
+    return list(groups.values())
+
+
+def new_same_machine_servers(
+    accounts: QuerySet[SmartAccount], since: datetime | None
+) -> QuerySet[Server]:
+    """Across `accounts`, each server in use that was activated on a machine an earlier-activated
+    server in use of its account is bound to (the later of each pair: the copy), activated
+    after `since`; annotated with `twin_name`, the earliest such server. For the partner's
+    digest: count it in SQL and read the first few."""
+    earlier = (
+        _live_with_fingerprint()
+        .filter(account=OuterRef("account"), fingerprint=OuterRef("fingerprint"))
+        .filter(
+            Q(activated_at__lt=OuterRef("activated_at"))
+            | Q(activated_at=OuterRef("activated_at"), pk__lt=OuterRef("pk"))
+        )
+        .order_by("activated_at", "pk")
+    )
+    servers = _live_with_fingerprint().filter(account__in=accounts, activated_at__isnull=False)
+    if since is not None:
+        servers = servers.filter(activated_at__gt=since)
+    return servers.annotate(twin_name=Subquery(earlier.values("name")[:1])).filter(
+        twin_name__isnull=False
     )

@@ -1,8 +1,10 @@
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -27,9 +29,11 @@ from . import exchange, services
 from .errors import TokenError
 from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
+from .qrcodes import token_qr_svg
 from .selectors import (
     SERVER_ORDERINGS,
     HeldLine,
+    Holding,
     OfflineFile,
     OverUse,
     bounded_holdings,
@@ -44,6 +48,7 @@ from .selectors import (
     over_use_of,
     overview_counts_of,
     picker_accounts_for,
+    same_machine_as,
     server_counts_by_state,
     servers_of,
     with_overview_counts,
@@ -287,6 +292,66 @@ def servers_csv(request: HttpRequest, account_id: str) -> HttpResponse | Streami
     return csv_export(request, filename, CSV_COLUMNS, _csv_rows(listed), counted=listed, back=back)
 
 
+class Step(StrEnum):
+    """What a server's page asks of its reader next, one step at a time."""
+
+    ASSIGN = "assign"  # a new server holding nothing: no token can be made yet
+    MAKE_TOKEN = "make_token"  # holds capacity, no usable token (none yet, or it expired)
+    ACTIVATE = "activate"  # a token is out: use it on the AppSuite server
+    TOKEN_SHOWN = "token_shown"  # the token is on the page now, once
+    REFRESH_FILE = "refresh_file"  # offline, and the file on the server says less than it holds
+    OFFLINE_OK = "offline_ok"  # offline, its license file is current
+    DEACTIVATED = "deactivated"
+    NONE = ""
+
+
+def next_step(
+    server: Server,
+    *,
+    holds_capacity: bool,
+    token: object | None,
+    new_token: bool,
+    offline_file: OfflineFile | None,
+) -> Step:
+    if server.is_deactivated:
+        return Step.DEACTIVATED
+    if server.is_pending:
+        if new_token:
+            return Step.TOKEN_SHOWN
+        if token is not None:
+            return Step.ACTIVATE
+        return Step.MAKE_TOKEN if holds_capacity else Step.ASSIGN
+    if server.state == Server.State.OFFLINE:
+        return Step.REFRESH_FILE if offline_file and offline_file.out_of_date else Step.OFFLINE_OK
+    return Step.NONE
+
+
+@dataclass(frozen=True)
+class OverUseFix:
+    """One over-use and what fixes it: assign `assign` more (raising what the server holds to
+    `assign_to`) from what the account has available, and order `order` more beyond it."""
+
+    over: OverUse
+    available: int
+    assign: int
+    order: int
+
+    @property
+    def assign_to(self) -> int:
+        return self.over.held + self.assign
+
+
+def over_use_fixes(over: list[OverUse], every: list[Holding]) -> list[OverUseFix]:
+    by_code = {h.product.code: h for h in every}
+    fixes = []
+    for o in over:
+        holding = by_code.get(o.product.code)
+        available = holding.usable_available if holding else 0
+        assign = min(available, o.excess)
+        fixes.append(OverUseFix(o, available, assign, o.excess - assign))
+    return fixes
+
+
 def _server_page(
     request: PortalRequest,
     server: Server,
@@ -297,14 +362,27 @@ def _server_page(
 ) -> HttpResponse:
     now = timezone.now()
     errors = errors or {}
+    every = holdings(server, now)
     held, held_more = bounded_holdings(
-        holdings(server, now),
+        every,
         keep=errors,
         show_all=request.GET.get("applications") == "all",
     )
+    token = current_token(server, now) if server.is_pending else None
+    over = over_use_of(
+        server,
+        {h.product.code: h.held for h in held},
+        {h.product.code: h.product for h in held},
+    )
+    offline_file = last_offline_file(server, now) if server.state == Server.State.OFFLINE else None
     # Refusals show beside their field; those with no field on the page (a deactivated
     # server, an application the account lacks) above the table.
-    fields = set() if server.is_deactivated else {h.product.code for h in held}
+    # (and a line this server may not hold: subscriptions on an offline server)
+    fields = (
+        set()
+        if server.is_deactivated
+        else {h.product.code for h in held if not h.subscription_only}
+    )
     context = dict(
         account=server.account,
         server=server,
@@ -312,16 +390,19 @@ def _server_page(
         holdings_more=held_more,
         errors=errors,
         unplaced_errors={code: e for code, e in errors.items() if code not in fields},
-        over_use=over_use_of(
+        over_use=over,
+        over_use_fixes=over_use_fixes(over, every),
+        token=token,
+        next_step=next_step(
             server,
-            {h.product.code: h.held for h in held},
-            {h.product.code: h.product for h in held},
+            holds_capacity=any(h.held for h in every),
+            token=token,
+            new_token=bool(extra.get("new_token")),
+            offline_file=offline_file,
         ),
-        token=current_token(server, now) if server.is_pending else None,
+        same_machine=same_machine_as(server),
         offline_allowed=server.state in (Server.State.PENDING, Server.State.OFFLINE),
-        offline_file=last_offline_file(server, now)
-        if server.state == Server.State.OFFLINE
-        else None,
+        offline_file=offline_file,
         holds_subscription=holds_subscription(server),
         tab="servers",
         **{
@@ -330,6 +411,14 @@ def _server_page(
             **extra,
         },
     )
+    new_token = extra.get("new_token")
+    if isinstance(new_token, services.MintedToken):
+        context["token_qr"] = token_qr_svg(new_token.raw)
+        # Plain http is this machine in development: the agent takes it in development mode only.
+        dev = " --insecure-dev" if settings.SITE_URL.startswith("http://") else ""
+        context["agent_command"] = (
+            f"appsuite-agent{dev} activate {new_token.raw} --url {settings.SITE_URL}"
+        )
     template = "tokens/_server_body.html" if request.htmx else "tokens/server.html"
     return render(request, template, context, status=status)
 

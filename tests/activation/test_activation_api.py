@@ -122,8 +122,28 @@ def test_a_regenerated_token_replaces_the_old_one(
     old = token_for(pending_server, cast.recording, 5)
     new = services.mint_token(server=pending_server, actor=system).raw
 
-    assert assert_problem(activate(device, old), 401, "token_invalid")["reason"] == "revoked"
+    body = assert_problem(activate(device, old), 401, "token_invalid")
+    assert body["reason"] == "revoked"
+    assert body["detail"].startswith("This activation token was replaced by a newer one.")
     assert activate(device, new).status_code == 201
+
+
+def test_a_deactivated_servers_token_says_the_server_was_deactivated_and_when(
+    cast, perpetual, pending_server, token_for, device, system
+):
+    token = token_for(pending_server, cast.recording, 5)
+    services.deactivate_server(server=pending_server, actor=system)
+    deactivated_at = Server.objects.get(pk=pending_server.pk).deactivated_at
+
+    body = assert_problem(activate(device, token), 401, "token_invalid")
+
+    assert body["reason"] == "revoked"
+    assert body["detail"].startswith(
+        f"This server was deactivated in the portal on {deactivated_at:%Y-%m-%d %H:%M} UTC, so "
+        "its activation token no longer works."
+    )
+    assert "replaced" not in body["detail"]
+    assert not ServerCredential.objects.exists()
 
 
 def test_sync_returns_the_document_with_an_etag_and_304_when_nothing_changed(

@@ -6,8 +6,9 @@ gunicorn with production settings and the demo data (see conftest.py):
     change the page says the file is out of date and the same request file refreshes it;
 (b) a capacity change refused from a stale tab shows the reason beside the field, in words,
     and the field shows what the server really holds;
-(c) subscription capacity for an offline server is refused in words;
-(d) a server reporting more in use than it holds gets an over-use badge;
+(c) an offline server is offered no subscription capacity, and told why;
+(d) a server reporting more in use than it holds gets an over-use badge, and its fix as one
+    action;
 (e) a duplicate server name is refused with a form error (create and rename);
 (f) vendor staff search servers and activations in the back office, read only.
 
@@ -264,21 +265,25 @@ def test_a_refused_change_from_a_stale_tab_shows_why_and_the_true_value(site, ne
 # --- (c) subscription capacity on an offline server ------------------------------------------
 
 
-def test_subscription_capacity_for_an_offline_server_is_refused_in_words(
-    site, new_page, artifacts, tmp_path
-):
+def test_an_offline_server_is_offered_no_subscription_capacity(site, new_page, artifacts, tmp_path):
     page = reseller_page(site, new_page)
     make_offline_server(site, page, tmp_path, artifacts, "PBX-Vault")
     page.reload()
 
-    # Attendant Console is sold here as a subscription only.
-    assign(page, "ATTENDANT_CONSOLE", 2)
-    error = page.locator("#err-ATTENDANT_CONSOLE")
-    expect(error).to_contain_text("it was activated offline")
-    expect(error).to_contain_text("perpetual capacity only")
-    expect(error).to_contain_text("Subscription capacity needs a server activated online")
-    expect(page.locator("#qty-ATTENDANT_CONSOLE")).to_have_value("0")
-    shot(page, artifacts / "servers-offline-subscription-refused.png")
+    # Attendant Console is sold here as a subscription only: not offered, and the page says why
+    # instead of offering a field whose every value would be refused.
+    expect(page.locator("#qty-ATTENDANT_CONSOLE")).to_have_count(0)
+    expect(page.locator("#subscription-only-ATTENDANT_CONSOLE")).to_have_text(
+        "Subscription only: subscriptions need online activation."
+    )
+    expect(page.locator("#offline-capacity")).to_contain_text(
+        "Subscriptions need online activation."
+    )
+    # Perpetual capacity stays editable.
+    expect(page.locator("#qty-CONTACT_MANAGER")).to_have_value("5")
+    assign(page, "CONTACT_MANAGER", 6)
+    expect(page.locator("#qty-CONTACT_MANAGER")).to_have_value("6")
+    shot(page, artifacts / "servers-offline-subscription-not-offered.png")
     assert page.errors == []
 
 
@@ -327,6 +332,17 @@ def test_a_server_using_more_than_it_holds_is_flagged(site, new_page, artifacts)
         0
     )
     shot(page, artifacts / "servers-over-use-list.png")
+
+    # Its fix, as one action: the account has 20 channels left (50, Milan holds 20).
+    page.goto(f"{site.url}/servers/{rome}/")
+    fix = page.get_by_role("button", name="Assign 5 more of Call Recording (20 available)")
+    expect(fix).to_be_visible()
+    fix.click()
+    expect(page.locator(".messages")).to_contain_text("now holds 15 channels of Call Recording")
+    expect(page.locator("#over-use")).to_have_count(0)
+    expect(page.locator("#qty-CALL_RECORDING")).to_have_value("15")
+    page.reload()
+    expect(page.locator("h1 .badge-over-use")).to_have_count(0)
     assert page.errors == []
 
 

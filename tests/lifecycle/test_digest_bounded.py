@@ -169,7 +169,8 @@ def test_sending_the_digest_takes_the_same_queries_for_3_or_300_items(
     care_ending(carol_account, cast.recording, [20 + n / 20 for n in range(items)])
     care_ending(carol_account, cast.console, [10 + n / 20 for n in range(items)])
 
-    # Three partners looked at (each about 14 queries), one digest written.
-    with django_assert_max_num_queries(45):
+    # Three partners looked at (each about 14 queries, one of them counting servers copied
+    # onto a machine another server is on), one digest written.
+    with django_assert_max_num_queries(46):
         assert send_partner_digests(now=timezone.now()) == 1
     assert digest_today(cast.alice_reseller).content["counts"]["terms_ending"] == 2 * items
