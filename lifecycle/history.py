@@ -297,6 +297,9 @@ def describe(event: AuditEvent, names: Names) -> str:
             return f"Assigned {_amount(after, product, code)} to {thing}"
         if after == 0:
             return f"Took all {_amount(before, product, code)} back from {thing}"
+        if after == before:
+            # Events written before an unchanged save stopped being recorded.
+            return f"Kept {name} on {thing} at {after} {unit}".rstrip()
         verb = "Raised" if after > before else "Lowered"
         return f"{verb} {name} on {thing} from {before} to {after} {unit}".rstrip()
     if action == "token.minted":

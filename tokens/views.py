@@ -362,10 +362,17 @@ def assign(request: PortalRequest, server_id: str, product: str) -> HttpResponse
         status = refusal(request, exc, form, field="quantity")
         errors = {product_obj.code: form.errors["quantity"]}
         return _server_page(request, server, status=status, errors=errors)
-    messages.success(
-        request,
-        f"{server.name} now holds {result.quantity} {product_obj.unit} of {product_obj.name}.",
-    )
+    if result.changed:
+        messages.success(
+            request,
+            f"{server.name} now holds {result.quantity} {product_obj.unit} of {product_obj.name}.",
+        )
+    else:
+        messages.info(
+            request,
+            f"Nothing changed: {server.name} already holds {result.quantity} "
+            f"{product_obj.unit} of {product_obj.name}.",
+        )
     return _server_page(request, result.server, new_token=result.token)
 
 
