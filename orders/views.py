@@ -90,15 +90,25 @@ def order_list(request: HttpRequest) -> HttpResponse:
 
 @partner_required
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
-    order = get_order_for(actor_for(request), order_id)
+    actor = actor_for(request)
+    order = get_order_for(actor, order_id)
     # The order e-mail was given up on (every attempt failed for OUTBOX_GIVE_UP_HOURS).
     email_failed = order.is_locked and last_email_failed(
         kind=services.ORDER_EMAIL, object_id=str(order.pk)
     )
+    # A reseller reading the order its distributor holds locked is told whom to ask: where the
+    # order's e-mail goes (the holder's address, or its admins').
+    held_by_other = order.is_locked and not order.may_release(actor)
+    holder_contacts = services.partner_recipients(order.placed_by) if held_by_other else []
     return render(
         request,
         "orders/order_detail.html",
-        {"order": order, "lines": order.lines.all(), "email_failed": email_failed},
+        {
+            "order": order,
+            "lines": order.lines.all(),
+            "email_failed": email_failed,
+            "holder_contacts": holder_contacts,
+        },
     )
 
 
