@@ -341,10 +341,22 @@ class Invitation:
     role: str
     sent_at: datetime
     sent_by: str
+    # Whole days since it was sent, as of the listing.
+    waiting_days: int = 0
 
     @property
     def role_label(self) -> str:
         return User.Role(self.role).label if self.role in User.Role.values else self.role
+
+    @property
+    def overdue(self) -> bool:
+        """Waiting long enough that the admin is told why it may never be taken up."""
+        return self.waiting_days >= INVITATION_OVERDUE_DAYS
+
+
+# An invitation not taken up after this many days is flagged on the Team page, with the reasons
+# it may never be (alike for every address: S27).
+INVITATION_OVERDUE_DAYS = 7
 
 
 def invitations_for(actor: Actor) -> list[Invitation]:
@@ -385,6 +397,7 @@ def invitations_for(actor: Actor) -> list[Invitation]:
         .filter(SIGNED_UP)
         .values_list("email", flat=True)
     )
+    now = timezone.now()
     return [
         Invitation(
             id=event.pk,
@@ -392,6 +405,7 @@ def invitations_for(actor: Actor) -> list[Invitation]:
             role=str(event.data.get("role", "")),
             sent_at=event.created_at,
             sent_by=_sent_by(event, organization),
+            waiting_days=max((now - event.created_at).days, 0),
         )
         for email, event in waiting.items()
         if email not in joined

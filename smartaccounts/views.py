@@ -292,7 +292,7 @@ def team_invitation_cancel(request: HttpRequest) -> HttpResponse:
         refusal(request, exc)
     else:
         if cancelled:
-            messages.success(request, f"The invitation of {invitation.email} is cancelled.")
+            messages.success(request, f"The invitation of {invitation.email} is withdrawn.")
         else:
             messages.error(request, f"{invitation.email} has joined the team meanwhile.")
     return redirect("smartaccounts:team")
