@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from kernel.errors import STATUS_FOR_CODE
 from kernel.keyset import AnyOf, Key, portal_page
@@ -109,6 +109,20 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
             "email_failed": email_failed,
             "holder_contacts": holder_contacts,
         },
+    )
+
+
+@partner_required
+@require_safe
+def delivery_sheet(request: HttpRequest, order_id: str) -> HttpResponse:
+    """A printable record of the order's delivery: what, into which account, whether each
+    line is still locked, and when. Read only, for whoever may read the order."""
+    order = get_order_for(actor_for(request), order_id)
+    lines = order.lines.select_related("product", "license")
+    return render(
+        request,
+        "orders/delivery_sheet.html",
+        {"order": order, "lines": lines, "printed_at": timezone.now()},
     )
 
 

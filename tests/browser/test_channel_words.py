@@ -85,3 +85,26 @@ def test_an_admin_withdraws_an_invitation(site, new_page, artifacts):
     page.screenshot(path=artifacts / "team-invitation-withdrawn.png", full_page=True)
     no_horizontal_scroll(page)
     assert page.errors == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_partner_prints_the_delivery_sheet_of_an_order(site, new_page, artifacts, width):
+    page = new_page(width=width, height=900)
+    log_in(page, site.url, "distributor@example.com")
+    page.goto(f"{site.url}/orders/")
+    page.locator("tr", has_text="DIST-2001").get_by_role("link", name="DIST-2001").click()
+
+    page.get_by_role("link", name="Delivery sheet (printable)").click()
+
+    expect(page.locator("h1")).to_have_text("Delivery sheet — order DIST-2001")
+    expect(page.locator("#sheet-state")).to_contain_text("Locked")
+    expect(page.locator("main")).to_contain_text("Demo Customer")
+    expect(page.get_by_role("button", name="Print")).to_be_visible()
+    no_horizontal_scroll(page)
+    page.screenshot(path=artifacts / f"delivery-sheet-{width}.png", full_page=True)
+    page.emulate_media(media="print")
+    expect(page.get_by_role("button", name="Print")).to_be_hidden()
+    expect(page.locator("h1")).to_be_visible()
+    if width == 1280:
+        page.pdf(path=artifacts / "delivery-sheet.pdf")
+    assert page.errors == []
