@@ -108,3 +108,35 @@ def test_a_partner_prints_the_delivery_sheet_of_an_order(site, new_page, artifac
     if width == 1280:
         page.pdf(path=artifacts / "delivery-sheet.pdf")
     assert page.errors == []
+
+
+def test_the_customer_asks_its_partner_to_renew_and_the_partner_sees_it(site, new_page, artifacts):
+    customer = new_page(width=390, height=900)
+    log_in(customer, site.url, "customer@example.com")
+    row = customer.locator("tbody.pool-row", has_text="Contact Manager")  # care ends in 40 days
+    row.locator("summary").click()
+    ask = row.get_by_role("button", name="Ask my partner to renew")
+    expect(ask).to_be_visible()
+    no_horizontal_scroll(customer)
+
+    ask.click()
+
+    expect(
+        customer.get_by_text("Demo Reseller has been asked to renew Contact Manager")
+    ).to_be_visible()
+    customer.screenshot(path=artifacts / "renewal-asked-390.png", full_page=True)
+    assert customer.errors == []
+    told = site.wait_for_mail(
+        lambda m: (
+            "reseller@example.com" in str(m["To"]) and "asks you to renew" in str(m["Subject"])
+        )
+    )
+    assert "Contact Manager" in str(told["Subject"])
+
+    partner = new_page()
+    log_in(partner, site.url, "reseller@example.com")
+    partner.goto(f"{site.url}/renewals/")
+    line = partner.locator("tr", has_text="Contact Manager")
+    expect(line).to_contain_text("customer asked to renew")
+    partner.screenshot(path=artifacts / "renewals-customer-asked.png", full_page=True)
+    assert partner.errors == []
