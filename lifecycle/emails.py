@@ -17,8 +17,9 @@ from smartaccounts.models import License
 from smartaccounts.selectors import partners_of
 
 from .digests import DIGEST_EMAIL, SECTIONS
-from .models import Digest, ExpiryNotice
+from .models import Digest, ExpiryNotice, RenewalRequest
 from .reminders import EXPIRY_REMINDER_EMAIL
+from .renewal_requests import RENEWAL_REQUEST_EMAIL
 
 # The digest keeps its moments as ISO text; the templates show them with |when and |day.
 MOMENTS = ("ends_at", "new_ends_at", "ended_at", "last_sync_at", "placed_at", "activated_at")
@@ -117,5 +118,38 @@ def render_expiry_reminder_email(row: OutboundEmail) -> EmailMultiAlternatives |
     )
     message.attach_alternative(
         render_to_string("emails/expiry_reminder.html", context), "text/html"
+    )
+    return message
+
+
+@register(RENEWAL_REQUEST_EMAIL)
+def render_renewal_request_email(row: OutboundEmail) -> EmailMultiAlternatives | None:
+    request = (
+        RenewalRequest.objects.select_related(
+            "partner", "requested_by", "license__product", "license__account__organization"
+        )
+        .filter(pk=row.object_id)
+        .first()
+    )
+    if request is None:
+        return None
+    lic = request.license
+    asked_by = request.requested_by
+    context = {
+        "request": request,
+        "lic": lic,
+        "customer": lic.account.organization,
+        "what": "term" if request.period_ends_at == lic.ends_at else "care",
+        "asked_by": (asked_by.full_name or asked_by.email) if asked_by else "",
+        "dashboard_url": settings.SITE_URL + reverse("lifecycle:renewals"),
+    }
+    message = EmailMultiAlternatives(
+        subject=f"Cloud Licensing: {lic.account.organization.name} asks you to renew "
+        f"{lic.product.name}",
+        body=render_to_string("emails/renewal_request.txt", context),
+        to=row.to,
+    )
+    message.attach_alternative(
+        render_to_string("emails/renewal_request.html", context), "text/html"
     )
     return message

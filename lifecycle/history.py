@@ -38,6 +38,7 @@ ACTION_LABELS = {
     "license.renewed": "License renewed",
     "license.expired": "License expired",
     "license.auto_renew_changed": "Automatic renewal changed",
+    "license.renewal_requested": "Partner asked to renew",
     "license.evaluation_issued": "Evaluation issued",
     "customer.created": "Customer created",
     "user.invited": "Person invited",
@@ -269,6 +270,10 @@ def describe(event: AuditEvent, names: Names) -> str:
         if data.get("source") == "automatic":
             return f"{name} renewed automatically until {until}"
         return f"{name} renewed until {until}" + (f" by order {reference}" if reference else "")
+    if action == "license.renewal_requested":
+        name = product.name if product else thing
+        partner = data.get("partner") or "the partner"
+        return f"Asked {partner} to renew {name} (ends {_date(data.get('ends_at'))})"
     if action == "license.expired":
         return f"{thing} expired on {_date(data.get('ended_at'))}"
     if action == "license.auto_renew_changed":
@@ -297,6 +302,9 @@ def describe(event: AuditEvent, names: Names) -> str:
             return f"Assigned {_amount(after, product, code)} to {thing}"
         if after == 0:
             return f"Took all {_amount(before, product, code)} back from {thing}"
+        if after == before:
+            # Events written before an unchanged save stopped being recorded.
+            return f"Kept {name} on {thing} at {after} {unit}".rstrip()
         verb = "Raised" if after > before else "Lowered"
         return f"{verb} {name} on {thing} from {before} to {after} {unit}".rstrip()
     if action == "token.minted":

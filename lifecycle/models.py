@@ -104,3 +104,31 @@ class ToldThrough(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} of {self.organization_id} at {self.threshold}d: {self.through}"
+
+
+class RenewalRequest(models.Model):
+    """A customer asked its partner to renew a license ending soon: once per license and
+    term (the end it asked about), so asking again changes and sends nothing."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    license = models.ForeignKey(
+        "smartaccounts.License", on_delete=models.CASCADE, related_name="renewal_requests"
+    )
+    # The end (term, or care) the customer asked about: a renewal moves it, so the next term
+    # may be asked about again.
+    period_ends_at = models.DateTimeField()
+    partner = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        "smartaccounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "period_ends_at"], name="renewal_request_once_per_term"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Renewal of {self.license_id} asked for the end {self.period_ends_at:%Y-%m-%d}"

@@ -3,16 +3,17 @@
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db import connection
-from django.db.models import Case, F, Q, QuerySet, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, When
 
 from kernel.keyset import Merged
 from orders.models import Order
 from smartaccounts.actors import Actor
 from smartaccounts.models import AuditEvent, License, Organization, SmartAccount
+from smartaccounts.renewals import RENEWAL_HORIZON
 from smartaccounts.selectors import PoolRow, accounts_for, license_pool
 from tokens.models import Server
 from tokens.selectors import (
@@ -23,11 +24,12 @@ from tokens.selectors import (
 )
 
 from .history import PARTNER_ONLY, PARTNER_ONLY_PREFIX
+from .models import RenewalRequest
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
-HORIZON = timedelta(days=90)
+HORIZON = RENEWAL_HORIZON
 LIVE_STATES = (Server.State.ACTIVE, Server.State.STALE, Server.State.OFFLINE)
 
 
@@ -135,6 +137,15 @@ SORTS = {
 
 class RenewalAnnotations(TypedDict):
     next_end: datetime
+    asked: bool
+
+
+def _asked() -> Exists:
+    """Whether the customer asked its partner to renew the row's license for the end shown
+    (a renewal moves the end, and the next term may be asked about again)."""
+    return Exists(
+        RenewalRequest.objects.filter(license=OuterRef("pk"), period_ends_at=OuterRef("next_end"))
+    )
 
 
 def renewal_opportunities(
@@ -154,6 +165,7 @@ def renewal_opportunities(
                 default=F("care_ends_at"),
             )
         )
+        .annotate(asked=_asked())
         .order_by(*SORTS.get(sort, SORTS["ends"]))
     )
 
@@ -183,7 +195,8 @@ def renewal_page_source(actor: Actor, now: datetime, sort: str) -> QuerySet[Any]
     active = _renewable(actor)
     by_term = active.filter(term_soon).exclude(care_first).annotate(next_end=F("ends_at"))
     by_care = active.filter(care_soon).filter(~term_soon | care_first)
-    return Merged((by_term, by_care.annotate(next_end=F("care_ends_at"))))
+    by_care = by_care.annotate(next_end=F("care_ends_at"))
+    return Merged((by_term.annotate(asked=_asked()), by_care.annotate(asked=_asked())))
 
 
 def stale_servers_for(actor: Actor) -> QuerySet[Server]:

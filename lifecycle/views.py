@@ -4,18 +4,21 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from kernel.exports import csv_export
 from kernel.keyset import Key, portal_page
+from kernel.pages import refusal
 from smartaccounts.actors import PortalRequest, actor_for
+from smartaccounts.errors import AccountError
 from smartaccounts.models import Organization
-from smartaccounts.selectors import accounts_for, get_account_for
+from smartaccounts.selectors import accounts_for, get_account_for, get_license_for
 from tokens.selectors import overused_servers_in
 
-from . import history, reminders
+from . import history, reminders, renewal_requests
 from .forms import NotificationsForm
 from .selectors import (
     SORTS,
@@ -203,3 +206,29 @@ def notifications(request: PortalRequest) -> HttpResponse:
             "is_customer": org is not None and org.kind == Organization.Kind.CUSTOMER,
         },
     )
+
+
+@login_required
+@require_POST
+def ask_renewal(request: PortalRequest, license_id: str) -> HttpResponse:
+    """A customer asks its partner to renew a license ending within 90 days."""
+    actor = actor_for(request)
+    lic = get_license_for(actor, license_id)
+    try:
+        asked, new = renewal_requests.ask_partner_to_renew(license=lic, actor=actor)
+    except AccountError as exc:
+        refusal(request, exc)
+    else:
+        if new:
+            messages.success(
+                request,
+                f"{asked.partner.name} has been asked to renew {lic.product.name}.",
+            )
+        else:
+            messages.info(
+                request,
+                f"You asked {asked.partner.name} to renew {lic.product.name} on "
+                f"{asked.created_at:%Y-%m-%d} already; they were told then.",
+            )
+    url = reverse("smartaccounts:account", args=[lic.account_id])
+    return redirect(f"{url}?expand={lic.product.code}")

@@ -68,8 +68,8 @@ def _release(order: Order, actor: Actor, *, link_secret: str | None = None) -> t
             if locked.unlock_link_expired(now):
                 raise OrderError(
                     "unlock_link_expired",
-                    "This unlock link has expired: re-send the order e-mail from the portal's "
-                    "Orders page for a new one.",
+                    f"This unlock link has expired: {locked.placed_by.name}, which placed the "
+                    "order, can re-send its e-mail from the portal's Orders page for a new one.",
                 )
         if not locked.is_locked:
             return locked, False

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from kernel.errors import STATUS_FOR_CODE
 from kernel.keyset import AnyOf, Key, portal_page
@@ -90,15 +90,39 @@ def order_list(request: HttpRequest) -> HttpResponse:
 
 @partner_required
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
-    order = get_order_for(actor_for(request), order_id)
+    actor = actor_for(request)
+    order = get_order_for(actor, order_id)
     # The order e-mail was given up on (every attempt failed for OUTBOX_GIVE_UP_HOURS).
     email_failed = order.is_locked and last_email_failed(
         kind=services.ORDER_EMAIL, object_id=str(order.pk)
     )
+    # A reseller reading the order its distributor holds locked is told whom to ask: where the
+    # order's e-mail goes (the holder's address, or its admins').
+    held_by_other = order.is_locked and not order.may_release(actor)
+    holder_contacts = services.partner_recipients(order.placed_by) if held_by_other else []
     return render(
         request,
         "orders/order_detail.html",
-        {"order": order, "lines": order.lines.all(), "email_failed": email_failed},
+        {
+            "order": order,
+            "lines": order.lines.all(),
+            "email_failed": email_failed,
+            "holder_contacts": holder_contacts,
+        },
+    )
+
+
+@partner_required
+@require_safe
+def delivery_sheet(request: HttpRequest, order_id: str) -> HttpResponse:
+    """A printable record of the order's delivery: what, into which account, whether each
+    line is still locked, and when. Read only, for whoever may read the order."""
+    order = get_order_for(actor_for(request), order_id)
+    lines = order.lines.select_related("product", "license")
+    return render(
+        request,
+        "orders/delivery_sheet.html",
+        {"order": order, "lines": lines, "printed_at": timezone.now()},
     )
 
 

@@ -38,14 +38,24 @@ def bearer_token(request: HttpRequest) -> str | None:
     return value.strip()
 
 
+INVALID_KEY_DETAIL = "The API key is invalid or has been revoked."
+WRONG_SCHEME_DETAIL = "Send the API key as `Authorization: Bearer <key>`."
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """A request that presents a secret is judged on it: a wrong or revoked key is told so,
+    not that no credentials were provided (which only a request without any is told)."""
+
     def authenticate(self, request: Any) -> tuple[ApiKeyPrincipal, ApiKey] | None:
-        token = bearer_token(request)
-        if token is None or not token.startswith(API_KEY_PREFIX):
+        header: str = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header.strip():
             return None
-        api_key = authenticate_api_key(token)
+        token = bearer_token(request)
+        if token is None:
+            raise exceptions.AuthenticationFailed(WRONG_SCHEME_DETAIL)
+        api_key = authenticate_api_key(token) if token.startswith(API_KEY_PREFIX) else None
         if api_key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            raise exceptions.AuthenticationFailed(INVALID_KEY_DETAIL)
         return ApiKeyPrincipal(api_key), api_key
 
     def authenticate_header(self, request: Any) -> str:

@@ -25,6 +25,9 @@ from .models import (
 from .terms import add_months
 
 RENEWAL_GRACE = timedelta(days=7)
+# How far ahead a term or care end counts as "ending soon": the partners' renewals dashboard,
+# and when a customer may ask its partner to renew.
+RENEWAL_HORIZON = timedelta(days=90)
 
 
 def renew_subscription(

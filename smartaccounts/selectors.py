@@ -94,6 +94,43 @@ def accounts_for(actor: Actor) -> QuerySet[SmartAccount]:
     return SmartAccount.objects.none()
 
 
+def resellers_of_distributor(actor: Actor) -> list[Organization]:
+    """The resellers a distributor serves, by name (none for anyone else): the customer
+    list's reseller filter and column."""
+    org = actor.organization
+    if org is None or org.kind != Organization.Kind.DISTRIBUTOR:
+        return []
+    return list(org.resellers.order_by("name", "pk"))
+
+
+def filter_by_reseller(
+    accounts: QuerySet[SmartAccount], resellers: list[Organization], reseller_id: str
+) -> tuple[QuerySet[SmartAccount], Organization | None]:
+    """The accounts served by the one of `resellers` that `reseller_id` names, and that
+    reseller; an id that names none of them filters nothing."""
+    chosen = next((r for r in resellers if str(r.pk) == reseller_id), None)
+    if chosen is None:
+        return accounts, None
+    return accounts.filter(organization__reseller_links__reseller=chosen), chosen
+
+
+def with_resellers(
+    accounts: list[SmartAccount], resellers: list[Organization]
+) -> list[SmartAccount]:
+    """Sets `account.resellers` (names, among `resellers`) on each of one page's accounts: one
+    query over these accounts only."""
+    names = {r.pk: r.name for r in resellers}
+    serving: dict[uuid.UUID, list[str]] = {}
+    links = PartnerLink.objects.filter(
+        customer_id__in=[a.organization_id for a in accounts], reseller_id__in=list(names)
+    ).values_list("customer_id", "reseller_id")
+    for customer_id, reseller_id in links:
+        serving.setdefault(customer_id, []).append(names[reseller_id])
+    for account in accounts:
+        account.resellers = sorted(serving.get(account.organization_id, []))  # type: ignore[attr-defined]  # shown only
+    return accounts
+
+
 def get_account_for(actor: Actor, account_id: object) -> SmartAccount:
     return get_object_or_404(
         accounts_for(actor).select_related("organization"), pk=uuid_or_404(account_id)
@@ -304,10 +341,22 @@ class Invitation:
     role: str
     sent_at: datetime
     sent_by: str
+    # Whole days since it was sent, as of the listing.
+    waiting_days: int = 0
 
     @property
     def role_label(self) -> str:
         return User.Role(self.role).label if self.role in User.Role.values else self.role
+
+    @property
+    def overdue(self) -> bool:
+        """Waiting long enough that the admin is told why it may never be taken up."""
+        return self.waiting_days >= INVITATION_OVERDUE_DAYS
+
+
+# An invitation not taken up after this many days is flagged on the Team page, with the reasons
+# it may never be (alike for every address: S27).
+INVITATION_OVERDUE_DAYS = 7
 
 
 def invitations_for(actor: Actor) -> list[Invitation]:
@@ -348,6 +397,7 @@ def invitations_for(actor: Actor) -> list[Invitation]:
         .filter(SIGNED_UP)
         .values_list("email", flat=True)
     )
+    now = timezone.now()
     return [
         Invitation(
             id=event.pk,
@@ -355,6 +405,7 @@ def invitations_for(actor: Actor) -> list[Invitation]:
             role=str(event.data.get("role", "")),
             sent_at=event.created_at,
             sent_by=_sent_by(event, organization),
+            waiting_days=max((now - event.created_at).days, 0),
         )
         for email, event in waiting.items()
         if email not in joined

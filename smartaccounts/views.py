@@ -98,6 +98,7 @@ def account_licenses(request: HttpRequest, account_id: str) -> HttpResponse:
             "care_filters": _care_filters(request, care),
             "kept_query": kept.urlencode(),
             "partners": partners_of(account.organization) if is_customer else [],
+            **_ask_window(),
         },
     )
 
@@ -174,8 +175,14 @@ def account_license_detail(request: HttpRequest, account_id: str, product: str) 
     return render(
         request,
         "smartaccounts/_license_detail.html",
-        {"licenses": licenses, "product": product_obj, "now": timezone.now()},
+        {"licenses": licenses, "product": product_obj, **_ask_window()},
     )
+
+
+def _ask_window() -> dict[str, datetime]:
+    """Between `now` and `ask_until` a license's end lets its customer ask for a renewal."""
+    now = timezone.now()
+    return {"now": now, "ask_until": now + renewals.RENEWAL_HORIZON}
 
 
 @login_required
@@ -292,7 +299,7 @@ def team_invitation_cancel(request: HttpRequest) -> HttpResponse:
         refusal(request, exc)
     else:
         if cancelled:
-            messages.success(request, f"The invitation of {invitation.email} is cancelled.")
+            messages.success(request, f"The invitation of {invitation.email} is withdrawn.")
         else:
             messages.error(request, f"{invitation.email} has joined the team meanwhile.")
     return redirect("smartaccounts:team")

@@ -41,6 +41,8 @@ class AssignmentResult:
     quantity: int
     available: int
     token: MintedToken | None = None
+    # False when the server already held `quantity`: nothing was written or recorded.
+    changed: bool = True
 
 
 def _clean_name(name: str) -> str:
@@ -189,6 +191,20 @@ def assign_capacity(
                 "insufficient_capacity",
                 detail,
                 extra={"available": available, "held": current},
+            )
+        if delta == 0:
+            # Saving what the server already holds is no change: no write and no event (a
+            # pending server without a usable token still gets one, as the contract says).
+            token = None
+            if server.is_pending and quantity > 0 and not _has_usable_token(server, now):
+                token = _mint(server, actor, now)
+            return AssignmentResult(
+                server=server,
+                product=product,
+                quantity=quantity,
+                available=available,
+                token=token,
+                changed=False,
             )
         changed: dict[uuid.UUID, License] = {}
         if delta > 0:

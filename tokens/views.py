@@ -23,7 +23,12 @@ from kernel.sorting import Sorting
 from smartaccounts.access import access_manage_accounts
 from smartaccounts.actors import PortalRequest, actor_for
 from smartaccounts.models import Product, SmartAccount
-from smartaccounts.selectors import get_account_for
+from smartaccounts.selectors import (
+    filter_by_reseller,
+    get_account_for,
+    resellers_of_distributor,
+    with_resellers,
+)
 
 from . import exchange, services
 from .errors import TokenError
@@ -79,7 +84,15 @@ def account_picker(request: PortalRequest) -> HttpResponse:
     columns = _PICKER_KEYS[sorting.column]
     keys = (Key(columns[0], descending=sorting.descending), *map(Key, columns[1:]))
     now = timezone.now()
-    accounts = picker_accounts_for(actor, query)
+    # A distributor sees its resellers' customers: which reseller serves each, and a filter.
+    resellers = resellers_of_distributor(actor)
+    accounts, reseller = filter_by_reseller(
+        picker_accounts_for(actor, query), resellers, request.GET.get("reseller", "")
+    )
+
+    def named(rows: list[SmartAccount]) -> list[SmartAccount]:
+        return with_resellers(rows, resellers) if resellers else rows
+
     if sorting.column == "name":
         # Seek through the bare accounts; the counts are computed for the page's rows only.
         page = portal_page(
@@ -88,7 +101,7 @@ def account_picker(request: PortalRequest) -> HttpResponse:
             keys,
             size=PICKER_PAGE_SIZE,
             tag=f"picker:{sorting.value}",
-            load=lambda rows: overview_counts_of(rows, now),
+            load=lambda rows: named(overview_counts_of(rows, now)),
         )
     else:
         # Sorting by a count needs every account's count; the seek keeps the page's cost flat.
@@ -99,12 +112,19 @@ def account_picker(request: PortalRequest) -> HttpResponse:
             size=PICKER_PAGE_SIZE,
             tag=f"picker:{sorting.value}",
             count_queryset=accounts,
+            load=named,
         )
     template = "tokens/_picker_rows.html" if request.htmx else "tokens/account_picker.html"
     return render(
         request,
         template,
-        {"page": page, "q": query, "sorting": sorting},
+        {
+            "page": page,
+            "q": query,
+            "sorting": sorting,
+            "resellers": resellers,
+            "reseller": reseller,
+        },
     )
 
 
@@ -451,10 +471,17 @@ def assign(request: PortalRequest, server_id: str, product: str) -> HttpResponse
         status = refusal(request, exc, form, field="quantity")
         errors = {product_obj.code: form.errors["quantity"]}
         return _server_page(request, server, status=status, errors=errors)
-    messages.success(
-        request,
-        f"{server.name} now holds {result.quantity} {product_obj.unit} of {product_obj.name}.",
-    )
+    if result.changed:
+        messages.success(
+            request,
+            f"{server.name} now holds {result.quantity} {product_obj.unit} of {product_obj.name}.",
+        )
+    else:
+        messages.info(
+            request,
+            f"Nothing changed: {server.name} already holds {result.quantity} "
+            f"{product_obj.unit} of {product_obj.name}.",
+        )
     return _server_page(request, result.server, new_token=result.token)
 
 

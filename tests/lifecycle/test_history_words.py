@@ -214,3 +214,20 @@ def test_history_words_for_every_kind_of_event_a_server_makes(cast, carol_accoun
     assert said["something.new_happened"][1] == "Something new happened"
     assert str(server.pk) not in repr(said)
     assert License.objects.filter(pk=lic.pk).exists()
+
+
+def test_an_old_unchanged_save_reads_as_kept_not_lowered(cast, client, story, carol_account):
+    server_event = AuditEvent.objects.get(account=carol_account, action="capacity.assigned")
+    AuditEventFactory(
+        account=carol_account,
+        action="capacity.assigned",
+        object_type=server_event.object_type,
+        object_id=server_event.object_id,
+        data={"product": "CALL_RECORDING", "from": 5, "to": 5},
+    )
+    client.force_login(cast.carol_admin)
+
+    page = client.get(story).content.decode()
+
+    assert "Kept Call Recording on PBX-1 at 5 channels" in page
+    assert "Lowered Call Recording on PBX-1 from 5 to 5" not in page

@@ -320,3 +320,32 @@ def test_a_link_retired_while_its_request_was_on_its_way_unlocks_nothing(cast, p
 
     assert refused.value.code == "not_found"
     assert license_states(order) == {"locked"}
+
+
+def test_the_reseller_is_told_who_holds_the_order_and_how_to_reach_them(cast, dist_order):
+    page = login(cast.alice_admin).get(f"/orders/{dist_order.pk}/").content.decode()
+
+    holder = re.search(r'<p id="order-holder">(.*?)</p>', page, re.S)
+    assert holder is not None
+    text = re.sub(r"<[^>]+>", "", holder.group(1))
+    assert "only Dist One can unlock it or re-send its e-mail" in text
+    assert "To have it released, contact Dist One at orders@dist.example." in text
+    assert 'href="mailto:orders@dist.example?subject=Order%20DIST-1"' in holder.group(1)
+    # Nothing tells the reseller to re-send the e-mail itself.
+    assert "re-send the e-mail for a new one" not in page
+    assert "Re-send the e-mail" not in page
+
+
+def test_without_an_organization_address_the_holders_admins_are_named(cast, dist_order):
+    type(cast.distributor).objects.filter(pk=cast.distributor.pk).update(email="")
+
+    page = login(cast.alice_admin).get(f"/orders/{dist_order.pk}/").content.decode()
+
+    assert 'href="mailto:dan@dist.example?subject=Order%20DIST-1"' in page
+
+
+def test_the_holder_itself_is_not_told_to_contact_itself(cast, dist_order):
+    page = login(cast.distributor_admin).get(f"/orders/{dist_order.pk}/").content.decode()
+
+    assert "To have it released" not in page
+    assert "re-send the e-mail for a new one" in page

@@ -234,3 +234,46 @@ def test_the_page_showing_a_new_key_is_never_stored_by_a_cache(cast, client):
 
     assert response.status_code == 200 and response.context["new_key"]
     assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer clp_not-a-real-key", "Bearer not-even-a-key", "Bearer srv_a-server-credential"],
+)
+def test_a_wrong_key_is_told_it_is_invalid_not_missing(db, header):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=header)
+
+    denied = api.get("/api/v1/orders")
+
+    assert denied.status_code == 401
+    assert denied.json()["code"] == "not_authenticated"
+    assert denied.json()["detail"] == "The API key is invalid or has been revoked."
+
+
+def test_a_revoked_key_is_told_it_is_invalid_or_revoked(cast, client):
+    client.force_login(cast.alice_admin)
+    key, raw, _ = create_in_portal(client)
+    client.post(revoke_url(key))
+
+    denied = api_with(raw).get("/api/v1/orders")
+
+    assert denied.json()["detail"] == "The API key is invalid or has been revoked."
+
+
+def test_a_key_sent_with_another_scheme_is_told_how_to_send_it(db):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION="Token clp_whatever")
+
+    denied = api.get("/api/v1/orders")
+
+    assert denied.status_code == 401
+    assert denied.json()["code"] == "not_authenticated"
+    assert "Bearer" in denied.json()["detail"]
+
+
+def test_no_credentials_at_all_still_says_none_were_provided(db):
+    denied = APIClient().get("/api/v1/orders")
+
+    assert denied.status_code == 401
+    assert "not provided" in denied.json()["detail"]

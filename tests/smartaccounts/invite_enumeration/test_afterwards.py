@@ -160,11 +160,11 @@ def test_reinviting_resending_and_cancelling_answer_alike(
     }
     cancelled_new = answer(client.post(CANCEL, cancel[NEW_ADDRESS]))
     cancelled_taken = answer(client.post(CANCEL, cancel[existing.email]))
-    assert cancelled_new == (302, "/team/", f"The invitation of {NEW_ADDRESS} is cancelled.")
+    assert cancelled_new == (302, "/team/", f"The invitation of {NEW_ADDRESS} is withdrawn.")
     assert cancelled_taken == (
         302,
         "/team/",
-        f"The invitation of {existing.email} is cancelled.",
+        f"The invitation of {existing.email} is withdrawn.",
     )
     assert invitation_rows(client) == []
     assert client.post(CANCEL, cancel[NEW_ADDRESS]).status_code == 404

@@ -62,9 +62,9 @@ def picker_rows(html: str) -> dict[str, list[str]]:
     rows = {}
     for row in re.findall(r"<tr>(.*?)</tr>", html, re.S):
         cells = re.findall(r"<td\b[^>]*>(.*?)</td>", row, re.S)
-        if len(cells) == 4:
+        if len(cells) in (4, 5):  # a distributor's list has a Reseller column after the name
             name = squash(re.search(r"<strong>(.*?)</strong>", cells[0], re.S).group(1))
-            rows[name] = [squash(cell) for cell in cells[1:]]
+            rows[name] = [squash(cell) for cell in cells[-3:]]
     return rows
 
 

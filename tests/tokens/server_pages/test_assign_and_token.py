@@ -237,3 +237,33 @@ def test_who_may_not_regenerate_revokes_nothing(cast, server, minted, who, statu
     assert response.status_code == status
     assert minted not in response.content.decode()
     assert snapshot() == before
+
+
+def test_saving_the_quantity_a_server_already_holds_changes_and_records_nothing(
+    cast, server, minted
+):
+    client = client_for(cast.alice_member)
+    before = snapshot()
+    stamps = set(Assignment.objects.values_list("pk", "updated_at"))
+
+    response = client.post(f"/servers/{server.pk}/assign/CALL_RECORDING/", {"quantity": 4})
+
+    assert response.status_code == 200
+    page = squash(response.content.decode())
+    assert "Nothing changed: PBX-Milan already holds 4 channels of Call Recording" in page
+    assert "now holds" not in page
+    assert "activation-token" not in response.content.decode()
+    assert snapshot() == before
+    assert set(Assignment.objects.values_list("pk", "updated_at")) == stamps
+    assert AuditEvent.objects.filter(action="capacity.assigned").count() == 1
+
+
+def test_the_api_answers_an_unchanged_quantity_without_an_event(cast, server, minted):
+    before = snapshot()
+
+    result = services.assign_capacity(
+        server=server, product=cast.recording, quantity=4, actor=SYSTEM
+    )
+
+    assert result.changed is False and result.quantity == 4 and result.token is None
+    assert snapshot() == before
