@@ -69,7 +69,8 @@ class DigestDraft:
     partner: Organization
     entries: list[Entry] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {name: 0 for name in SECTIONS})
-    reminders: list[ReminderKey] = field(default_factory=list)
+    # Ordered and looked up by key: a mass expiry can flag thousands of servers at once.
+    reminders: dict[ReminderKey, None] = field(default_factory=dict)
 
     def add(self, section: str, item: dict[str, Any], urgency: int = NOW_URGENT) -> None:
         self.entries.append(Entry(section, item, urgency))
@@ -241,7 +242,7 @@ def _overuse(draft: DigestDraft, accounts: QuerySet[SmartAccount]) -> None:
     for over, key in found:
         if key in told or key in draft.reminders:
             continue
-        draft.reminders.append(key)
+        draft.reminders[key] = None
         draft.counts["overuse"] += 1
         draft.add(
             "overuse",

@@ -79,6 +79,13 @@ class Server(models.Model):
                 condition=Q(state="stale") | Q(clone_suspected_at__isnull=False),
                 name="server_attention_idx",
             ),
+            # Servers of an account bound to one machine (possible clones: the server page,
+            # the Overview and the partner's digest look them up by account and fingerprint).
+            models.Index(
+                fields=["account", "fingerprint"],
+                condition=~Q(fingerprint=""),
+                name="server_machine_idx",
+            ),
         ]
         constraints = [
             # People tell servers apart by name: one name per Smart Account, in any case,

@@ -290,7 +290,16 @@ def refresh_over_use(server_ids: Collection[uuid.UUID]) -> None:
     what they hold; a sync keeps it for a change of what they report)."""
     if not server_ids:
         return
-    servers = list(Server.objects.filter(pk__in=server_ids).only("state", "reported_usage"))
+    refresh_over_use_of(
+        list(Server.objects.filter(pk__in=server_ids).only("state", "reported_usage"))
+    )
+
+
+def refresh_over_use_of(servers: list[Server]) -> None:
+    """refresh_over_use for servers already read (with their state and report as stored)."""
+    if not servers:
+        return
+    server_ids = [server.pk for server in servers]
     held = held_per_product(server_ids)
     over = [server.pk for server in servers if server.over_use(held.get(server.pk, {}))]
     Server.objects.filter(pk__in=server_ids, overused=True).exclude(pk__in=over).update(
@@ -421,12 +430,20 @@ def mark_stale_servers(*, now: datetime, actor: Actor) -> int:
                 if changed != len(batch):
                     raise Raced
                 record_events([_stale_event(server, actor) for server in batch])
+            for server in batch:  # as the UPDATE left them: no need to read them again
+                server.state = Server.State.STALE
+            raced = False
         except Raced:
             changed = sum(_mark_stale(server, cutoff, actor) for server in batch)
+            raced = True
         # The servers it touched: their over-use flag as their holdings say today, so the
         # account's Overview and the partner's dashboard and digest agree. One reporting no
         # use and not flagged is right as it is: not read again.
-        refresh_over_use([s.pk for s in batch if s.overused or s.reported_usage])
+        touched = [s for s in batch if s.overused or s.reported_usage]
+        if raced:  # another writer changed some: read what they are now
+            refresh_over_use([s.pk for s in touched])
+        else:
+            refresh_over_use_of(touched)
         return changed
 
     candidates = silent(Server.objects.all()).only(
