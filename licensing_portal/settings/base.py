@@ -203,6 +203,8 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The back office writes dates as the portal does, UTC named (licensing_portal/formats/en).
+FORMAT_MODULE_PATH = ["licensing_portal.formats"]
 
 STATIC_URL = "/static/"
 # licensing_portal/static/ is found as the app's own static folder.
