@@ -140,6 +140,16 @@ def _check(page, label: str, axe_source: str) -> list[str]:
 
 def test_every_portal_page_fits_both_widths_and_passes_axe(site, new_page, artifacts):
     axe_source = AXE.read_text()
+    # The widest a server's row gets: over use and a possible clone in its state, a long host
+    # name and version (at 1280 px the list used to cut off its "Holds" column).
+    site.shell(
+        "from django.utils import timezone; from tokens.models import Server; "
+        "Server.objects.filter(name='PBX-Milan-prod').update("
+        "reported_usage={'CALL_RECORDING': 35, 'ATTENDANT_CONSOLE': 3}, overused=True, "
+        "clone_suspected_at=timezone.now(), "
+        "hostname='pbx-milan-prod.customer-datacenter.example.com', "
+        "reported_version='AppSuite 12.4.1-build.20261201')"
+    )
     problems: list[str] = []
     visited: dict[str, list[str]] = {}
     for email_address in ROLES:
@@ -179,3 +189,59 @@ def test_every_portal_page_fits_both_widths_and_passes_axe(site, new_page, artif
         re.fullmatch(r"/accounts/[^/]+/servers/", p) for p in visited["reseller@example.com"]
     )
     assert problems == [], "\n".join(problems)
+
+
+# What the chevron, the cards and the error lists look like, measured in the page.
+LAYOUT = """() => {
+  const found = {};
+  // A row's summary: its chevron (::after) on the label's line, so the summary is no taller
+  // than what it holds.
+  const summary = document.querySelector("table.pool details summary");
+  if (summary) {
+    const inner = Array.from(summary.children).map((c) => c.getBoundingClientRect());
+    const top = Math.min(...inner.map((r) => r.top));
+    const bottom = Math.max(...inner.map((r) => r.bottom));
+    const box = summary.getBoundingClientRect();
+    const pad = parseFloat(getComputedStyle(summary).paddingTop) +
+      parseFloat(getComputedStyle(summary).paddingBottom);
+    found.summaryExtra = Math.round(box.height - pad - (bottom - top));
+  }
+  // The cards and the heading after them.
+  const cards = document.querySelector(".cards");
+  if (cards && cards.nextElementSibling) {
+    found.cardsGap = Math.round(
+      cards.nextElementSibling.getBoundingClientRect().top - cards.getBoundingClientRect().bottom
+    );
+  }
+  // Error lists: no bullet, nothing left of the form's column.
+  const error = document.querySelector(".errorlist li");
+  if (error) {
+    const form = error.closest("form").getBoundingClientRect();
+    found.errorBullet = getComputedStyle(error).listStyleType;
+    found.errorOutside = Math.round(form.left - error.getBoundingClientRect().left);
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("width,height", [DESKTOP, PHONE])
+def test_chevrons_cards_and_error_lists_sit_in_their_column(site, new_page, width, height):
+    page = new_page(width, height)
+    account = site.shell(
+        "from smartaccounts.models import SmartAccount; "
+        "print(SmartAccount.objects.get(name='Demo Customer').pk)"
+    )
+    # An error list: the login form sent empty.
+    page.goto(f"{site.url}/login/")
+    page.get_by_role("button", name="Log in").click()
+    found = page.evaluate(LAYOUT)
+    assert found["errorBullet"] == "none" and found["errorOutside"] <= 0, found
+
+    log_in(page, site.url, "reseller@example.com")
+    page.goto(f"{site.url}/accounts/{account}/")
+    found = page.evaluate(LAYOUT)
+    assert found["summaryExtra"] <= 8, found  # the chevron did not wrap onto a line of its own
+
+    page.goto(f"{site.url}/accounts/{account}/overview/")
+    found = page.evaluate(LAYOUT)
+    assert found["cardsGap"] >= 16, found  # the heading after the cards does not touch them
