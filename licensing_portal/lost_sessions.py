@@ -117,8 +117,11 @@ class LostSessionMiddleware:
                 return lost_session_answer(request, "ended", 401)
             if str(user.pk) != page_user:
                 return lost_session_answer(request, "changed", 403)
+        # Who was logged in when the request came (logging out also ends with a redirect to
+        # the login page, and is no lost session).
+        was_anonymous = not request.user.is_authenticated
         response = self.get_response(request)
-        if request.user.is_authenticated or not _is_login_redirect(response):
+        if not was_anonymous or not _is_login_redirect(response):
             return response
         if htmx:
             return lost_session_answer(request, "ended", 401)
