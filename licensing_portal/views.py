@@ -12,6 +12,7 @@ from kernel.middleware import wants_problem_json
 from kernel.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response
 
 from . import health
+from .lost_sessions import lost_session_answer, session_state
 
 
 @never_cache
@@ -65,6 +66,8 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A page's form sent with a token the session no longer has: logging in (here or in
+    another tab) rotates it, so the page was made for a session that ended or changed."""
     if _wants_problem(request):
         return problem_response(
             request,
@@ -72,7 +75,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
             "permission_denied",
             "CSRF verification failed: send the portal's CSRF token with session calls.",
         )
-    return render(request, "403_csrf.html", status=403)
+    return lost_session_answer(request, session_state(request), 403)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

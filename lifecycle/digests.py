@@ -175,6 +175,7 @@ def _terms_ending(
                         "customer": lic.account.name,
                         "product": lic.product.name,
                         "quantity": lic.quantity,
+                        "unit": lic.product.unit,
                         "kind": lic.kind,
                         "ends_at": _iso(end),
                         "days_left": left,
@@ -206,6 +207,7 @@ def _renewed_and_expired(
                 "customer": lic.account.name,
                 "product": lic.product.name,
                 "quantity": lic.quantity,
+                "unit": lic.product.unit,
                 "new_ends_at": _iso(renewal.new_ends_at),
             },
             urgency=INFORMATIONAL,
@@ -221,6 +223,7 @@ def _renewed_and_expired(
                 "customer": lic.account.name,
                 "product": lic.product.name,
                 "quantity": lic.quantity,
+                "unit": lic.product.unit,
                 "ended_at": _iso(lic.ends_at),
             },
         )

@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A page whose session ended or changed says so, not "refused" (lost_sessions.py).
+    "licensing_portal.lost_sessions.LostSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -201,6 +203,8 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The back office writes dates as the portal does, UTC named (licensing_portal/formats/en).
+FORMAT_MODULE_PATH = ["licensing_portal.formats"]
 
 STATIC_URL = "/static/"
 # licensing_portal/static/ is found as the app's own static folder.

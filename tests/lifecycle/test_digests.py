@@ -107,10 +107,12 @@ def test_the_digest_goes_to_the_partners_contact_address(
     (message,) = mail.outbox
     assert message.to == ["orders@alice.example"]
     assert message.subject == "Cloud Licensing: your daily summary for 10 Mar 2031"
-    assert "- Carol Corp: Call Recording (10, perpetual) — care ends 2031-06-03, in 85 days" in (
-        message.body
+    assert (
+        "- Carol Corp: Call Recording (10 channels, perpetual) — care ends 2031-06-03, in 85 days"
+        in (message.body)
     )
     assert "https://licensing.example.test/renewals/" in message.body
+    assert "Dates and times are in UTC." in message.body
     html = message.alternatives[0][0]
     assert "Carol Corp" in html and "Call Recording" in html
     row = OutboundEmail.objects.get(kind="digest")
@@ -187,6 +189,7 @@ def test_expired_renewed_stale_and_locked_items_are_reported_once(
             "customer": "Carol Corp",
             "product": "Attendant Console",
             "quantity": 10,
+            "unit": "seats",
             "new_ends_at": "2032-03-11T07:00:00+00:00",
         }
     ]

@@ -53,7 +53,7 @@ document.addEventListener("htmx:validation:halted", (event) => {
 // that was sent (or the part of the page being refreshed), instead of nothing at all.
 function showFailure(elt, text) {
   const anchor = (elt && elt.closest("form")) || elt;
-  if (!anchor || !anchor.parentNode) return;
+  if (!anchor || !anchor.parentNode) return null;
   let note = anchor.parentNode.querySelector(":scope > .htmx-failure");
   if (!note) {
     note = document.createElement("p");
@@ -62,6 +62,7 @@ function showFailure(elt, text) {
     anchor.parentNode.insertBefore(note, anchor);
   }
   note.textContent = text;
+  return note;
 }
 function failureText(elt, status) {
   if (!(elt && elt.closest("form"))) {
@@ -73,8 +74,27 @@ function failureText(elt, status) {
   }
   return `The change did not go through (error ${status}). Reload the page and try again.`;
 }
+// A session that ended or changed (logged out, or logged in again, in another tab) is not a
+// refusal: the portal answers with X-Session and the sentence to show; offer to log in again,
+// coming back to this page (licensing_portal/lost_sessions.py).
+function showLostSession(elt, xhr) {
+  const note = showFailure(elt || document.querySelector("main"), xhr.responseText);
+  if (!note) return;
+  note.classList.add("session-lost");
+  note.append(" ");
+  const link = document.createElement("a");
+  link.href = xhr.getResponseHeader("X-Session-Login") ||
+    `/login/?next=${encodeURIComponent(location.pathname + location.search)}`;
+  link.textContent = "Log in again";
+  note.append(link);
+}
 document.addEventListener("htmx:responseError", (event) => {
-  const status = event.detail.xhr.status;
+  const xhr = event.detail.xhr;
+  if (xhr.getResponseHeader("X-Session")) {
+    showLostSession(event.detail.elt, xhr);
+    return;
+  }
+  const status = xhr.status;
   if (SWAP_REFUSALS.has(status)) return;
   showFailure(event.detail.elt, failureText(event.detail.elt, status));
 });
@@ -91,3 +111,33 @@ document.addEventListener("htmx:afterRequest", (event) => {
   const note = anchor && anchor.parentNode && anchor.parentNode.querySelector(":scope > .htmx-failure");
   if (note) note.remove();
 });
+
+// Tables on a phone: each cell carries its column's name (data-label) so that the stylesheet
+// can turn rows into small cards (portal.css, "Tables on a phone") and no page scrolls
+// sideways. Tables marked .stack label their own cells; the order lines have their own rules.
+function labelTables(root) {
+  for (const table of root.querySelectorAll("main table")) {
+    if (table.classList.contains("stack") || table.closest(".lines-stack")) continue;
+    const headRow = table.tHead && table.tHead.rows[0];
+    if (!headRow) continue;
+    const names = [];
+    for (const th of headRow.cells) {
+      const name = th.textContent.replace(/[↑↓▲▼]/g, "").replace(/\s+/g, " ").trim();
+      for (let i = 0; i < th.colSpan; i++) names.push(name);
+    }
+    table.dataset.stack = "";
+    for (const body of table.tBodies) {
+      for (const row of body.rows) {
+        let column = 0;
+        for (const cell of row.cells) {
+          if (cell.colSpan === 1 && names[column] && !cell.hasAttribute("data-label")) {
+            cell.dataset.label = names[column];
+          }
+          column += cell.colSpan;
+        }
+      }
+    }
+  }
+}
+labelTables(document);
+document.addEventListener("htmx:afterSettle", (event) => labelTables(event.detail.target.ownerDocument));
