@@ -65,7 +65,9 @@ def test_the_distributor_hears_about_licenses_from_its_orders_once_per_threshold
     assert not Reminder.objects.exists()
     to_distributor = [m for m in mail.outbox if m.to == ["orders@dist.example"]]
     assert to_distributor
-    assert "Carol Corp: Call Recording (40 channels, perpetual) — care ends" in to_distributor[0].body
+    assert (
+        "Carol Corp: Call Recording (40 channels, perpetual) — care ends" in to_distributor[0].body
+    )
 
 
 def test_a_distributor_never_hears_of_orders_another_placed(cast, carol_account, clock):
