@@ -2,12 +2,23 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Count,
+    DateField,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, Lower
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -19,6 +30,7 @@ from smartaccounts.actors import Actor
 from smartaccounts.models import CARE_EXPIRING_WITHIN, License, Product, SmartAccount
 from smartaccounts.selectors import PoolRow, accounts_for, license_pool
 
+from .charts import UsageSeries, daily_use, window
 from .documents import (
     Held,
     Subject,
@@ -28,7 +40,7 @@ from .documents import (
     held_from,
     issued_claims,
 )
-from .models import ActivationToken, Assignment, Server, ServerCredential
+from .models import ActivationToken, Assignment, Server, ServerCredential, UsageDay
 
 
 def picker_accounts_for(actor: Actor, search: str = "") -> QuerySet[SmartAccount]:
@@ -377,6 +389,59 @@ def over_use_of(
         for code, (used, held_n) in sorted(over.items())
         if code in products
     ]
+
+
+def usage_days_of(server: Server, first_day: date) -> list[tuple[date, dict[str, Any]]]:
+    """The server's recorded use per day from `first_day` on, with the last day recorded before
+    it (a steady server records nothing: that use went on into the window), oldest first. One
+    query, whatever the number of days."""
+    before = (
+        UsageDay.objects.filter(server=server, day__lt=first_day).order_by("-day").values("day")[:1]
+    )
+    start = Coalesce(Subquery(before), Value(first_day), output_field=DateField())
+    return list(
+        UsageDay.objects.filter(server=server, day__gte=start)
+        .order_by("day")
+        .values_list("day", "peaks")
+    )
+
+
+def usage_series_of(server: Server, every: list[Holding], now: datetime) -> list[UsageSeries]:
+    """One series per application the server holds, reports or recorded using in the last
+    WINDOW_DAYS days (UTC), in the order of `every` (the server's holdings), then by code. One
+    query for the days, one more only for an application the account has no license of."""
+    if server.is_pending:
+        return []
+    days = window(now.astimezone(UTC).date())
+    rows = usage_days_of(server, days[0])
+    reported = server.reported_usage or {}
+    if not rows and not reported and server.first_sync_at is None:
+        return []  # never reported any use (not synced yet, or activated offline)
+    recorded = {code for _, peaks in rows for code in peaks} | set(reported)
+    by_code = {h.product.code: h for h in every}
+    codes = [h.product.code for h in every if h.held or h.product.code in recorded]
+    missing = sorted(recorded - set(by_code))
+    products = {p.code: p for p in Product.objects.filter(code__in=missing)} if missing else {}
+    codes += [code for code in missing if code in products]
+    first_use = server.first_sync_at.astimezone(UTC).date() if server.first_sync_at else None
+    until = server.deactivated_at.astimezone(UTC).date() if server.deactivated_at else None
+    series = []
+    for code in codes:
+        holding = by_code.get(code)
+        product = holding.product if holding else products[code]
+        series.append(
+            UsageSeries(
+                code=code,
+                name=product.name,
+                unit=product.unit,
+                held=holding.held if holding else 0,
+                days=tuple(days),
+                values=tuple(
+                    daily_use(code, rows, days, reported=reported, first_use=first_use, until=until)
+                ),
+            )
+        )
+    return series
 
 
 @dataclass(frozen=True)

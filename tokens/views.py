@@ -1,6 +1,7 @@
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +32,7 @@ from smartaccounts.selectors import (
 )
 
 from . import exchange, services
+from .charts import UsageSeries, usage_chart_svg
 from .errors import TokenError
 from .forms import AssignForm, OfflineRequestForm, RenameForm, ServerForm
 from .models import Server
@@ -56,6 +58,7 @@ from .selectors import (
     same_machine_as,
     server_counts_by_state,
     servers_of,
+    usage_series_of,
     with_overview_counts,
 )
 
@@ -372,6 +375,22 @@ def over_use_fixes(over: list[OverUse], every: list[Holding]) -> list[OverUseFix
     return fixes
 
 
+@dataclass(frozen=True)
+class UsageChart:
+    series: UsageSeries
+    svg: str
+    dom_id: str
+
+
+def usage_charts(server: Server, every: list[Holding], now: datetime) -> list[UsageChart]:
+    """The server's use per application over the last days, each drawn as an SVG."""
+    charts = []
+    for n, series in enumerate(usage_series_of(server, every, now)):
+        dom_id = f"usage-{n}"
+        charts.append(UsageChart(series, usage_chart_svg(series, chart_id=dom_id), dom_id))
+    return charts
+
+
 def _server_page(
     request: PortalRequest,
     server: Server,
@@ -424,6 +443,7 @@ def _server_page(
         offline_allowed=server.state in (Server.State.PENDING, Server.State.OFFLINE),
         offline_file=offline_file,
         holds_subscription=holds_subscription(server),
+        usage_charts=usage_charts(server, every, now),
         tab="servers",
         **{
             "offline_form": OfflineRequestForm(),
