@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from kernel.metrics import run_job
@@ -66,7 +66,8 @@ def prune_told_records(*, now: datetime) -> int:
     - digests older than DIGEST_RETENTION, with the over-use reminders they recorded: an
       over-use still there is told again after that long;
     - customers' reminder e-mails older than REMINDER_RETENTION;
-    - servers' recorded use per day older than USAGE_HISTORY_DAYS (their pages' chart).
+    - servers' recorded use per day older than USAGE_HISTORY_DAYS (their pages' chart), but
+      for each server's latest such day.
 
     What was told of ends, renewals, expiries, stale servers and locked orders is one
     watermark per organization and threshold (`ToldThrough`): nothing to prune. Audit events
@@ -87,8 +88,17 @@ def prune_told_records(*, now: datetime) -> int:
     def usage_days(ids: list[Any]) -> int:
         return UsageDay.objects.filter(pk__in=ids).delete()[0]
 
+    # A server's latest day before the cutoff stays: a steady server records nothing, and its
+    # chart carries that day's use forward.
+    superseded = UsageDay.objects.filter(day__lt=usage_before).filter(
+        Exists(
+            UsageDay.objects.filter(
+                server=OuterRef("server"), day__gt=OuterRef("day"), day__lte=usage_before
+            )
+        )
+    )
     return (
         _delete_in_batches(Digest.objects.filter(day__lt=digests_before), digests)
         + _delete_in_batches(ExpiryNotice.objects.filter(day__lt=notices_before), notices)
-        + _delete_in_batches(UsageDay.objects.filter(day__lt=usage_before), usage_days)
+        + _delete_in_batches(superseded, usage_days)
     )

@@ -1,7 +1,7 @@
 """The daily jobs forget what nothing will look at again: digests after DIGEST_RETENTION (with the
 over-use reminders they recorded), customers' reminder e-mails after REMINDER_RETENTION; the
 watermarks of what was told (one per organization and threshold) and audit events stay; a
-server's recorded use per day goes after USAGE_HISTORY_DAYS."""
+server's recorded use per day goes after USAGE_HISTORY_DAYS (but for its latest such day)."""
 
 from datetime import timedelta
 from io import StringIO
@@ -99,11 +99,15 @@ def test_celery_beat_prunes_every_day_after_the_daily_jobs(history, clock):
 
 def test_a_servers_recorded_use_is_kept_for_its_chart_then_pruned(cast, carol_account, settings):
     settings.USAGE_HISTORY_DAYS = 31
-    server = ServerFactory(account=carol_account)
+    server, steady = ServerFactory(account=carol_account), ServerFactory(account=carol_account)
     for age in (40, 32, 30, 1):
         UsageDay.objects.create(server=server, day=days_ago(age).date(), peaks={"X": age})
+    # A server steady for months: its one old day is what its chart carries forward.
+    UsageDay.objects.create(server=steady, day=days_ago(90).date(), peaks={"X": 90})
 
-    assert prune_told_records(now=START) == 2
+    assert prune_told_records(now=START) == 1
 
-    kept = UsageDay.objects.order_by("day").values_list("peaks", flat=True)
-    assert list(kept) == [{"X": 30}, {"X": 1}]
+    kept = UsageDay.objects.filter(server=server).order_by("day").values_list("peaks", flat=True)
+    # The latest day before the cutoff stays with the days inside the window.
+    assert list(kept) == [{"X": 32}, {"X": 30}, {"X": 1}]
+    assert UsageDay.objects.filter(server=steady).count() == 1
