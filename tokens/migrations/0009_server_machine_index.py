@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('smartaccounts', '0006_audit_events_of_an_organization_by_action'),
-        ('tokens', '0008_usage_day'),
+        ("smartaccounts", "0006_audit_events_of_an_organization_by_action"),
+        ("tokens", "0008_usage_day"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='server',
-            index=models.Index(condition=models.Q(('fingerprint', ''), _negated=True), fields=['account', 'fingerprint'], name='server_machine_idx'),
+            model_name="server",
+            index=models.Index(
+                condition=models.Q(("fingerprint", ""), _negated=True),
+                fields=["account", "fingerprint"],
+                name="server_machine_idx",
+            ),
         ),
     ]
