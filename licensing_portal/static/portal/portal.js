@@ -117,7 +117,9 @@ document.addEventListener("htmx:afterRequest", (event) => {
 // sideways. Tables marked .stack label their own cells; the order lines have their own rules.
 function labelTables(root) {
   for (const table of root.querySelectorAll("main table")) {
-    if (table.classList.contains("stack") || table.closest(".lines-stack")) continue;
+    // A visually hidden table (a chart's data, for screen readers) keeps its 1 px box.
+    if (table.classList.contains("stack") || table.classList.contains("visually-hidden")) continue;
+    if (table.closest(".lines-stack")) continue;
     const headRow = table.tHead && table.tHead.rows[0];
     if (!headRow) continue;
     const names = [];
